@@ -1,0 +1,128 @@
+//! Step 3 of the dance, `authenticate(credentials)`: Django's
+//! `django.contrib.auth.authenticate` and its `ModelBackend`.
+//!
+//! Each configured [`AuthBackend`] is asked in turn; the first that
+//! recognises the credentials wins, and its name goes into the session so
+//! that later requests ask the same backend for the user.
+
+use std::{fmt, sync::Arc};
+
+use super::{
+    AuthContext, AuthError,
+    hashers::PasswordHasher,
+    models::{self, User},
+};
+use crate::db::{DbPool, run_blocking};
+
+/// What a visitor typed into the login form.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The username as typed.
+    pub username: String,
+    /// The password as typed. Never logged: `Debug` redacts it.
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A source of users: Django's authentication backend.
+///
+/// Both methods block (they query the database and may hash passwords); the
+/// dance calls them on the blocking pool.
+pub trait AuthBackend: Send + Sync + 'static {
+    /// The name stored in the session as `_auth_user_backend`. Renaming a
+    /// backend signs out everyone it signed in.
+    fn name(&self) -> &'static str;
+
+    /// The user these credentials identify, or `None`.
+    fn authenticate(
+        &self,
+        pool: &DbPool,
+        credentials: &Credentials,
+    ) -> Result<Option<User>, AuthError>;
+
+    /// The user with this id, if it may still use the site.
+    fn get_user(&self, pool: &DbPool, user_id: i32) -> Result<Option<User>, AuthError>;
+}
+
+/// Users from the `users` table with argon2 passwords: Django's `ModelBackend`.
+#[derive(Debug, Clone)]
+pub struct ModelBackend {
+    hasher: Arc<PasswordHasher>,
+}
+
+impl ModelBackend {
+    /// The name stored in sessions this backend signs in.
+    pub const NAME: &'static str = "porter::auth::ModelBackend";
+
+    /// A backend checking passwords with `hasher`.
+    pub fn new(hasher: Arc<PasswordHasher>) -> Self {
+        Self { hasher }
+    }
+}
+
+impl AuthBackend for ModelBackend {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn authenticate(
+        &self,
+        pool: &DbPool,
+        credentials: &Credentials,
+    ) -> Result<Option<User>, AuthError> {
+        // Give the connection back before the slow part: hashing.
+        let user = models::find_by_username(&mut *pool.get()?, &credentials.username)?;
+        let Some(user) = user else {
+            self.hasher.verify_dummy(&credentials.password);
+            return Ok(None);
+        };
+        // The password is checked even for inactive users, so that being
+        // deactivated is not visible in the response time either.
+        let password_ok = self.hasher.verify(&credentials.password, &user.password);
+        Ok((password_ok && user.is_active).then_some(user))
+    }
+
+    fn get_user(&self, pool: &DbPool, user_id: i32) -> Result<Option<User>, AuthError> {
+        let user = models::find_by_id(&mut *pool.get()?, user_id)?;
+        Ok(user.filter(|user| user.is_active))
+    }
+}
+
+/// A user together with the backend that vouched for them.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// The user.
+    pub user: User,
+    /// [`AuthBackend::name`] of the backend that authenticated them.
+    pub backend: &'static str,
+}
+
+/// Asks each backend in turn; returns the first user found, or `None`.
+pub async fn authenticate(
+    auth: &AuthContext,
+    credentials: Credentials,
+) -> Result<Option<Authenticated>, AuthError> {
+    let backends = auth.backends().to_vec();
+    let pool = auth.pool().clone();
+    let found = run_blocking(move || {
+        for backend in backends {
+            if let Some(user) = backend.authenticate(&pool, &credentials)? {
+                return Ok(Some(Authenticated {
+                    user,
+                    backend: backend.name(),
+                }));
+            }
+        }
+        Ok::<_, AuthError>(None)
+    })
+    .await??;
+    Ok(found)
+}

@@ -1,0 +1,124 @@
+//! Step 2 of the dance, the lazy user: Django's `AuthenticationMiddleware`
+//! and `SimpleLazyObject(lambda: get_user(request))`.
+//!
+//! The middleware costs nothing: it notes which user id the session claims
+//! (actix-identity's job) and hangs a [`LazyUser`] on the request. Only when
+//! a handler or guard asks for the user is the database touched, once; the
+//! answer is cached for the rest of the request.
+
+use std::{rc::Rc, time::Instant};
+
+use actix_identity::IdentityExt;
+use actix_session::{Session, SessionExt};
+use actix_web::{
+    Error, FromRequest, HttpMessage, HttpRequest,
+    body::MessageBody,
+    dev::{Payload, ServiceRequest, ServiceResponse},
+    middleware::Next,
+    web,
+};
+use futures_util::future::{Ready, ready};
+use tokio::sync::Mutex;
+
+use super::{
+    AuthContext, AuthError, User,
+    login::{SessionClaim, UserLookup, get_user},
+};
+use crate::{db::run_blocking, errors::AppError, telemetry::RequestMetrics};
+
+/// The request's user, loaded on first use.
+#[derive(Clone)]
+pub struct LazyUser(Rc<LazyUserInner>);
+
+struct LazyUserInner {
+    auth: web::Data<AuthContext>,
+    session: Session,
+    claimed_id: Option<String>,
+    /// `None` until loaded; then `Some(None)` for anonymous visitors.
+    user: Mutex<Option<Option<User>>>,
+}
+
+impl LazyUser {
+    /// The lazy user of `req`, if the middleware is installed.
+    pub fn of(req: &HttpRequest) -> Option<Self> {
+        req.extensions().get::<Self>().cloned()
+    }
+
+    /// The signed-in user, or `None` for an anonymous visitor. The first
+    /// call loads the user; later calls return the cached answer.
+    pub async fn get(&self) -> Result<Option<User>, AuthError> {
+        let mut cached = self.0.user.lock().await;
+        if let Some(user) = cached.as_ref() {
+            return Ok(user.clone());
+        }
+        let user = self.load().await?;
+        *cached = Some(user.clone());
+        Ok(user)
+    }
+
+    /// Whether the user has been loaded on this request.
+    pub async fn is_loaded(&self) -> bool {
+        self.0.user.lock().await.is_some()
+    }
+
+    /// Replaces the cached user: `login` and `logout` change who the request
+    /// is for.
+    pub async fn set(&self, user: Option<User>) {
+        *self.0.user.lock().await = Some(user);
+    }
+
+    async fn load(&self) -> Result<Option<User>, AuthError> {
+        let Some(claim) = SessionClaim::read(&self.0.session, self.0.claimed_id.as_deref()) else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let auth = self.0.auth.clone();
+        let lookup = run_blocking(move || get_user(&auth, &claim)).await??;
+        RequestMetrics::record_user_load(started.elapsed());
+        match lookup {
+            UserLookup::Found(user) => Ok(Some(user)),
+            UserLookup::Stale => {
+                // As Django: a session whose claim no longer holds is flushed,
+                // so it cannot be used again.
+                tracing::info!("session claim no longer valid; flushing the session");
+                self.0.session.purge();
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl FromRequest for LazyUser {
+    type Error = Error;
+    type Future = Ready<Result<Self, Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::of(req).ok_or_else(|| {
+            AppError::unexpected(
+                "LazyUser requested but auth::middleware::authentication is not installed",
+            )
+            .into()
+        }))
+    }
+}
+
+/// Middleware: gives every request a [`LazyUser`]. Must run inside the
+/// session and identity middleware.
+pub async fn authentication(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let auth = req
+        .app_data::<web::Data<AuthContext>>()
+        .cloned()
+        .ok_or_else(|| AppError::unexpected("AuthContext is not registered as app data"))?;
+    let claimed_id = req.get_identity().ok().and_then(|id| id.id().ok());
+    let lazy_user = LazyUser(Rc::new(LazyUserInner {
+        auth,
+        session: req.get_session(),
+        claimed_id,
+        user: Mutex::new(None),
+    }));
+    req.extensions_mut().insert(lazy_user);
+    next.call(req).await
+}

@@ -1,0 +1,132 @@
+//! Steps 2 to 5 of the dance, authentication: Django's `django.contrib.auth`.
+//!
+//! | step | here | Django |
+//! | ---- | ---- | ------ |
+//! | 2. a lazy user on every request | [`middleware`] | `AuthenticationMiddleware`, `LazyUser` |
+//! | 3. `authenticate(credentials)` | [`backends`] | `authenticate()`, `ModelBackend` |
+//! | 4. `login(request, user)` | [`login`] | `login()`, `logout()`, `get_user()` |
+//! | 5. `login_required` | [`guards`] | `@login_required` |
+//!
+//! Identity itself (which user id this session claims) is kept by
+//! actix-identity under Django's session key `_auth_user_id`.
+
+pub mod backends;
+pub mod guards;
+pub mod hashers;
+pub mod login;
+pub mod middleware;
+pub mod models;
+pub mod redirects;
+pub mod validators;
+
+use std::{fmt, sync::Arc};
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+pub use self::{
+    backends::{AuthBackend, Authenticated, Credentials, ModelBackend, authenticate},
+    guards::{CurrentUser, login_required},
+    hashers::PasswordHasher,
+    login::{SessionKeys, login, logout},
+    middleware::LazyUser,
+    models::User,
+};
+use crate::{
+    db::{DbError, DbPool},
+    settings::SecretKey,
+};
+
+/// Errors of the authentication machinery. All of them are server faults:
+/// wrong credentials are not an error, they are `Ok(None)`.
+#[derive(Debug, Error)]
+pub enum AuthError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A query failed.
+    #[error("a user query failed")]
+    Query(#[from] diesel::result::Error),
+    /// A connection could not be had.
+    #[error("no database connection available")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    /// The session could not be written.
+    #[error("the session could not be updated")]
+    Session(#[from] actix_session::SessionInsertError),
+    /// Identity could not be recorded.
+    #[error("the identity could not be recorded")]
+    Identity(#[from] actix_identity::error::LoginError),
+    /// Hashing failed.
+    #[error(transparent)]
+    Hash(#[from] hashers::HashError),
+}
+
+/// What the dance needs at run time, shared by every worker: Django's
+/// `AUTHENTICATION_BACKENDS` and the key for session auth hashes.
+pub struct AuthContext {
+    pool: DbPool,
+    backends: Vec<Arc<dyn AuthBackend>>,
+    auth_hash_key: [u8; 32],
+}
+
+impl fmt::Debug for AuthContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = self.backends.iter().map(|b| b.name()).collect();
+        f.debug_struct("AuthContext")
+            .field("backends", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthContext {
+    /// The context for `backends`, tried in order.
+    pub fn new(pool: DbPool, secret_key: &SecretKey, backends: Vec<Arc<dyn AuthBackend>>) -> Self {
+        // A key for this one purpose, so that a hash made here can never be
+        // confused with any other signature made from the same secret.
+        let mut derive = Sha256::new();
+        derive.update(b"porter.auth.session_auth_hash");
+        derive.update(secret_key.expose());
+        Self {
+            pool,
+            backends,
+            auth_hash_key: derive.finalize().into(),
+        }
+    }
+
+    /// The database pool.
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// The configured backends, in the order they are asked.
+    pub fn backends(&self) -> &[Arc<dyn AuthBackend>] {
+        &self.backends
+    }
+
+    /// The backend stored in a session under this name, if still configured.
+    pub fn backend(&self, name: &str) -> Option<&Arc<dyn AuthBackend>> {
+        self.backends.iter().find(|backend| backend.name() == name)
+    }
+
+    fn auth_hash_mac(&self, user: &User) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.auth_hash_key)
+            .expect("HMAC takes a key of any length");
+        mac.update(user.password.as_bytes());
+        mac
+    }
+
+    /// Django's `get_session_auth_hash()`: an HMAC of the user's password
+    /// hash. Stored in the session at login; when the password changes, the
+    /// hash no longer matches and the session ends.
+    pub fn session_auth_hash(&self, user: &User) -> String {
+        hex::encode(self.auth_hash_mac(user).finalize().into_bytes())
+    }
+
+    /// Whether `claimed` is this user's current session auth hash, compared
+    /// in constant time.
+    pub fn verify_session_auth_hash(&self, user: &User, claimed: &str) -> bool {
+        hex::decode(claimed)
+            .is_ok_and(|claimed| self.auth_hash_mac(user).verify_slice(&claimed).is_ok())
+    }
+}

@@ -1,0 +1,173 @@
+//! The one place where errors become pages: Django's `handler404`,
+//! `handler500` and `csrf_failure` views.
+//!
+//! Every module has its own error type; [`AppError`] gathers them and turns
+//! each into a status code and a readable page. A 5xx page never shows the
+//! cause: the log gets the whole chain, the visitor a short apology.
+
+use actix_web::{
+    HttpResponse, ResponseError,
+    error::{PayloadError, UrlencodedError},
+    http::{StatusCode, header},
+};
+use askama::Template;
+use thiserror::Error;
+
+use crate::{auth::AuthError, db::DbError};
+
+/// Any error a request can end in.
+#[derive(Debug, Error)]
+pub enum AppError {
+    /// No such page.
+    #[error("page not found")]
+    NotFound,
+    /// The route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed {
+        /// The methods the route does accept, for the `Allow` header.
+        allow: &'static str,
+    },
+    /// A POST failed the CSRF check.
+    #[error("CSRF verification failed: {0}")]
+    Csrf(&'static str),
+    /// The request could not be understood.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The body is larger than the server accepts.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// An anonymous visitor reached a page that needs a user; carries the
+    /// login URL to redirect to.
+    #[error("login required")]
+    LoginRequired(String),
+    /// The authentication machinery failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A template failed to render.
+    #[error("template rendering failed")]
+    Template(#[from] askama::Error),
+    /// Anything else that should not have happened.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl AppError {
+    /// An unexpected failure described by `message`.
+    pub fn unexpected(message: &'static str) -> Self {
+        Self::Unexpected(anyhow::anyhow!(message))
+    }
+
+    fn title_and_message(&self) -> (&'static str, String) {
+        match self {
+            Self::NotFound => ("Page not found", "There is no page at this address.".into()),
+            Self::MethodNotAllowed { allow } => (
+                "Method not allowed",
+                format!("This address only answers {allow} requests."),
+            ),
+            Self::Csrf(reason) => (
+                "Forbidden",
+                format!(
+                    "CSRF verification failed: {reason}. Reload the page you came from and try again."
+                ),
+            ),
+            Self::BadRequest(reason) => ("Bad request", format!("{reason}.")),
+            Self::PayloadTooLarge => (
+                "Request too large",
+                "What you sent is larger than this site accepts.".into(),
+            ),
+            Self::LoginRequired(_) => ("Sign in required", "Please sign in.".into()),
+            Self::Auth(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => (
+                "Server error",
+                "Something went wrong on our side. It has been logged; please try again.".into(),
+            ),
+        }
+    }
+}
+
+/// The page every error is rendered into.
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Csrf(_) => StatusCode::FORBIDDEN,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::LoginRequired(_) => StatusCode::SEE_OTHER,
+            Self::Auth(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error.cause_chain = ?self, "request failed: {self}");
+        } else if let Self::Csrf(reason) = self {
+            tracing::warn!(reason, "CSRF verification failed");
+        }
+
+        let mut response = HttpResponse::build(status);
+        match self {
+            Self::LoginRequired(location) => {
+                return response
+                    .insert_header((header::LOCATION, location.as_str()))
+                    .finish();
+            }
+            Self::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, *allow));
+            }
+            _ => {}
+        }
+        let (title, message) = self.title_and_message();
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title,
+            message: &message,
+        };
+        match page.render() {
+            Ok(html) => response.content_type("text/html; charset=utf-8").body(html),
+            Err(_) => response
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("{} {title}", status.as_u16())),
+        }
+    }
+}
+
+/// Turns a form body that failed to parse into a page, for `FormConfig`.
+pub fn form_error(err: UrlencodedError) -> AppError {
+    match err {
+        UrlencodedError::Overflow { .. } | UrlencodedError::Payload(PayloadError::Overflow) => {
+            AppError::PayloadTooLarge
+        }
+        UrlencodedError::ContentType => {
+            AppError::BadRequest("the form was not sent as a form".into())
+        }
+        other => AppError::BadRequest(format!("the form could not be read ({other})")),
+    }
+}
+
+/// Turns a body that could not be read (by the CSRF check, for one) into a page.
+pub fn body_error(err: &actix_web::Error) -> AppError {
+    match err.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => AppError::PayloadTooLarge,
+        _ => AppError::BadRequest("the request body could not be read".into()),
+    }
+}
+
+/// Turns a bad query string into a page, for `QueryConfig`.
+pub fn query_error(err: actix_web::error::QueryPayloadError) -> AppError {
+    AppError::BadRequest(format!("the address could not be read ({err})"))
+}

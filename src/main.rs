@@ -1,0 +1,29 @@
+//! `porter`: reads the settings, starts tracing, and runs the subcommand.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use porter::{
+    cli::{self, Cli, Command},
+    settings::Settings,
+    telemetry,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_tracing(&settings.rust_log);
+    match cli::run(cli.command.unwrap_or(Command::Serve), settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Step 1 of the dance, the session framework: Django's
+//! `django.contrib.sessions`.
+//!
+//! actix-session's `SessionMiddleware` plays `SessionMiddleware`: it reads
+//! the session cookie (which holds nothing but an opaque key), loads the
+//! session from the configured engine, lets handlers use it as a map, and
+//! saves it at the end of the request, only when it changed (step 6).
+//!
+//! The engine is a setting ([`SessionEngine`]):
+//!
+//! | engine   | where the data lives         | the cookie holds            |
+//! | -------- | ---------------------------- | --------------------------- |
+//! | `db`     | a row in `sessions`          | the key, signed             |
+//! | `cookie` | the cookie itself            | the data, signed+encrypted  |
+//!
+//! Like Django's, this framework knows nothing of users.
+
+pub mod db_store;
+pub mod models;
+
+use std::time::Instant;
+
+use actix_session::{
+    SessionMiddleware,
+    config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy},
+    storage::{CookieSessionStore, LoadError, SaveError, SessionKey, SessionStore, UpdateError},
+};
+use actix_web::cookie::{Key, SameSite, time::Duration};
+
+pub use self::db_store::{DbSessionStore, SessionState};
+use crate::{db::DbPool, settings::SessionEngine, telemetry::RequestMetrics};
+
+/// The session cookie's name: Django's `SESSION_COOKIE_NAME`.
+pub const SESSION_COOKIE_NAME: &str = "sessionid";
+
+/// The store behind the session middleware, chosen at run time by
+/// `SESSION_ENGINE`. It also reports how long each load took.
+#[derive(Clone, Debug)]
+pub enum SessionBackend {
+    /// The `db` engine.
+    Db(DbSessionStore),
+    /// The `cookie` engine.
+    Cookie,
+}
+
+impl SessionBackend {
+    /// The store for `engine`. `user_id_key` names the session key holding
+    /// the signed-in user's id, for stores that index sessions by user.
+    pub fn new(engine: SessionEngine, pool: &DbPool, user_id_key: &'static str) -> Self {
+        match engine {
+            SessionEngine::Db => {
+                Self::Db(DbSessionStore::new(pool.clone()).with_user_id_key(user_id_key))
+            }
+            SessionEngine::Cookie => Self::Cookie,
+        }
+    }
+
+    /// A server-side store only needs the cookie signed (the key is random
+    /// and carries nothing); the cookie store must also encrypt its data.
+    fn cookie_content_security(&self) -> CookieContentSecurity {
+        match self {
+            Self::Db(_) => CookieContentSecurity::Signed,
+            Self::Cookie => CookieContentSecurity::Private,
+        }
+    }
+}
+
+impl SessionStore for SessionBackend {
+    async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
+        let started = Instant::now();
+        let state = match self {
+            Self::Db(store) => store.load(session_key).await,
+            Self::Cookie => CookieSessionStore::default().load(session_key).await,
+        };
+        RequestMetrics::record_session_load(started.elapsed());
+        state
+    }
+
+    async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        match self {
+            Self::Db(store) => store.save(state, ttl).await,
+            Self::Cookie => CookieSessionStore::default().save(state, ttl).await,
+        }
+    }
+
+    async fn update(
+        &self,
+        session_key: SessionKey,
+        state: SessionState,
+        ttl: &Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        match self {
+            Self::Db(store) => store.update(session_key, state, ttl).await,
+            Self::Cookie => {
+                CookieSessionStore::default()
+                    .update(session_key, state, ttl)
+                    .await
+            }
+        }
+    }
+
+    async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
+        match self {
+            Self::Db(store) => store.update_ttl(session_key, ttl).await,
+            Self::Cookie => {
+                CookieSessionStore::default()
+                    .update_ttl(session_key, ttl)
+                    .await
+            }
+        }
+    }
+
+    async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
+        match self {
+            Self::Db(store) => store.delete(session_key).await,
+            Self::Cookie => CookieSessionStore::default().delete(session_key).await,
+        }
+    }
+}
+
+/// How the session cookie is issued.
+#[derive(Clone)]
+pub struct SessionCookieSettings {
+    /// Key that signs (and for the cookie engine, encrypts) the cookie.
+    pub key: Key,
+    /// Send the cookie over HTTPS only.
+    pub secure: bool,
+    /// How long an unmodified session lives.
+    pub ttl: std::time::Duration,
+}
+
+impl std::fmt::Debug for SessionCookieSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCookieSettings")
+            .field("key", &"[redacted]")
+            .field("secure", &self.secure)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+/// The session middleware: step 1 on the way in, step 6 on the way out.
+pub fn middleware(
+    backend: SessionBackend,
+    cookie: &SessionCookieSettings,
+) -> SessionMiddleware<SessionBackend> {
+    let ttl = Duration::try_from(cookie.ttl).unwrap_or(Duration::WEEK);
+    let content_security = backend.cookie_content_security();
+    SessionMiddleware::builder(backend, cookie.key.clone())
+        .cookie_name(SESSION_COOKIE_NAME.to_owned())
+        .cookie_secure(cookie.secure)
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Lax)
+        .cookie_path("/".to_owned())
+        .cookie_content_security(content_security)
+        // As Django with SESSION_SAVE_EVERY_REQUEST off: the expiry moves only
+        // when the session is saved, so a request that changes nothing writes
+        // nothing.
+        .session_lifecycle(
+            PersistentSession::default()
+                .session_ttl(ttl)
+                .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+        )
+        .build()
+}

@@ -1,0 +1,383 @@
+//! Settings: Django's `settings.py`, read from the environment.
+//!
+//! Every value comes from an environment variable (a `.env` file, when
+//! present, is loaded into the environment first). Each one is parsed into a
+//! typed field here, once, at start-up; a bad value stops Porter with one line
+//! that names the setting and says what is wrong with it.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use thiserror::Error;
+
+/// How long a session lives without being modified: two weeks, as Django's
+/// `SESSION_COOKIE_AGE`.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+
+/// Where a debug server keeps the secret key it generated for itself.
+pub const DEBUG_SECRET_KEY_FILE: &str = ".porter-secret-key";
+
+/// The minimum length of `SECRET_KEY`, in bytes. Cookie signing and
+/// encryption keys are derived from it.
+pub const MIN_SECRET_KEY_LEN: usize = 64;
+
+/// A setting that could not be read.
+#[derive(Debug, Error)]
+#[error("{setting}: {problem}")]
+pub struct SettingsError {
+    /// The environment variable at fault.
+    pub setting: &'static str,
+    /// What is wrong with it, in words an operator can act on.
+    pub problem: String,
+}
+
+impl SettingsError {
+    fn new(setting: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            setting,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Which store keeps session data: Django's `SESSION_ENGINE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEngine {
+    /// A row per session in the database (the default).
+    Db,
+    /// All session data in a signed, encrypted cookie; nothing server-side.
+    Cookie,
+}
+
+impl SessionEngine {
+    /// The value of `SESSION_ENGINE` that selects this engine.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Db => "db",
+            Self::Cookie => "cookie",
+        }
+    }
+}
+
+/// The secret that signs cookies and session auth hashes.
+///
+/// Its `Debug` output is redacted so that it can never reach a log line.
+#[derive(Clone)]
+pub struct SecretKey(String);
+
+impl SecretKey {
+    /// Wraps a secret, checking its length.
+    pub fn new(value: String) -> Result<Self, SettingsError> {
+        if value.len() < MIN_SECRET_KEY_LEN {
+            return Err(SettingsError::new(
+                "SECRET_KEY",
+                format!(
+                    "must be at least {MIN_SECRET_KEY_LEN} bytes long (it is {}); \
+                     generate one with `openssl rand -hex 64`",
+                    value.len()
+                ),
+            ));
+        }
+        Ok(Self(value))
+    }
+
+    /// A fresh random key, hex-encoded.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 64];
+        rand::fill(&mut bytes);
+        Self(hex::encode(bytes))
+    }
+
+    /// The raw secret, for deriving keys from it.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey([redacted])")
+    }
+}
+
+/// Porter's typed settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `DEBUG`: development conveniences (a generated secret key, cookies
+    /// over plain http). Defaults to on in debug builds, off in release ones.
+    pub debug: bool,
+    /// `DATABASE_URL`: where users and sessions live.
+    pub database_url: String,
+    /// `SESSION_ENGINE`: `db` or `cookie`.
+    pub session_engine: SessionEngine,
+    /// `SECRET_KEY`: signs cookies and session auth hashes.
+    pub secret_key: SecretKey,
+    /// `BIND`: the `host:port` the server listens on.
+    pub bind: String,
+    /// `COOKIE_SECURE`: send cookies over HTTPS only. Defaults to `!debug`.
+    pub cookie_secure: bool,
+    /// `SESSION_TTL`: how long an unmodified session lives, in seconds.
+    pub session_ttl: Duration,
+    /// `RUST_LOG`: the tracing filter.
+    pub rust_log: String,
+}
+
+impl Settings {
+    /// Reads the settings from the process environment, after loading `.env`
+    /// when there is one.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(err) if err.not_found() => {}
+            Err(err) => return Err(SettingsError::new(".env", err.to_string())),
+        }
+        Self::from_lookup(|name| std::env::var(name).ok(), Path::new("."))
+    }
+
+    /// Reads the settings through `lookup`, which returns the value of a
+    /// variable if set. Tests pass a map here instead of touching the
+    /// process environment. `state_dir` is where a debug server may keep its
+    /// generated secret key.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        state_dir: &Path,
+    ) -> Result<Self, SettingsError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+
+        let debug = match get("DEBUG") {
+            Some(value) => parse_bool("DEBUG", &value)?,
+            None => cfg!(debug_assertions),
+        };
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://porter.db".into());
+        check_database_url(&database_url)?;
+
+        let session_engine = match get("SESSION_ENGINE").as_deref().map(str::trim) {
+            None | Some("db") => SessionEngine::Db,
+            Some("cookie") => SessionEngine::Cookie,
+            Some(other) => {
+                return Err(SettingsError::new(
+                    "SESSION_ENGINE",
+                    format!("unknown engine {other:?}; expected \"db\" or \"cookie\""),
+                ));
+            }
+        };
+
+        let secret_key = match get("SECRET_KEY") {
+            Some(value) => SecretKey::new(value)?,
+            None if debug => debug_secret_key(&state_dir.join(DEBUG_SECRET_KEY_FILE))?,
+            None => {
+                return Err(SettingsError::new(
+                    "SECRET_KEY",
+                    "is required when DEBUG is off; generate one with `openssl rand -hex 64`",
+                ));
+            }
+        };
+
+        let bind = get("BIND").unwrap_or_else(|| "127.0.0.1:8080".into());
+        check_bind(&bind)?;
+
+        let cookie_secure = match get("COOKIE_SECURE") {
+            Some(value) => parse_bool("COOKIE_SECURE", &value)?,
+            None => !debug,
+        };
+        let session_ttl = match get("SESSION_TTL") {
+            Some(value) => parse_duration("SESSION_TTL", &value)?,
+            None => DEFAULT_SESSION_TTL,
+        };
+        let rust_log = get("RUST_LOG").unwrap_or_else(|| "info".into());
+
+        Ok(Self {
+            debug,
+            database_url,
+            session_engine,
+            secret_key,
+            bind,
+            cookie_secure,
+            session_ttl,
+            rust_log,
+        })
+    }
+}
+
+fn parse_bool(setting: &'static str, value: &str) -> Result<bool, SettingsError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(SettingsError::new(
+            setting,
+            format!("{value:?} is not a boolean; use true or false"),
+        )),
+    }
+}
+
+/// Parses `3600`, `3600s`, `60m`, `12h` or `14d`.
+fn parse_duration(setting: &'static str, value: &str) -> Result<Duration, SettingsError> {
+    let value = value.trim();
+    let (number, unit_secs) = match value.char_indices().last() {
+        Some((i, 's')) => (&value[..i], 1),
+        Some((i, 'm')) => (&value[..i], 60),
+        Some((i, 'h')) => (&value[..i], 60 * 60),
+        Some((i, 'd')) => (&value[..i], 24 * 60 * 60),
+        _ => (value, 1),
+    };
+    let invalid = || {
+        SettingsError::new(
+            setting,
+            format!(
+                "{value:?} is not a duration; use seconds (3600) or a number with s, m, h or d (14d)"
+            ),
+        )
+    };
+    let number: u64 = number.trim().parse().map_err(|_| invalid())?;
+    let secs = number.checked_mul(unit_secs).ok_or_else(invalid)?;
+    if secs == 0 {
+        return Err(SettingsError::new(setting, "must be longer than zero"));
+    }
+    // Cookie and database expiry times must stay representable.
+    if secs > 10 * 365 * 24 * 60 * 60 {
+        return Err(SettingsError::new(setting, "must be at most ten years"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn check_database_url(url: &str) -> Result<(), SettingsError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(SettingsError::new(
+            "DATABASE_URL",
+            "PostgreSQL is not supported by this build yet; use sqlite://PATH",
+        ));
+    }
+    if let Some((scheme, _)) = url.split_once("://")
+        && scheme != "sqlite"
+    {
+        return Err(SettingsError::new(
+            "DATABASE_URL",
+            format!("unknown scheme {scheme:?}; use sqlite://PATH"),
+        ));
+    }
+    if crate::db::sqlite_path(url).is_empty() {
+        return Err(SettingsError::new(
+            "DATABASE_URL",
+            "names no database file; use sqlite://PATH",
+        ));
+    }
+    Ok(())
+}
+
+fn check_bind(bind: &str) -> Result<(), SettingsError> {
+    let port_ok = bind
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if port_ok {
+        Ok(())
+    } else {
+        Err(SettingsError::new(
+            "BIND",
+            format!("{bind:?} is not host:port (for example 127.0.0.1:8080)"),
+        ))
+    }
+}
+
+/// In debug mode a missing `SECRET_KEY` is generated once and kept in a
+/// local file, so that sessions survive a restart of the development server.
+fn debug_secret_key(path: &PathBuf) -> Result<SecretKey, SettingsError> {
+    let problem = |err: std::io::Error| {
+        SettingsError::new(
+            "SECRET_KEY",
+            format!("is unset and {} could not be used: {err}", path.display()),
+        )
+    };
+    match std::fs::read_to_string(path) {
+        Ok(existing) => SecretKey::new(existing.trim().to_owned()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let key = SecretKey::generate();
+            std::fs::write(path, &key.0).map_err(problem)?;
+            Ok(key)
+        }
+        Err(err) => Err(problem(err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        Settings::from_lookup(|name| vars.get(name).cloned(), dir.path())
+    }
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_are_sensible() {
+        let s = settings(&[("DEBUG", "false"), ("SECRET_KEY", KEY)]).expect("valid");
+        assert_eq!(s.database_url, "sqlite://porter.db");
+        assert_eq!(s.session_engine, SessionEngine::Db);
+        assert_eq!(s.bind, "127.0.0.1:8080");
+        assert!(s.cookie_secure, "cookies are Secure outside debug");
+        assert_eq!(s.session_ttl, DEFAULT_SESSION_TTL);
+    }
+
+    #[test]
+    fn a_missing_secret_key_outside_debug_names_the_setting() {
+        let err = settings(&[("DEBUG", "0")]).expect_err("must fail");
+        assert_eq!(err.setting, "SECRET_KEY");
+    }
+
+    #[test]
+    fn a_short_secret_key_is_refused() {
+        let err = settings(&[("SECRET_KEY", "short")]).expect_err("must fail");
+        assert!(
+            err.to_string()
+                .starts_with("SECRET_KEY: must be at least 64 bytes")
+        );
+    }
+
+    #[test]
+    fn debug_generates_a_secret_key_and_keeps_it() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let lookup = |name: &str| (name == "DEBUG").then(|| "true".to_string());
+        let first = Settings::from_lookup(lookup, dir.path()).expect("valid");
+        let second = Settings::from_lookup(lookup, dir.path()).expect("valid");
+        assert_eq!(first.secret_key.expose(), second.secret_key.expose());
+        assert!(!first.cookie_secure, "debug serves cookies over plain http");
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        for (name, value) in [
+            ("SESSION_ENGINE", "memcached"),
+            ("COOKIE_SECURE", "maybe"),
+            ("SESSION_TTL", "forever"),
+            ("SESSION_TTL", "0"),
+            ("BIND", "8080"),
+            ("DATABASE_URL", "mysql://localhost/porter"),
+            ("DEBUG", "2"),
+        ] {
+            let err = settings(&[("SECRET_KEY", KEY), (name, value)]).expect_err(value);
+            assert_eq!(err.setting, name, "{value}");
+        }
+    }
+
+    #[test]
+    fn durations_take_units() {
+        let s = settings(&[("SECRET_KEY", KEY), ("SESSION_TTL", "2h")]).expect("valid");
+        assert_eq!(s.session_ttl, Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn the_secret_key_never_shows_in_debug_output() {
+        let s = settings(&[("SECRET_KEY", KEY)]).expect("valid");
+        assert!(!format!("{s:?}").contains(KEY));
+    }
+}

@@ -1,0 +1,168 @@
+//! Start-up: the wiring of the whole dance, shared by `main` and the tests.
+//!
+//! [`AppState`] is built once (database pool, password hasher, backends);
+//! [`build_app`] turns it into an actix `App` with the middleware in the
+//! order a request meets them; [`Application`] binds and serves it.
+
+use std::{net::TcpListener, sync::Arc};
+
+use actix_identity::IdentityMiddleware;
+use actix_web::{
+    App, HttpServer,
+    body::MessageBody,
+    cookie::Key,
+    dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse},
+    middleware::from_fn,
+    web,
+};
+use anyhow::Context;
+use tracing_actix_web::TracingLogger;
+
+use crate::{
+    auth::{self, AuthBackend, AuthContext, ModelBackend, PasswordHasher, SessionKeys},
+    csrf::{self, CsrfConfig},
+    db::{self, DbPool},
+    errors,
+    sessions::{self, SessionBackend, SessionCookieSettings},
+    settings::Settings,
+    telemetry, urls,
+};
+
+/// The largest form body accepted; larger ones get `413`.
+pub const FORM_LIMIT: usize = 64 * 1024;
+
+/// Everything the app needs, built once and shared by every worker.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The settings the app was built from.
+    pub settings: Settings,
+    /// The database pool.
+    pub pool: DbPool,
+    /// Backends and keys for the dance.
+    pub auth: web::Data<AuthContext>,
+    /// The password hasher (also used by the CLI).
+    pub hasher: Arc<PasswordHasher>,
+    session_backend: SessionBackend,
+    session_cookie: SessionCookieSettings,
+}
+
+impl AppState {
+    /// Connects to the database (applying migrations) and prepares the dance.
+    /// Blocking: call it before serving, or from a blocking context.
+    pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        let pool = db::connect(&settings.database_url)
+            .with_context(|| format!("DATABASE_URL: cannot open {}", settings.database_url))?;
+        let hasher = Arc::new(PasswordHasher::default());
+        let backends: Vec<Arc<dyn AuthBackend>> =
+            vec![Arc::new(ModelBackend::new(Arc::clone(&hasher)))];
+        let auth = web::Data::new(AuthContext::new(
+            pool.clone(),
+            &settings.secret_key,
+            backends,
+        ));
+        let session_backend =
+            SessionBackend::new(settings.session_engine, &pool, SessionKeys::USER_ID);
+        let session_cookie = SessionCookieSettings {
+            key: cookie_key(&settings),
+            secure: settings.cookie_secure,
+            ttl: settings.session_ttl,
+        };
+        Ok(Self {
+            settings,
+            pool,
+            auth,
+            hasher,
+            session_backend,
+            session_cookie,
+        })
+    }
+}
+
+/// The key that signs and encrypts cookies, derived from `SECRET_KEY`.
+pub fn cookie_key(settings: &Settings) -> Key {
+    Key::derive_from(settings.secret_key.expose())
+}
+
+/// The app: routes, their shared data, and the middleware around them.
+pub fn build_app(
+    state: &AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody + use<>>,
+        Error = actix_web::Error,
+        InitError = (),
+    > + use<>,
+> {
+    App::new()
+        .app_data(web::Data::new(state.pool.clone()))
+        .app_data(state.auth.clone())
+        .app_data(web::Data::new(CsrfConfig {
+            cookie_secure: state.settings.cookie_secure,
+        }))
+        .app_data(web::PayloadConfig::new(FORM_LIMIT))
+        .app_data(
+            web::FormConfig::default()
+                .limit(FORM_LIMIT)
+                .error_handler(|err, _| errors::form_error(err).into()),
+        )
+        .app_data(
+            web::QueryConfig::default().error_handler(|err, _| errors::query_error(err).into()),
+        )
+        .configure(urls::routes)
+        .default_service(urls::not_found())
+        // actix runs the middleware added last first. A request meets them
+        // from the bottom up:
+        //   tracing → Server-Timing → CSRF → session (1) → identity → lazy user (2) → view
+        // and the response goes back through them top down, the session
+        // middleware saving a modified session on its way out (6).
+        .wrap(from_fn(auth::middleware::authentication))
+        .wrap(
+            IdentityMiddleware::builder()
+                .id_key(SessionKeys::USER_ID)
+                .build(),
+        )
+        .wrap(sessions::middleware(
+            state.session_backend.clone(),
+            &state.session_cookie,
+        ))
+        .wrap(from_fn(csrf::protect))
+        .wrap(from_fn(telemetry::server_timing))
+        .wrap(TracingLogger::default())
+}
+
+/// A running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Builds the state and binds `settings.bind` (port 0 picks a free port).
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let state = AppState::new(settings)?;
+        Self::serve(state)
+    }
+
+    /// Binds and starts serving an already built state.
+    pub fn serve(state: AppState) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&state.settings.bind)
+            .with_context(|| format!("BIND: cannot listen on {}", state.settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || build_app(&state))
+            .listen(listener)?
+            .run();
+        Ok(Self { port, server })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped (Ctrl-C, SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,106 @@
+//! Observability: the tracing subscriber, and per-request metrics reported
+//! in a `Server-Timing` header (what Django Debug Toolbar shows in a panel).
+//!
+//! The header says how long the session took to load (`session`), how long
+//! the user took to load (`user`, present only when the lazy user was
+//! actually loaded), and how many database queries the request ran (`db`):
+//!
+//! ```text
+//! Server-Timing: session;dur=0.41, user;dur=0.38, db;dur=0.62;desc="2 queries"
+//! ```
+
+use std::{cell::Cell, rc::Rc, time::Duration};
+
+use actix_web::{
+    Error,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{HeaderName, HeaderValue},
+    middleware::Next,
+};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global tracing subscriber, filtered by `rust_log`
+/// (`RUST_LOG` syntax). Calling it twice is harmless.
+pub fn init_tracing(rust_log: &str) {
+    let filter = EnvFilter::try_new(rust_log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+tokio::task_local! {
+    static CURRENT: Rc<RequestMetrics>;
+}
+
+/// What one request spent on the session, the user and the database.
+#[derive(Debug, Default)]
+pub struct RequestMetrics {
+    session: Cell<Option<Duration>>,
+    user: Cell<Option<Duration>>,
+    queries: Cell<u64>,
+    db_time: Cell<Duration>,
+}
+
+impl RequestMetrics {
+    fn with_current(record: impl FnOnce(&RequestMetrics)) {
+        // Outside a request (the CLI, start-up) there is nothing to record.
+        let _ = CURRENT.try_with(|metrics| record(metrics));
+    }
+
+    /// Records that the session was loaded from its store, and how long it took.
+    pub fn record_session_load(took: Duration) {
+        Self::with_current(|m| {
+            m.session
+                .set(Some(m.session.get().unwrap_or_default() + took))
+        });
+    }
+
+    /// Records that the lazy user was loaded, and how long it took.
+    pub fn record_user_load(took: Duration) {
+        Self::with_current(|m| m.user.set(Some(took)));
+    }
+
+    /// Records database work done on the request's behalf.
+    pub fn record_queries(count: u64, took: Duration) {
+        Self::with_current(|m| {
+            m.queries.set(m.queries.get() + count);
+            m.db_time.set(m.db_time.get() + took);
+        });
+    }
+
+    fn server_timing(&self) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut entries = Vec::with_capacity(3);
+        if let Some(took) = self.session.get() {
+            entries.push(format!("session;dur={:.2}", ms(took)));
+        }
+        if let Some(took) = self.user.get() {
+            entries.push(format!("user;dur={:.2}", ms(took)));
+        }
+        let queries = self.queries.get();
+        let noun = if queries == 1 { "query" } else { "queries" };
+        entries.push(format!(
+            "db;dur={:.2};desc=\"{queries} {noun}\"",
+            ms(self.db_time.get())
+        ));
+        entries.join(", ")
+    }
+}
+
+/// Middleware: collects [`RequestMetrics`] for everything inside it and adds
+/// the `Server-Timing` header to the response.
+pub async fn server_timing(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let metrics = Rc::new(RequestMetrics::default());
+    let mut res = CURRENT.scope(Rc::clone(&metrics), next.call(req)).await?;
+    if let Ok(value) = HeaderValue::from_str(&metrics.server_timing()) {
+        res.headers_mut()
+            .insert(HeaderName::from_static("server-timing"), value);
+    }
+    Ok(res)
+}

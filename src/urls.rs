@@ -1,0 +1,55 @@
+//! The whole route table on one screen: Django's `urls.py`.
+//!
+//! Paths and form field names here are part of Porter's contract with
+//! browsers and tools; see the README before changing one.
+
+use actix_web::{HttpResponse, Route, middleware::from_fn, web};
+
+use crate::{
+    auth::login_required,
+    errors::AppError,
+    views::{accounts, health, home, static_files},
+};
+
+/// The home page.
+pub const HOME: &str = "/";
+/// The login form.
+pub const LOGIN: &str = "/login";
+/// Where the logout form posts.
+pub const LOGOUT: &str = "/logout";
+/// The signed-in user's profile, and where login lands by default.
+pub const PROFILE: &str = "/profile";
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(home::home)
+        .service(
+            web::resource(LOGIN)
+                .get(accounts::login_form)
+                .post(accounts::login_submit)
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource(LOGOUT)
+                .post(accounts::logout)
+                .default_service(not_allowed("POST")),
+        )
+        .service(
+            web::resource(PROFILE)
+                .wrap(from_fn(login_required))
+                .get(accounts::profile)
+                .default_service(not_allowed("GET")),
+        )
+        .service(health::healthz)
+        .service(static_files::asset);
+}
+
+/// The answer for a method a route does not take: `405` with `Allow`.
+fn not_allowed(allow: &'static str) -> Route {
+    web::to(move || async move { Err::<HttpResponse, _>(AppError::MethodNotAllowed { allow }) })
+}
+
+/// The answer for a path no route takes: `404`.
+pub fn not_found() -> Route {
+    web::to(|| async { Err::<HttpResponse, _>(AppError::NotFound) })
+}

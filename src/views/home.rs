@@ -1,0 +1,32 @@
+//! `GET /`: who is signed in, or a link to sign in.
+
+use actix_web::{HttpResponse, get};
+use askama::Template;
+
+use crate::{
+    auth::{LazyUser, User},
+    csrf::CsrfToken,
+    errors::AppError,
+    views::render,
+};
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    user: Option<User>,
+    csrf_token: String,
+}
+
+/// The home page. For an anonymous visitor it runs no query: the lazy user
+/// finds no claim in the session and never reaches the database.
+#[get("/")]
+pub async fn home(user: LazyUser, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
+    let user = user.get().await?;
+    // Only the sign-out button needs a token; anonymous pages set no cookie.
+    let csrf_token = if user.is_some() {
+        csrf.form_value()
+    } else {
+        String::new()
+    };
+    render(&HomePage { user, csrf_token })
+}
