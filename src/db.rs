@@ -120,13 +120,20 @@ where
     .await?
 }
 
+/// How long a health check waits for a connection: load balancers want a
+/// quick answer, and a database that cannot hand out a connection in this
+/// time is not serving.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Answers whether the database can run a query right now.
 pub async fn ping(pool: &DbPool) -> Result<(), DbError> {
-    with_conn(pool, |conn| {
+    let pool = pool.clone();
+    run_blocking(move || {
+        let mut conn = pool.get_timeout(PING_TIMEOUT)?;
         conn.batch_execute("SELECT 1")?;
         Ok(())
     })
-    .await
+    .await?
 }
 
 thread_local! {

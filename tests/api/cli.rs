@@ -1,0 +1,131 @@
+//! The `porter` command line, run as a user would run it.
+
+use std::{
+    io::Write,
+    process::{Command, Output, Stdio},
+};
+
+use crate::helpers::{TEST_SECRET_KEY, TestUser, spawn_app};
+
+fn porter(database_url: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_porter"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("SECRET_KEY", TEST_SECRET_KEY)
+        .env("DEBUG", "false")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("porter runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("porter finishes")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[actix_web::test]
+async fn createuser_makes_a_user_who_can_sign_in() {
+    let app = spawn_app().await;
+    let out = porter(
+        &app.database_url(),
+        &["createuser", "bob", "--password-stdin"],
+        "correct horse battery\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("User \"bob\" created"));
+
+    let res = app
+        .submit_form(
+            "/login",
+            "/login",
+            &[("username", "bob"), ("password", "correct horse battery")],
+        )
+        .await;
+    assert_eq!(res.location(), Some("/profile"));
+}
+
+#[actix_web::test]
+async fn createuser_refuses_a_taken_name_and_a_short_password() {
+    let app = spawn_app().await;
+    TestUser::create(&app, "alice");
+
+    let out = porter(
+        &app.database_url(),
+        &["createuser", "ALICE", "--password-stdin"],
+        "long enough pw\n",
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+
+    let out = porter(
+        &app.database_url(),
+        &["createuser", "carol", "--password-stdin"],
+        "short\n",
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("too short"), "{}", stderr(&out));
+
+    let out = porter(
+        &app.database_url(),
+        &["createuser", "bad name", "--password-stdin"],
+        "long enough pw\n",
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("username"), "{}", stderr(&out));
+}
+
+#[actix_web::test]
+async fn session_show_prints_the_user_id_and_backend_after_a_login() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    let cookie = app.cookie("sessionid").expect("a session cookie");
+
+    let out = porter(&app.database_url(), &["session", "show", &cookie], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let decoded: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON output");
+    assert_eq!(decoded["_auth_user_id"], alice.id.to_string());
+    assert_eq!(decoded["_auth_user_backend"], "porter::auth::ModelBackend");
+
+    let out = porter(&app.database_url(), &["session", "show", "no-such-key"], "");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no session has that key"));
+}
+
+#[actix_web::test]
+async fn a_bad_setting_stops_with_one_line_naming_it() {
+    let app = spawn_app().await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_porter"));
+    let out = cmd
+        .args(["migrate"])
+        .env("DATABASE_URL", app.database_url())
+        .env("SECRET_KEY", TEST_SECRET_KEY)
+        .env("SESSION_ENGINE", "memcached")
+        .output()
+        .expect("porter runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("SESSION_ENGINE"));
+}
+
+#[actix_web::test]
+async fn migrate_reports_an_up_to_date_database() {
+    let app = spawn_app().await;
+    let out = porter(&app.database_url(), &["migrate"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("0 migration(s) applied"));
+}

@@ -1,0 +1,305 @@
+//! `TestApp`: the real app on a fresh database, and a browser-like client
+//! that keeps cookies between requests.
+
+use std::{cell::RefCell, collections::BTreeMap};
+
+use actix_http::Request;
+use actix_web::{
+    body::MessageBody,
+    cookie::Cookie,
+    dev::{Service, ServiceResponse},
+    http::{StatusCode, header},
+    test,
+};
+use diesel::prelude::*;
+use porter::{
+    auth::models::{self, NewUser, User},
+    db::PooledConn,
+    schema::sessions,
+    settings::Settings,
+    startup::{AppState, build_app},
+};
+use tempfile::TempDir;
+
+/// A secret key for tests only.
+pub const TEST_SECRET_KEY: &str =
+    "test-secret-key-test-secret-key-test-secret-key-test-secret-key-0123456789";
+
+/// Settings for a test: a database in `dir`, plus `overrides`.
+pub fn test_settings(dir: &TempDir, overrides: &[(&str, &str)]) -> Settings {
+    let database = dir.path().join("porter.db");
+    let mut vars = BTreeMap::from([
+        ("DEBUG".to_owned(), "false".to_owned()),
+        ("SECRET_KEY".to_owned(), TEST_SECRET_KEY.to_owned()),
+        (
+            "DATABASE_URL".to_owned(),
+            format!("sqlite://{}", database.display()),
+        ),
+    ]);
+    for (name, value) in overrides {
+        vars.insert((*name).to_owned(), (*value).to_owned());
+    }
+    Settings::from_lookup(|name| vars.get(name).cloned(), dir.path()).expect("valid test settings")
+}
+
+/// The app under test and a client with its own cookie jar.
+pub struct TestApp<S> {
+    service: S,
+    /// The state the app was built from: the pool, the hasher, the settings.
+    pub state: AppState,
+    cookies: RefCell<BTreeMap<String, String>>,
+    /// Holds the test's database; deleted when the test ends.
+    _dir: TempDir,
+}
+
+/// Builds the app on a fresh database with the default settings.
+pub async fn spawn_app() -> TestApp<
+    impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
+> {
+    spawn_app_with(&[]).await
+}
+
+/// Builds the app on a fresh database with some settings overridden.
+pub async fn spawn_app_with(
+    overrides: &[(&str, &str)],
+) -> TestApp<
+    impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
+> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let state = AppState::new(test_settings(&dir, overrides)).expect("the app state builds");
+    let service = test::init_service(build_app(&state)).await;
+    TestApp {
+        service,
+        state,
+        cookies: RefCell::default(),
+        _dir: dir,
+    }
+}
+
+/// What a response showed: enough to assert what a user would see.
+#[derive(Debug)]
+pub struct TestResponse {
+    /// The status code.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: header::HeaderMap,
+    /// The body as text.
+    pub body: String,
+}
+
+impl TestResponse {
+    /// The `Location` header.
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get(header::LOCATION)?.to_str().ok()
+    }
+
+    /// The `Server-Timing` header.
+    pub fn server_timing(&self) -> &str {
+        self.headers
+            .get("server-timing")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The number of queries the request ran, from `Server-Timing`.
+    pub fn query_count(&self) -> u64 {
+        let timing = self.server_timing();
+        let desc = timing
+            .split(", ")
+            .find(|entry| entry.starts_with("db;"))
+            .and_then(|entry| entry.split("desc=\"").nth(1))
+            .unwrap_or_else(|| panic!("no db entry in Server-Timing: {timing:?}"));
+        desc.split(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a query count")
+    }
+
+    /// Whether the request loaded the user, from `Server-Timing`.
+    pub fn loaded_user(&self) -> bool {
+        self.server_timing()
+            .split(", ")
+            .any(|entry| entry.starts_with("user;"))
+    }
+
+    /// The `Set-Cookie` header for cookie `name`, parsed.
+    pub fn set_cookie(&self, name: &str) -> Option<Cookie<'static>> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .filter_map(|value| Cookie::parse_encoded(value.to_str().ok()?.to_owned()).ok())
+            .find(|cookie| cookie.name() == name)
+    }
+
+    /// The value of the first hidden `csrf_token` field on the page.
+    pub fn csrf_token(&self) -> String {
+        let marker = "name=\"csrf_token\" value=\"";
+        let start = self.body.find(marker).expect("a csrf_token field") + marker.len();
+        let len = self.body[start..].find('"').expect("a closing quote");
+        self.body[start..start + len].to_owned()
+    }
+}
+
+impl<S, B> TestApp<S>
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    /// Sends `req` with the jar's cookies, and keeps the cookies it sets.
+    pub async fn send(&self, req: test::TestRequest) -> TestResponse {
+        let mut req = req;
+        for (name, value) in self.cookies.borrow().iter() {
+            req = req.cookie(Cookie::new(name.clone(), value.clone()));
+        }
+        let res = match test::try_call_service(&self.service, req.to_request()).await {
+            Ok(res) => res,
+            // An error from middleware becomes a response, as the server makes it.
+            Err(err) => {
+                let res = err.error_response();
+                let status = res.status();
+                let headers = res.headers().clone();
+                let body = actix_web::body::to_bytes(res.into_body())
+                    .await
+                    .unwrap_or_default();
+                return TestResponse {
+                    status,
+                    headers,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                };
+            }
+        };
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = test::read_body(res).await;
+        let response = TestResponse {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        self.keep_cookies(&response);
+        response
+    }
+
+    fn keep_cookies(&self, response: &TestResponse) {
+        let mut jar = self.cookies.borrow_mut();
+        for value in response.headers.get_all(header::SET_COOKIE) {
+            let Ok(cookie) = Cookie::parse_encoded(value.to_str().unwrap_or_default().to_owned())
+            else {
+                continue;
+            };
+            let removed = cookie
+                .max_age()
+                .is_some_and(|age| age.is_zero() || age.is_negative())
+                || cookie.value().is_empty();
+            if removed {
+                jar.remove(cookie.name());
+            } else {
+                jar.insert(cookie.name().to_owned(), cookie.value().to_owned());
+            }
+        }
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.send(test::TestRequest::get().uri(path)).await
+    }
+
+    /// `POST path` with an urlencoded form, exactly as given.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+        self.send(test::TestRequest::post().uri(path).set_form(fields))
+            .await
+    }
+
+    /// Loads `form_page`, then posts `fields` to `path` with the page's CSRF
+    /// token, as a browser submitting the form would.
+    pub async fn submit_form(
+        &self,
+        form_page: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> TestResponse {
+        let token = self.get(form_page).await.csrf_token();
+        let mut fields = fields.to_vec();
+        fields.push(("csrf_token", &token));
+        self.post_form(path, &fields).await
+    }
+
+    /// Signs out through the profile page's form.
+    pub async fn logout(&self) -> TestResponse {
+        self.submit_form("/profile", "/logout", &[]).await
+    }
+
+    /// The value of cookie `name` in the jar.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.borrow().get(name).cloned()
+    }
+
+    /// Puts a cookie in the jar (or replaces it), as a tampering client would.
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.cookies
+            .borrow_mut()
+            .insert(name.to_owned(), value.to_owned());
+    }
+
+    /// Empties the jar: a new browser.
+    pub fn clear_cookies(&self) {
+        self.cookies.borrow_mut().clear();
+    }
+
+    /// A database connection, to look at what the app stored.
+    pub fn db(&self) -> PooledConn {
+        self.state.pool.get().expect("a database connection")
+    }
+
+    /// How many rows the sessions table holds.
+    pub fn session_rows(&self) -> i64 {
+        sessions::table
+            .count()
+            .get_result(&mut *self.db())
+            .expect("count sessions")
+    }
+
+    /// The database file's path, for the CLI.
+    pub fn database_url(&self) -> String {
+        self.state.settings.database_url.clone()
+    }
+}
+
+/// A user stored in the test database, with their plain password.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub username: String,
+    pub password: String,
+    pub id: i32,
+}
+
+impl TestUser {
+    /// Creates a user named `username` with a random password.
+    pub fn create<S>(app: &TestApp<S>, username: &str) -> Self {
+        let mut random = [0u8; 12];
+        rand::fill(&mut random);
+        let password = format!("pw-{}", hex::encode(random));
+        let hash = app.state.hasher.hash(&password).expect("hash");
+        let mut conn = app.state.pool.get().expect("connection");
+        let user: User =
+            models::create(&mut conn, &NewUser::new(username, &hash, false)).expect("create user");
+        Self {
+            username: user.username,
+            password,
+            id: user.id,
+        }
+    }
+
+    /// Signs in through the login form; returns the response to the POST.
+    pub async fn login<S, B>(&self, app: &TestApp<S>) -> TestResponse
+    where
+        S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        app.submit_form(
+            "/login",
+            "/login",
+            &[("username", &self.username), ("password", &self.password)],
+        )
+        .await
+    }
+}

@@ -1,0 +1,15 @@
+//! Porter's integration tests: one binary, one file per behaviour.
+//!
+//! Every test drives the real app (built by `startup::build_app`, the
+//! function `main` serves) through actix-web's test client, on a fresh
+//! SQLite database of its own.
+
+mod bad_input;
+mod cli;
+mod csrf;
+mod dance;
+mod health;
+mod helpers;
+mod login_failures;
+mod next_redirect;
+mod sessions;
