@@ -4,27 +4,31 @@
 //! porter [serve]                      run the server (the default)
 //! porter migrate                      apply database migrations
 //! porter createuser NAME [--superuser] [--password-stdin]
+//! porter changepassword NAME [--password-stdin]
+//! porter deactivate NAME | activate NAME
+//! porter users list
+//! porter clearsessions                delete expired sessions
 //! porter session show KEY             a session's data, as Django's get_decoded()
+//! porter session list [--user NAME]
 //! ```
 
 use std::io::{BufRead, IsTerminal};
 
-use actix_web::cookie::{Cookie, CookieJar};
 use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::Value;
 
 use crate::{
     auth::{
-        PasswordHasher,
-        models::{self, NewUser},
-        validators::{validate_password, validate_username},
+        PasswordHasher, accounts,
+        models::{self, User},
+        validators::validate_username,
     },
     db,
-    sessions::{SESSION_COOKIE_NAME, db_store::decode_state, models as session_models},
+    sessions::{db_store::decode_state, models as session_models, open_session_cookie},
     settings::{SessionEngine, Settings},
     startup::{Application, cookie_key},
+    views::display_time,
 };
 
 /// Porter: Django's session and authentication machinery on Actix Web.
@@ -54,12 +58,45 @@ pub enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Set a user's password; their sessions end.
+    Changepassword {
+        /// The user's username.
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Stop a user from signing in; their sessions end on their next request.
+    Deactivate {
+        /// The user's username.
+        name: String,
+    },
+    /// Let a deactivated user sign in again.
+    Activate {
+        /// The user's username.
+        name: String,
+    },
+    /// Inspect users.
+    Users {
+        /// What to do with users.
+        #[command(subcommand)]
+        action: UsersCommand,
+    },
+    /// Delete expired sessions and print how many.
+    Clearsessions,
     /// Inspect sessions.
     Session {
         /// What to do with sessions.
         #[command(subcommand)]
         action: SessionCommand,
     },
+}
+
+/// `porter users ...`
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List every user.
+    List,
 }
 
 /// `porter session ...`
@@ -70,6 +107,12 @@ pub enum SessionCommand {
     Show {
         /// The session key, or the `sessionid` cookie's value.
         key: String,
+    },
+    /// List live sessions (`db` engine).
+    List {
+        /// Only this user's sessions.
+        #[arg(long)]
+        user: Option<String>,
     },
 }
 
@@ -88,9 +131,27 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             superuser,
             password_stdin,
         } => createuser(&settings, &name, superuser, password_stdin),
+        Command::Changepassword {
+            name,
+            password_stdin,
+        } => changepassword(&settings, &name, password_stdin),
+        Command::Deactivate { name } => set_active(&settings, &name, false),
+        Command::Activate { name } => set_active(&settings, &name, true),
+        Command::Users {
+            action: UsersCommand::List,
+        } => users_list(&settings),
+        Command::Clearsessions => {
+            let pool = connect(&settings)?;
+            let cleared = session_models::delete_expired(&mut *pool.get()?)?;
+            println!("{cleared} expired session(s) deleted.");
+            Ok(())
+        }
         Command::Session {
             action: SessionCommand::Show { key },
         } => session_show(&settings, &key),
+        Command::Session {
+            action: SessionCommand::List { user },
+        } => session_list(&settings, user.as_deref()),
     }
 }
 
@@ -117,34 +178,93 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     })
 }
 
+fn find_user(conn: &mut db::DbConnection, name: &str) -> anyhow::Result<User> {
+    models::find_by_username(conn, name.trim())?.ok_or_else(|| anyhow!("no user named {name:?}"))
+}
+
 fn createuser(
     settings: &Settings,
     name: &str,
     superuser: bool,
     password_stdin: bool,
 ) -> anyhow::Result<()> {
-    let username = name.trim();
-    validate_username(username)?;
-    let password = if password_stdin {
-        read_password_line()?
-    } else {
-        prompt_password_twice()?
-    };
-    validate_password(&password)?;
-
+    validate_username(name.trim())?;
+    let password = read_new_password(password_stdin)?;
     let pool = connect(settings)?;
-    let hash = PasswordHasher::default().hash(&password)?;
-    let new_user = NewUser::new(username, &hash, superuser);
-    match models::create(&mut *pool.get()?, &new_user) {
-        Ok(user) => {
-            let kind = if superuser { "Superuser" } else { "User" };
-            println!("{kind} {:?} created (id {}).", user.username, user.id);
-            Ok(())
-        }
-        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-            bail!("a user named {username:?} already exists")
-        }
-        Err(err) => Err(err).context("could not create the user"),
+    let user = accounts::create_user(
+        &mut *pool.get()?,
+        &PasswordHasher::default(),
+        name,
+        &password,
+        superuser,
+    )?;
+    let kind = if superuser { "Superuser" } else { "User" };
+    println!("{kind} {:?} created (id {}).", user.username, user.id);
+    Ok(())
+}
+
+fn changepassword(settings: &Settings, name: &str, password_stdin: bool) -> anyhow::Result<()> {
+    let pool = connect(settings)?;
+    let user = find_user(&mut *pool.get()?, name)?;
+    let password = read_new_password(password_stdin)?;
+    accounts::set_password(
+        &mut *pool.get()?,
+        &PasswordHasher::default(),
+        &user,
+        &password,
+    )?;
+    println!(
+        "Password changed for {:?}; their other sessions are signed out.",
+        user.username
+    );
+    Ok(())
+}
+
+fn set_active(settings: &Settings, name: &str, is_active: bool) -> anyhow::Result<()> {
+    let pool = connect(settings)?;
+    let mut conn = pool.get()?;
+    let user = find_user(&mut conn, name)?;
+    models::set_active(&mut conn, user.id, is_active)?;
+    if is_active {
+        println!("{:?} can sign in again.", user.username);
+    } else {
+        println!(
+            "{:?} is deactivated; their sessions end on their next request.",
+            user.username
+        );
+    }
+    Ok(())
+}
+
+fn users_list(settings: &Settings) -> anyhow::Result<()> {
+    let pool = connect(settings)?;
+    let users = models::all(&mut *pool.get()?)?;
+    println!(
+        "{:<6} {:<24} {:<8} {:<10} LAST LOGIN",
+        "ID", "USERNAME", "ACTIVE", "SUPERUSER"
+    );
+    for user in &users {
+        println!(
+            "{:<6} {:<24} {:<8} {:<10} {}",
+            user.id,
+            user.username,
+            if user.is_active { "yes" } else { "no" },
+            if user.is_superuser { "yes" } else { "no" },
+            user.last_login
+                .as_ref()
+                .map_or_else(|| "never".to_owned(), display_time),
+        );
+    }
+    println!("{} user(s).", users.len());
+    Ok(())
+}
+
+/// The new password: from stdin's first line, or asked twice at the terminal.
+fn read_new_password(password_stdin: bool) -> anyhow::Result<String> {
+    if password_stdin {
+        read_password_line()
+    } else {
+        prompt_password_twice()
     }
 }
 
@@ -169,20 +289,52 @@ fn prompt_password_twice() -> anyhow::Result<String> {
     Ok(first)
 }
 
+fn session_list(settings: &Settings, user: Option<&str>) -> anyhow::Result<()> {
+    if settings.session_engine != SessionEngine::Db {
+        bail!(
+            "SESSION_ENGINE is {}: only the db engine keeps sessions that can be listed",
+            settings.session_engine.as_str()
+        );
+    }
+    let pool = connect(settings)?;
+    let mut conn = pool.get()?;
+    let user_id = user
+        .map(|name| find_user(&mut conn, name).map(|user| user.id))
+        .transpose()?;
+    let rows = session_models::live(&mut conn, user_id)?;
+    println!(
+        "{:<6} {:<8} {:<22} {:<22} KEY HASH",
+        "ID", "USER", "CREATED", "EXPIRES"
+    );
+    for row in &rows {
+        println!(
+            "{:<6} {:<8} {:<22} {:<22} {}…",
+            row.id,
+            row.user_id
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            display_time(&row.created_at),
+            display_time(&row.expires_at),
+            &row.key_hash[..12],
+        );
+    }
+    println!("{} live session(s).", rows.len());
+    Ok(())
+}
+
 fn session_show(settings: &Settings, key: &str) -> anyhow::Result<()> {
     // A cookie copied from a browser or a cookie file may be percent-encoded.
     let key = percent_encoding::percent_decode_str(key.trim()).decode_utf8_lossy();
     let key = key.as_ref();
     let state = match settings.session_engine {
         SessionEngine::Cookie => {
-            let data = open_cookie(settings, key, CookieSecurity::Private)
+            let data = open_session_cookie(&cookie_key(settings), key, true)
                 .ok_or_else(|| anyhow!("this is not a session cookie made with this SECRET_KEY"))?;
             serde_json::from_str(&data).context("the cookie does not hold session data")?
         }
         SessionEngine::Db => {
             // Accept the bare key, or the signed cookie value a browser shows.
             let key = if key.len() > 64 {
-                open_cookie(settings, key, CookieSecurity::Signed).ok_or_else(|| {
+                open_session_cookie(&cookie_key(settings), key, false).ok_or_else(|| {
                     anyhow!("the cookie's signature is not valid for this SECRET_KEY")
                 })?
             } else {
@@ -214,21 +366,4 @@ fn decoded(state: std::collections::HashMap<String, String>) -> Value {
         })
         .collect::<serde_json::Map<_, _>>()
         .into()
-}
-
-enum CookieSecurity {
-    Signed,
-    Private,
-}
-
-/// The plain value of a `sessionid` cookie, if it was made with our key.
-fn open_cookie(settings: &Settings, value: &str, security: CookieSecurity) -> Option<String> {
-    let key = cookie_key(settings);
-    let mut jar = CookieJar::new();
-    jar.add_original(Cookie::new(SESSION_COOKIE_NAME, value.to_owned()));
-    let cookie = match security {
-        CookieSecurity::Signed => jar.signed(&key).get(SESSION_COOKIE_NAME),
-        CookieSecurity::Private => jar.private(&key).get(SESSION_COOKIE_NAME),
-    };
-    cookie.map(|cookie| cookie.value().to_owned())
 }

@@ -13,9 +13,12 @@ use std::{
 
 use thiserror::Error;
 
-/// How long a session lives without being modified: two weeks, as Django's
+/// How long a session lives without activity: a day.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a "remember me" session lives: two weeks, as Django's
 /// `SESSION_COOKIE_AGE`.
-pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+pub const DEFAULT_SESSION_REMEMBER_TTL: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 
 /// Where a debug server keeps the secret key it generated for itself.
 pub const DEBUG_SECRET_KEY_FILE: &str = ".porter-secret-key";
@@ -119,8 +122,10 @@ pub struct Settings {
     pub bind: String,
     /// `COOKIE_SECURE`: send cookies over HTTPS only. Defaults to `!debug`.
     pub cookie_secure: bool,
-    /// `SESSION_TTL`: how long an unmodified session lives, in seconds.
+    /// `SESSION_TTL`: how long a session lives without activity.
     pub session_ttl: Duration,
+    /// `SESSION_REMEMBER_TTL`: how long a "remember me" session lives.
+    pub session_remember_ttl: Duration,
     /// `RUST_LOG`: the tracing filter.
     pub rust_log: String,
 }
@@ -187,6 +192,10 @@ impl Settings {
             Some(value) => parse_duration("SESSION_TTL", &value)?,
             None => DEFAULT_SESSION_TTL,
         };
+        let session_remember_ttl = match get("SESSION_REMEMBER_TTL") {
+            Some(value) => parse_duration("SESSION_REMEMBER_TTL", &value)?,
+            None => DEFAULT_SESSION_REMEMBER_TTL,
+        };
         let rust_log = get("RUST_LOG").unwrap_or_else(|| "info".into());
 
         Ok(Self {
@@ -197,6 +206,7 @@ impl Settings {
             bind,
             cookie_secure,
             session_ttl,
+            session_remember_ttl,
             rust_log,
         })
     }
@@ -360,6 +370,7 @@ mod tests {
             ("COOKIE_SECURE", "maybe"),
             ("SESSION_TTL", "forever"),
             ("SESSION_TTL", "0"),
+            ("SESSION_REMEMBER_TTL", "2 weeks"),
             ("BIND", "8080"),
             ("DATABASE_URL", "mysql://localhost/porter"),
             ("DEBUG", "2"),

@@ -15,6 +15,7 @@ use actix_web::{
     middleware::from_fn,
     web,
 };
+use actix_web_flash_messages::{FlashMessagesFramework, storage::CookieMessageStore};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
@@ -27,6 +28,9 @@ use crate::{
     settings::Settings,
     telemetry, urls,
 };
+
+/// How often the server deletes expired sessions.
+const CLEAR_SESSIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
 /// The largest form body accepted; larger ones get `413`.
 pub const FORM_LIMIT: usize = 64 * 1024;
@@ -42,7 +46,8 @@ pub struct AppState {
     pub auth: web::Data<AuthContext>,
     /// The password hasher (also used by the CLI).
     pub hasher: Arc<PasswordHasher>,
-    session_backend: SessionBackend,
+    /// The session engine's store.
+    pub session_backend: SessionBackend,
     session_cookie: SessionCookieSettings,
 }
 
@@ -66,6 +71,7 @@ impl AppState {
             key: cookie_key(&settings),
             secure: settings.cookie_secure,
             ttl: settings.session_ttl,
+            engine: settings.session_engine,
         };
         Ok(Self {
             settings,
@@ -95,8 +101,15 @@ pub fn build_app(
         InitError = (),
     > + use<>,
 > {
+    let flash_store = CookieMessageStore::builder(state.session_cookie.key.clone())
+        .cookie_name("messages".to_owned())
+        .build();
     App::new()
+        .app_data(web::Data::new(state.settings.clone()))
         .app_data(web::Data::new(state.pool.clone()))
+        .app_data(web::Data::new(state.session_backend.clone()))
+        .app_data(web::Data::new(state.session_cookie.clone()))
+        .app_data(web::Data::new(Arc::clone(&state.hasher)))
         .app_data(state.auth.clone())
         .app_data(web::Data::new(CsrfConfig {
             cookie_secure: state.settings.cookie_secure,
@@ -114,19 +127,26 @@ pub fn build_app(
         .default_service(urls::not_found())
         // actix runs the middleware added last first. A request meets them
         // from the bottom up:
-        //   tracing → Server-Timing → CSRF → session (1) → identity → lazy user (2) → view
+        //   tracing → Server-Timing → CSRF → flash messages → session (1)
+        //   → identity → lazy user (2) → view
         // and the response goes back through them top down, the session
-        // middleware saving a modified session on its way out (6).
+        // middleware saving a modified session on its way out (6). The
+        // `activity` and `expiry` layers sit just inside the session
+        // middleware, to touch the session before it is saved.
         .wrap(from_fn(auth::middleware::authentication))
         .wrap(
             IdentityMiddleware::builder()
                 .id_key(SessionKeys::USER_ID)
                 .build(),
         )
+        .wrap(from_fn(sessions::activity::track_last_seen))
+        .wrap(from_fn(sessions::expiry::note_expiry))
         .wrap(sessions::middleware(
             state.session_backend.clone(),
             &state.session_cookie,
         ))
+        .wrap(from_fn(sessions::expiry::persistent_cookie))
+        .wrap(FlashMessagesFramework::builder(flash_store).build())
         .wrap(from_fn(csrf::protect))
         .wrap(from_fn(telemetry::server_timing))
         .wrap(TracingLogger::default())
@@ -145,11 +165,16 @@ impl Application {
         Self::serve(state)
     }
 
-    /// Binds and starts serving an already built state.
+    /// Binds and starts serving an already built state. Expired sessions
+    /// are cleared every hour while it runs.
     pub fn serve(state: AppState) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(&state.settings.bind)
             .with_context(|| format!("BIND: cannot listen on {}", state.settings.bind))?;
         let port = listener.local_addr()?.port();
+        actix_web::rt::spawn(sessions::clear_expired_periodically(
+            state.pool.clone(),
+            CLEAR_SESSIONS_EVERY,
+        ));
         let server = HttpServer::new(move || build_app(&state))
             .listen(listener)?
             .run();

@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, Route, middleware::from_fn, web};
 use crate::{
     auth::login_required,
     errors::AppError,
-    views::{accounts, health, home, static_files},
+    views::{accounts, health, home, sessions, static_files},
 };
 
 /// The home page.
@@ -19,6 +19,12 @@ pub const LOGIN: &str = "/login";
 pub const LOGOUT: &str = "/logout";
 /// The signed-in user's profile, and where login lands by default.
 pub const PROFILE: &str = "/profile";
+/// The sign-up form.
+pub const SIGNUP: &str = "/signup";
+/// The password change form.
+pub const PASSWORD: &str = "/password";
+/// The user's sessions.
+pub const SESSIONS: &str = "/sessions";
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -35,10 +41,42 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .default_service(not_allowed("POST")),
         )
         .service(
+            web::resource(SIGNUP)
+                .get(accounts::signup_form)
+                .post(accounts::signup_submit)
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
             web::resource(PROFILE)
                 .wrap(from_fn(login_required))
                 .get(accounts::profile)
                 .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource(PASSWORD)
+                .wrap(from_fn(login_required))
+                .get(accounts::password_form)
+                .post(accounts::password_submit)
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::scope(SESSIONS)
+                .wrap(from_fn(login_required))
+                .service(
+                    web::resource("")
+                        .get(sessions::list)
+                        .default_service(not_allowed("GET")),
+                )
+                .service(
+                    web::resource("/revoke-others")
+                        .post(sessions::revoke_others)
+                        .default_service(not_allowed("POST")),
+                )
+                .service(
+                    web::resource("/{id}/revoke")
+                        .post(sessions::revoke)
+                        .default_service(not_allowed("POST")),
+                ),
         )
         .service(health::healthz)
         .service(static_files::asset);

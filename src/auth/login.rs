@@ -13,7 +13,7 @@ use actix_identity::{Identity, IdentityExt};
 use actix_session::{Session, SessionExt};
 use actix_web::{HttpMessage, HttpRequest};
 
-use super::{AuthContext, AuthError, Authenticated, LazyUser, User, models};
+use super::{AuthContext, AuthError, Authenticated, LazyUser, User, models, signals::AuthEvent};
 use crate::{csrf, db::with_conn};
 
 /// The session keys of the dance, spelled as Django spells them.
@@ -64,27 +64,47 @@ pub async fn login(
     if let Some(lazy_user) = LazyUser::of(req) {
         lazy_user.set(Some(user)).await;
     }
-    tracing::info!(
-        user.id = user_id,
-        backend = authenticated.backend,
-        "user logged in"
+    auth.send(
+        &AuthEvent::LoggedIn {
+            user_id,
+            backend: authenticated.backend,
+        },
+        req,
     );
+    Ok(())
+}
+
+/// After a password change, keeps this session signed in: Django's
+/// `update_session_auth_hash`. Every other session still holds the old
+/// hash and ends on its next request.
+pub fn update_session_auth_hash(
+    req: &HttpRequest,
+    auth: &AuthContext,
+    user: &User,
+) -> Result<(), AuthError> {
+    req.get_session()
+        .insert(SessionKeys::HASH, auth.session_auth_hash(user))?;
     Ok(())
 }
 
 /// Signs the visitor out: the server-side session is deleted and the
 /// cookie removed. Safe to call for anonymous visitors.
-pub async fn logout(req: &HttpRequest) {
-    match req.get_identity() {
+pub async fn logout(req: &HttpRequest, auth: &AuthContext) {
+    let user_id = match req.get_identity() {
         Ok(identity) => {
-            tracing::info!(user.id = identity.id().ok(), "user logged out");
+            let user_id = identity.id().ok().and_then(|id| id.parse().ok());
             identity.logout();
+            user_id
         }
-        Err(_) => req.get_session().purge(),
-    }
+        Err(_) => {
+            req.get_session().purge();
+            None
+        }
+    };
     if let Some(lazy_user) = LazyUser::of(req) {
         lazy_user.set(None).await;
     }
+    auth.send(&AuthEvent::LoggedOut { user_id }, req);
 }
 
 /// What the session says about who is signed in.

@@ -10,6 +10,7 @@
 //! Identity itself (which user id this session claims) is kept by
 //! actix-identity under Django's session key `_auth_user_id`.
 
+pub mod accounts;
 pub mod backends;
 pub mod guards;
 pub mod hashers;
@@ -17,10 +18,12 @@ pub mod login;
 pub mod middleware;
 pub mod models;
 pub mod redirects;
+pub mod signals;
 pub mod validators;
 
 use std::{fmt, sync::Arc};
 
+use actix_web::HttpRequest;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -29,9 +32,10 @@ pub use self::{
     backends::{AuthBackend, Authenticated, Credentials, ModelBackend, authenticate},
     guards::{CurrentUser, login_required},
     hashers::PasswordHasher,
-    login::{SessionKeys, login, logout},
+    login::{SessionKeys, login, logout, update_session_auth_hash},
     middleware::LazyUser,
     models::User,
+    signals::{AuthEvent, AuthListener},
 };
 use crate::{
     db::{DbError, DbPool},
@@ -67,6 +71,7 @@ pub enum AuthError {
 pub struct AuthContext {
     pool: DbPool,
     backends: Vec<Arc<dyn AuthBackend>>,
+    listeners: Vec<Arc<dyn AuthListener>>,
     auth_hash_key: [u8; 32],
 }
 
@@ -90,7 +95,22 @@ impl AuthContext {
         Self {
             pool,
             backends,
+            listeners: Vec::new(),
             auth_hash_key: derive.finalize().into(),
+        }
+    }
+
+    /// Adds a listener for login events.
+    pub fn with_listener(mut self, listener: Arc<dyn AuthListener>) -> Self {
+        self.listeners.push(listener);
+        self
+    }
+
+    /// Logs `event` and tells every listener.
+    pub fn send(&self, event: &AuthEvent<'_>, req: &HttpRequest) {
+        signals::log_event(event);
+        for listener in &self.listeners {
+            listener.on_event(event, req);
         }
     }
 

@@ -110,3 +110,27 @@ pub fn set_last_login(conn: &mut DbConnection, id: i32) -> QueryResult<Primitive
         .execute(conn)?;
     Ok(at)
 }
+
+/// Replaces a user's password hash.
+pub fn set_password_hash(conn: &mut DbConnection, id: i32, hash: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::password.eq(hash))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Activates or deactivates a user; returns whether the user exists.
+pub fn set_active(conn: &mut DbConnection, id: i32, is_active: bool) -> QueryResult<bool> {
+    diesel::update(users::table.find(id))
+        .set(users::is_active.eq(is_active))
+        .execute(conn)
+        .map(|rows| rows > 0)
+}
+
+/// Every user, by username.
+pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
+    users::table
+        .order(lower(users::username))
+        .select(User::as_select())
+        .load(conn)
+}

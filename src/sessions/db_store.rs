@@ -15,7 +15,10 @@ use anyhow::Context;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::{Map, Value};
 
-use super::models::{self, NewStoredSession};
+use super::{
+    expiry::expiry_of,
+    models::{self, NewStoredSession},
+};
 use crate::db::{DbPool, with_conn};
 
 /// The session state actix-session works with: keys to JSON texts.
@@ -89,8 +92,13 @@ pub fn decode_state(data: &str) -> Result<SessionState, serde_json::Error> {
         .collect())
 }
 
-fn expiry_after(ttl: &Duration) -> time::PrimitiveDateTime {
-    models::now().saturating_add(*ttl)
+/// When a session saved now expires: after its own expiry if it set one
+/// (remember me), else after the configured idle timeout.
+fn expiry_for(state: &SessionState, ttl: &Duration) -> time::PrimitiveDateTime {
+    let ttl = expiry_of(state)
+        .and_then(|own| Duration::try_from(own).ok())
+        .unwrap_or(*ttl);
+    models::now().saturating_add(ttl)
 }
 
 impl SessionStore for DbSessionStore {
@@ -110,7 +118,7 @@ impl SessionStore for DbSessionStore {
     async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
         let data = encode_state(&state);
         let user_id = self.user_id(&state);
-        let expires_at = expiry_after(ttl);
+        let expires_at = expiry_for(&state, ttl);
         with_conn(&self.pool, move |conn| {
             for _ in 0..SAVE_ATTEMPTS {
                 let key = generate_session_key();
@@ -145,7 +153,7 @@ impl SessionStore for DbSessionStore {
         let key_hash = models::hash_key(session_key.as_ref());
         let data = encode_state(&state);
         let user_id = self.user_id(&state);
-        let expires_at = expiry_after(ttl);
+        let expires_at = expiry_for(&state, ttl);
         let updated = with_conn(&self.pool, move |conn| {
             models::update_live(conn, &key_hash, &data, user_id, expires_at)
                 .map_err(anyhow::Error::from)
@@ -166,7 +174,9 @@ impl SessionStore for DbSessionStore {
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
         let key_hash = models::hash_key(session_key.as_ref());
-        let expires_at = expiry_after(ttl);
+        // Only called under `TtlExtensionPolicy::OnEveryRequest`, which Porter
+        // does not use; without the state, the configured timeout applies.
+        let expires_at = models::now().saturating_add(*ttl);
         with_conn(&self.pool, move |conn| {
             models::touch(conn, &key_hash, expires_at).map_err(anyhow::Error::from)
         })

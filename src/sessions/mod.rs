@@ -15,20 +15,31 @@
 //!
 //! Like Django's, this framework knows nothing of users.
 
+pub mod activity;
+pub mod by_user;
 pub mod db_store;
+pub mod expiry;
 pub mod models;
 
 use std::time::Instant;
 
 use actix_session::{
     SessionMiddleware,
-    config::{CookieContentSecurity, PersistentSession, TtlExtensionPolicy},
+    config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy},
     storage::{CookieSessionStore, LoadError, SaveError, SessionKey, SessionStore, UpdateError},
 };
-use actix_web::cookie::{Key, SameSite, time::Duration};
+use actix_web::{
+    HttpRequest,
+    cookie::{Cookie, CookieJar, Key, SameSite, time::Duration},
+    web,
+};
 
 pub use self::db_store::{DbSessionStore, SessionState};
-use crate::{db::DbPool, settings::SessionEngine, telemetry::RequestMetrics};
+use crate::{
+    db::{DbError, DbPool, with_conn},
+    settings::SessionEngine,
+    telemetry::RequestMetrics,
+};
 
 /// The session cookie's name: Django's `SESSION_COOKIE_NAME`.
 pub const SESSION_COOKIE_NAME: &str = "sessionid";
@@ -62,6 +73,11 @@ impl SessionBackend {
             Self::Db(_) => CookieContentSecurity::Signed,
             Self::Cookie => CookieContentSecurity::Private,
         }
+    }
+
+    /// Whether this engine can list and revoke a user's sessions.
+    pub fn can_list_sessions(&self) -> bool {
+        matches!(self, Self::Db(_))
     }
 }
 
@@ -125,8 +141,10 @@ pub struct SessionCookieSettings {
     pub key: Key,
     /// Send the cookie over HTTPS only.
     pub secure: bool,
-    /// How long an unmodified session lives.
+    /// How long a session lives without activity.
     pub ttl: std::time::Duration,
+    /// Which engine keeps the sessions.
+    pub engine: SessionEngine,
 }
 
 impl std::fmt::Debug for SessionCookieSettings {
@@ -135,6 +153,7 @@ impl std::fmt::Debug for SessionCookieSettings {
             .field("key", &"[redacted]")
             .field("secure", &self.secure)
             .field("ttl", &self.ttl)
+            .field("engine", &self.engine)
             .finish()
     }
 }
@@ -153,13 +172,62 @@ pub fn middleware(
         .cookie_same_site(SameSite::Lax)
         .cookie_path("/".to_owned())
         .cookie_content_security(content_security)
-        // As Django with SESSION_SAVE_EVERY_REQUEST off: the expiry moves only
-        // when the session is saved, so a request that changes nothing writes
-        // nothing.
+        // A browser session by default (no Max-Age; see `expiry` for
+        // "remember me"). As Django with SESSION_SAVE_EVERY_REQUEST off, the
+        // expiry moves only when the session is saved, so a request that
+        // changes nothing writes nothing; `activity` saves it at most once a
+        // minute, which makes the TTL an idle timeout.
         .session_lifecycle(
-            PersistentSession::default()
-                .session_ttl(ttl)
-                .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+            BrowserSession::default()
+                .state_ttl(ttl)
+                .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
         )
         .build()
+}
+
+/// The plain value of a `sessionid` cookie value, if it was made with `key`:
+/// the session key for server-side engines (signed cookies), the session
+/// data for the cookie engine (`private`, encrypted cookies).
+pub fn open_session_cookie(key: &Key, value: &str, private: bool) -> Option<String> {
+    let mut jar = CookieJar::new();
+    jar.add_original(Cookie::new(SESSION_COOKIE_NAME, value.to_owned()));
+    let cookie = if private {
+        jar.private(key).get(SESSION_COOKIE_NAME)
+    } else {
+        jar.signed(key).get(SESSION_COOKIE_NAME)
+    };
+    cookie.map(|cookie| cookie.value().to_owned())
+}
+
+/// The hash of the session key the request came with, for server-side
+/// engines: how "your sessions" knows which row is the current one.
+pub fn current_key_hash(req: &HttpRequest) -> Option<String> {
+    let settings = req.app_data::<web::Data<SessionCookieSettings>>()?;
+    if settings.engine == SessionEngine::Cookie {
+        return None;
+    }
+    let cookie = req.cookie(SESSION_COOKIE_NAME)?;
+    let key = open_session_cookie(&settings.key, cookie.value(), false)?;
+    Some(models::hash_key(&key))
+}
+
+/// Deletes expired sessions (Django's `clearsessions`); returns how many.
+pub async fn clear_expired(pool: &DbPool) -> Result<usize, DbError> {
+    with_conn(pool, |conn| {
+        models::delete_expired(conn).map_err(DbError::from)
+    })
+    .await
+}
+
+/// Runs [`clear_expired`] every `period`, for as long as the server runs.
+pub async fn clear_expired_periodically(pool: DbPool, period: std::time::Duration) {
+    let mut ticks = actix_web::rt::time::interval(period);
+    loop {
+        ticks.tick().await;
+        match clear_expired(&pool).await {
+            Ok(0) => {}
+            Ok(cleared) => tracing::info!(cleared, "expired sessions cleared"),
+            Err(err) => tracing::warn!(error = %err, "clearing expired sessions failed"),
+        }
+    }
 }

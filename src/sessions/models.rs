@@ -138,3 +138,51 @@ pub fn find_by_key_hash(
         .first(conn)
         .optional()
 }
+
+/// The live sessions of one user, newest first.
+pub fn live_for_user(conn: &mut DbConnection, user_id: i32) -> QueryResult<Vec<StoredSession>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::expires_at.gt(now()))
+        .order(sessions::created_at.desc())
+        .select(StoredSession::as_select())
+        .load(conn)
+}
+
+/// Deletes session `id` if it belongs to `user_id`; returns whether it did.
+pub fn delete_for_user(conn: &mut DbConnection, user_id: i32, id: i32) -> QueryResult<bool> {
+    diesel::delete(
+        sessions::table
+            .filter(sessions::id.eq(id))
+            .filter(sessions::user_id.eq(user_id)),
+    )
+    .execute(conn)
+    .map(|rows| rows > 0)
+}
+
+/// Deletes every session of `user_id` but the one whose key hashes to
+/// `keep`; returns how many.
+pub fn delete_others_for_user(
+    conn: &mut DbConnection,
+    user_id: i32,
+    keep: Option<&str>,
+) -> QueryResult<usize> {
+    let mine = sessions::table.filter(sessions::user_id.eq(user_id));
+    match keep {
+        Some(keep) => diesel::delete(mine.filter(sessions::key_hash.ne(keep))).execute(conn),
+        None => diesel::delete(mine).execute(conn),
+    }
+}
+
+/// Every live session, or one user's, newest first (for `porter session list`).
+pub fn live(conn: &mut DbConnection, user_id: Option<i32>) -> QueryResult<Vec<StoredSession>> {
+    let mut query = sessions::table
+        .filter(sessions::expires_at.gt(now()))
+        .order(sessions::created_at.desc())
+        .select(StoredSession::as_select())
+        .into_boxed();
+    if let Some(user_id) = user_id {
+        query = query.filter(sessions::user_id.eq(user_id));
+    }
+    query.load(conn)
+}

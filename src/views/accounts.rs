@@ -1,19 +1,30 @@
-//! Signing in and out, and the profile page: Django's `LoginView`,
-//! `LogoutView` and a `@login_required` view.
+//! Signing up, in and out, the profile, and changing the password: Django's
+//! `LoginView`, `LogoutView`, `PasswordChangeView` and a sign-up view.
 
-use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use std::sync::Arc;
+
+use actix_session::SessionExt;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_flash_messages::{FlashMessage, IncomingFlashMessages};
 use askama::Template;
 use serde::Deserialize;
 
 use crate::{
     auth::{
-        self, AuthContext, Credentials, CurrentUser, redirects::safe_next_or,
-        validators::MAX_USERNAME_LEN,
+        self, AuthContext, Authenticated, Credentials, CurrentUser, LazyUser, ModelBackend,
+        PasswordHasher,
+        accounts::{self, AccountError},
+        redirects::safe_next_or,
+        signals::AuthEvent,
+        validators::{MAX_USERNAME_LEN, ValidationError, validate_password, validate_username},
     },
     csrf::CsrfToken,
+    db::{DbPool, run_blocking, with_conn},
     errors::AppError,
+    sessions::{self, SessionBackend, expiry::set_expiry},
+    settings::Settings,
     urls,
-    views::{display_time, render},
+    views::{Message, display_time, messages, render, see_other},
 };
 
 /// Django's `AuthenticationForm` error: the same words whether the username
@@ -21,31 +32,52 @@ use crate::{
 pub const INVALID_LOGIN: &str =
     "Please enter a correct username and password. Note that both fields may be case-sensitive.";
 
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage<'a> {
-    csrf_token: String,
-    username: &'a str,
-    next: Option<&'a str>,
-    error: Option<&'a str>,
-}
-
 /// The `next` query parameter.
 #[derive(Debug, Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
 }
 
+/// A signed-in visitor has no business on the login or sign-up form: send
+/// them where they were going.
+async fn redirect_if_signed_in(
+    user: &LazyUser,
+    next: Option<&str>,
+) -> Result<Option<HttpResponse>, AppError> {
+    Ok(user
+        .get()
+        .await?
+        .map(|_| see_other(safe_next_or(next, urls::PROFILE))))
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    csrf_token: String,
+    username: &'a str,
+    remember_me: bool,
+    next: Option<&'a str>,
+    error: Option<&'a str>,
+    messages: Vec<Message>,
+}
+
 /// `GET /login`: the form.
 pub async fn login_form(
     query: web::Query<NextQuery>,
+    user: LazyUser,
     csrf: CsrfToken,
+    incoming: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
+    if let Some(redirect) = redirect_if_signed_in(&user, query.next.as_deref()).await? {
+        return Ok(redirect);
+    }
     render(&LoginPage {
         csrf_token: csrf.form_value(),
         username: "",
+        remember_me: false,
         next: query.next.as_deref(),
         error: None,
+        messages: messages(&incoming),
     })
 }
 
@@ -57,6 +89,8 @@ pub struct LoginForm {
     username: String,
     #[serde(default)]
     password: String,
+    /// The checkbox: present when ticked.
+    remember_me: Option<String>,
     next: Option<String>,
 }
 
@@ -65,20 +99,29 @@ pub async fn login_submit(
     req: HttpRequest,
     form: web::Form<LoginForm>,
     auth: web::Data<AuthContext>,
+    settings: web::Data<Settings>,
+    user: LazyUser,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let LoginForm {
         username,
         password,
+        remember_me,
         next,
     } = form.into_inner();
+    if let Some(redirect) = redirect_if_signed_in(&user, next.as_deref()).await? {
+        return Ok(redirect);
+    }
     let username = username.trim();
+    let remember_me = remember_me.is_some();
     let failed = |error| {
         render(&LoginPage {
             csrf_token: csrf.form_value(),
             username,
+            remember_me,
             next: next.as_deref(),
             error: Some(error),
+            messages: Vec::new(),
         })
     };
     if username.is_empty() || password.is_empty() {
@@ -94,16 +137,21 @@ pub async fn login_submit(
         password,
     };
     let Some(authenticated) = auth::authenticate(&auth, credentials).await? else {
-        tracing::info!("login failed");
+        auth.send(&AuthEvent::LoginFailed { username }, &req);
         return failed(INVALID_LOGIN);
     };
     auth::login(&req, &auth, &authenticated).await?;
+    if remember_me {
+        set_expiry(&req.get_session(), settings.session_remember_ttl)
+            .map_err(|err| AppError::Unexpected(err.into()))?;
+    }
     Ok(see_other(safe_next_or(next.as_deref(), urls::PROFILE)))
 }
 
 /// `POST /logout`: ends the session, server side and cookie.
-pub async fn logout(req: HttpRequest) -> HttpResponse {
-    auth::logout(&req).await;
+pub async fn logout(req: HttpRequest, auth: web::Data<AuthContext>) -> HttpResponse {
+    auth::logout(&req, &auth).await;
+    FlashMessage::info("You have been signed out.").send();
     see_other(urls::HOME)
 }
 
@@ -114,24 +162,231 @@ struct ProfilePage<'a> {
     date_joined: String,
     last_login: Option<String>,
     csrf_token: String,
+    messages: Vec<Message>,
 }
 
 /// `GET /profile`, behind `login_required`.
 pub async fn profile(
     CurrentUser(user): CurrentUser,
     csrf: CsrfToken,
+    incoming: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
     render(&ProfilePage {
         username: &user.username,
         date_joined: display_time(&user.date_joined),
         last_login: user.last_login.as_ref().map(display_time),
         csrf_token: csrf.form_value(),
+        messages: messages(&incoming),
     })
 }
 
-/// `303 See Other` to `location`: after a POST, the browser GETs it.
-fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
+/// Errors of a form, by field, as the template shows them beside each one.
+#[derive(Debug, Default)]
+struct FieldErrors {
+    username: Vec<String>,
+    password1: Vec<String>,
+    password2: Vec<String>,
+}
+
+impl FieldErrors {
+    fn is_empty(&self) -> bool {
+        self.username.is_empty() && self.password1.is_empty() && self.password2.is_empty()
+    }
+
+    /// Files each error under the field it is about.
+    fn add(&mut self, errors: impl IntoIterator<Item = ValidationError>) {
+        for error in errors {
+            let field = match error {
+                ValidationError::PasswordMismatch => &mut self.password2,
+                ref e if e.is_about_username() => &mut self.username,
+                _ => &mut self.password1,
+            };
+            field.push(error.to_string());
+        }
+    }
+
+    /// How many errors there are, for the summary at the top of the form.
+    fn count(&self) -> usize {
+        self.username.len() + self.password1.len() + self.password2.len()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage<'a> {
+    csrf_token: String,
+    username: &'a str,
+    errors: FieldErrors,
+}
+
+/// `GET /signup`: the form.
+pub async fn signup_form(
+    query: web::Query<NextQuery>,
+    user: LazyUser,
+    csrf: CsrfToken,
+) -> Result<HttpResponse, AppError> {
+    if let Some(redirect) = redirect_if_signed_in(&user, query.next.as_deref()).await? {
+        return Ok(redirect);
+    }
+    render(&SignupPage {
+        csrf_token: csrf.form_value(),
+        username: "",
+        errors: FieldErrors::default(),
+    })
+}
+
+/// What the sign-up form posts.
+#[derive(Deserialize)]
+pub struct SignupForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password1: String,
+    #[serde(default)]
+    password2: String,
+}
+
+/// `POST /signup`: creates the user and signs them in.
+pub async fn signup_submit(
+    req: HttpRequest,
+    form: web::Form<SignupForm>,
+    auth: web::Data<AuthContext>,
+    hasher: web::Data<Arc<PasswordHasher>>,
+    user: LazyUser,
+    csrf: CsrfToken,
+) -> Result<HttpResponse, AppError> {
+    if let Some(redirect) = redirect_if_signed_in(&user, None).await? {
+        return Ok(redirect);
+    }
+    let SignupForm {
+        username,
+        password1,
+        password2,
+    } = form.into_inner();
+    let username = username.trim().to_owned();
+
+    let mut errors = FieldErrors::default();
+    errors.add(validate_username(&username).err());
+    errors.add(validate_password(&password1, &username));
+    if password1 != password2 {
+        errors.add([ValidationError::PasswordMismatch]);
+    }
+
+    if errors.is_empty() {
+        let hasher = Arc::clone(&hasher);
+        let name = username.clone();
+        let created = with_conn(auth.pool(), move |conn| {
+            accounts::create_user(conn, &hasher, &name, &password1, false)
+                .map_err(SignupError::Account)
+        })
+        .await;
+        match created {
+            Ok(user) => {
+                let authenticated = Authenticated {
+                    user,
+                    backend: ModelBackend::NAME,
+                };
+                auth::login(&req, &auth, &authenticated).await?;
+                FlashMessage::success("Welcome! Your account has been created.").send();
+                return Ok(see_other(urls::PROFILE));
+            }
+            Err(SignupError::Account(AccountError::Invalid(problems))) => errors.add(problems),
+            Err(SignupError::Account(other)) => return Err(AppError::Unexpected(other.into())),
+            Err(SignupError::Db(err)) => return Err(err.into()),
+        }
+    }
+
+    // As Django: a form with errors is shown again, with 200.
+    render(&SignupPage {
+        csrf_token: csrf.form_value(),
+        username: &username,
+        errors,
+    })
+}
+
+/// What can go wrong creating an account on the blocking pool.
+#[derive(Debug, thiserror::Error)]
+enum SignupError {
+    #[error(transparent)]
+    Account(AccountError),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+struct PasswordPage {
+    csrf_token: String,
+    old_password_error: Option<&'static str>,
+    errors: FieldErrors,
+}
+
+/// `GET /password`, behind `login_required`.
+pub async fn password_form(_user: CurrentUser, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
+    render(&PasswordPage {
+        csrf_token: csrf.form_value(),
+        old_password_error: None,
+        errors: FieldErrors::default(),
+    })
+}
+
+/// What the password change form posts.
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    old_password: String,
+    #[serde(default)]
+    new_password1: String,
+    #[serde(default)]
+    new_password2: String,
+}
+
+/// `POST /password`: checks the old password, sets the new one, keeps this
+/// session signed in and ends every other.
+pub async fn password_submit(
+    req: HttpRequest,
+    CurrentUser(user): CurrentUser,
+    form: web::Form<PasswordForm>,
+    auth: web::Data<AuthContext>,
+    hasher: web::Data<Arc<PasswordHasher>>,
+    backend: web::Data<SessionBackend>,
+    csrf: CsrfToken,
+) -> Result<HttpResponse, AppError> {
+    let PasswordForm {
+        old_password,
+        new_password1,
+        new_password2,
+    } = form.into_inner();
+
+    let (checker, stored) = (Arc::clone(&hasher), user.password.clone());
+    let old_ok = run_blocking(move || checker.verify(&old_password, &stored)).await?;
+    let mut errors = FieldErrors::default();
+    errors.add(validate_password(&new_password1, &user.username));
+    if new_password1 != new_password2 {
+        errors.add([ValidationError::PasswordMismatch]);
+    }
+    if !old_ok || !errors.is_empty() {
+        return render(&PasswordPage {
+            csrf_token: csrf.form_value(),
+            old_password_error: (!old_ok)
+                .then_some("Your old password was entered incorrectly. Please enter it again."),
+            errors,
+        });
+    }
+
+    let (hasher, old_user) = (Arc::clone(&hasher), user.clone());
+    let user = with_conn(auth.pool(), move |conn| {
+        accounts::set_password(conn, &hasher, &old_user, &new_password1)
+            .map_err(|err| AppError::Unexpected(err.into()))
+    })
+    .await?;
+    auth::update_session_auth_hash(&req, &auth, &user)?;
+    if backend.can_list_sessions() {
+        // The auth hash already ends them; deleting the rows also takes
+        // them off "your sessions" at once.
+        let pool: &DbPool = auth.pool();
+        sessions::by_user::revoke_others(pool, user.id, sessions::current_key_hash(&req)).await?;
+    }
+    FlashMessage::success("Your password was changed. Your other sessions are signed out.").send();
+    Ok(see_other(urls::PROFILE))
 }

@@ -1,13 +1,14 @@
 //! `GET /`: who is signed in, or a link to sign in.
 
 use actix_web::{HttpResponse, get};
+use actix_web_flash_messages::IncomingFlashMessages;
 use askama::Template;
 
 use crate::{
     auth::{LazyUser, User},
     csrf::CsrfToken,
     errors::AppError,
-    views::render,
+    views::{Message, messages, render},
 };
 
 #[derive(Template)]
@@ -15,12 +16,17 @@ use crate::{
 struct HomePage {
     user: Option<User>,
     csrf_token: String,
+    messages: Vec<Message>,
 }
 
 /// The home page. For an anonymous visitor it runs no query: the lazy user
 /// finds no claim in the session and never reaches the database.
 #[get("/")]
-pub async fn home(user: LazyUser, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
+pub async fn home(
+    user: LazyUser,
+    csrf: CsrfToken,
+    incoming: IncomingFlashMessages,
+) -> Result<HttpResponse, AppError> {
     let user = user.get().await?;
     // Only the sign-out button needs a token; anonymous pages set no cookie.
     let csrf_token = if user.is_some() {
@@ -28,5 +34,9 @@ pub async fn home(user: LazyUser, csrf: CsrfToken) -> Result<HttpResponse, AppEr
     } else {
         String::new()
     };
-    render(&HomePage { user, csrf_token })
+    render(&HomePage {
+        user,
+        csrf_token,
+        messages: messages(&incoming),
+    })
 }

@@ -1,13 +1,15 @@
 //! The pages: Django's views, one file per group, each with its askama
-//! template struct. Views use the dance (`auth`); they never touch the
-//! session or the database directly.
+//! template struct. Views use the dance (`auth`) and the session API; they
+//! never write SQL.
 
 pub mod accounts;
 pub mod health;
 pub mod home;
+pub mod sessions;
 pub mod static_files;
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, http::header};
+use actix_web_flash_messages::{IncomingFlashMessages, Level};
 use askama::Template;
 use time::{PrimitiveDateTime, macros::format_description};
 
@@ -26,4 +28,36 @@ pub fn display_time(at: &PrimitiveDateTime) -> String {
         "[year]-[month]-[day] [hour]:[minute] UTC"
     ))
     .unwrap_or_else(|_| at.to_string())
+}
+
+/// A flash message, ready for a template.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// `info`, `success`, `warning` or `error`: a CSS class.
+    pub level: &'static str,
+    /// The text.
+    pub text: String,
+}
+
+/// The flash messages that arrived with this request.
+pub fn messages(incoming: &IncomingFlashMessages) -> Vec<Message> {
+    incoming
+        .iter()
+        .map(|message| Message {
+            level: match message.level() {
+                Level::Success => "success",
+                Level::Warning => "warning",
+                Level::Error => "error",
+                Level::Debug | Level::Info => "info",
+            },
+            text: message.content().to_owned(),
+        })
+        .collect()
+}
+
+/// `303 See Other` to `location`: after a POST, the browser GETs it.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
 }

@@ -73,20 +73,20 @@ async fn login_stores_the_backend_the_user_id_and_an_auth_hash() {
 async fn the_session_key_changes_at_login() {
     let app = spawn_app().await;
     let alice = TestUser::create(&app, "alice");
-    alice.login(&app).await;
-    let first = app.cookie("sessionid").expect("a session cookie");
+    // An attacker plants a session of their own in the victim's browser.
+    let planted = app.plant_session(&[("cart", "\"3 apples\"")]).await;
+    assert_eq!(app.session_rows(), 1);
 
-    // Signing in again on the same browser issues a new key, and the old
-    // one no longer works anywhere.
-    alice.login(&app).await;
-    let second = app.cookie("sessionid").expect("a session cookie");
-    assert_ne!(first, second);
-    assert_eq!(app.session_rows(), 1, "the old session row is gone");
+    let res = alice.login(&app).await;
+    assert_eq!(res.location(), Some("/profile"));
+    let after = app.cookie("sessionid").expect("a session cookie");
+    assert_ne!(after, planted, "login issues a new key");
+    assert_eq!(app.session_rows(), 1, "the planted session row is gone");
 
+    // The planted key is useless to the attacker.
     app.clear_cookies();
-    app.set_cookie("sessionid", &first);
-    let profile = app.get("/profile").await;
-    assert_eq!(profile.status, StatusCode::SEE_OTHER, "the old key is dead");
+    app.set_cookie("sessionid", &planted);
+    assert_eq!(app.get("/profile").await.status, StatusCode::SEE_OTHER);
 }
 
 #[actix_web::test]

@@ -4,9 +4,10 @@
 use std::{cell::RefCell, collections::BTreeMap};
 
 use actix_http::Request;
+use actix_session::storage::SessionStore;
 use actix_web::{
     body::MessageBody,
-    cookie::Cookie,
+    cookie::{Cookie, CookieJar},
     dev::{Service, ServiceResponse},
     http::{StatusCode, header},
     test,
@@ -16,8 +17,9 @@ use porter::{
     auth::models::{self, NewUser, User},
     db::PooledConn,
     schema::sessions,
+    sessions::DbSessionStore,
     settings::Settings,
-    startup::{AppState, build_app},
+    startup::{AppState, build_app, cookie_key},
 };
 use tempfile::TempDir;
 
@@ -238,6 +240,31 @@ where
         self.cookies
             .borrow_mut()
             .insert(name.to_owned(), value.to_owned());
+    }
+
+    /// Stores a session with `entries` (values are JSON texts) straight
+    /// into the session store and puts its signed cookie in the jar, as an
+    /// attacker planting a session would. Returns the cookie value.
+    pub async fn plant_session(&self, entries: &[(&str, &str)]) -> String {
+        let state = entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let store = DbSessionStore::new(self.state.pool.clone());
+        let key = store
+            .save(state, &actix_web::cookie::time::Duration::hours(1))
+            .await
+            .expect("save a session");
+        let mut jar = CookieJar::new();
+        jar.signed_mut(&cookie_key(&self.state.settings))
+            .add(Cookie::new("sessionid", String::from(key)));
+        let value = jar
+            .get("sessionid")
+            .expect("the signed cookie")
+            .value()
+            .to_owned();
+        self.set_cookie("sessionid", &value);
+        value
     }
 
     /// Empties the jar: a new browser.

@@ -1,0 +1,68 @@
+//! "Last seen", cheaply: a session records when it was last used, at most
+//! once a minute, so that "your sessions" can show it without a database
+//! write on every request.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_session::SessionExt;
+use actix_web::{
+    Error,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::header,
+    middleware::Next,
+};
+
+/// The session key holding the last activity, in Unix seconds.
+pub const LAST_SEEN_KEY: &str = "_last_seen";
+
+/// The session key holding the browser's `User-Agent`, noted once.
+pub const USER_AGENT_KEY: &str = "_user_agent";
+/// The session key holding the client's address, noted once. This is the
+/// address of the TCP peer: behind a proxy, the proxy's.
+pub const IP_KEY: &str = "_ip";
+const MAX_USER_AGENT_LEN: usize = 256;
+
+/// How stale "last seen" may get before it is written again.
+pub const LAST_SEEN_GRANULARITY: Duration = Duration::from_secs(60);
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// Middleware, inside the session middleware: refreshes `_last_seen` on
+/// existing sessions when it is more than a minute old, and notes the
+/// browser and address the first time. Anonymous visitors without a session
+/// get none: this never creates one.
+pub async fn track_last_seen(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let res = next.call(req).await?;
+    let session = res.request().get_session();
+    let has_data = !session.entries().is_empty();
+    if has_data {
+        let now = unix_now();
+        let last_seen = session.get::<u64>(LAST_SEEN_KEY).ok().flatten();
+        if last_seen.is_none_or(|seen| now.saturating_sub(seen) >= LAST_SEEN_GRANULARITY.as_secs())
+        {
+            // Also moves the expiry forward: an idle timeout, a minute coarse.
+            let _ = session.insert(LAST_SEEN_KEY, now);
+            if !session.contains_key(USER_AGENT_KEY) {
+                let request = res.request();
+                let user_agent = request
+                    .headers()
+                    .get(header::USER_AGENT)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or("unknown");
+                let user_agent: String = user_agent.chars().take(MAX_USER_AGENT_LEN).collect();
+                let ip = request.peer_addr().map(|addr| addr.ip().to_string());
+                let _ = session.insert(USER_AGENT_KEY, user_agent);
+                let _ = session.insert(IP_KEY, ip.unwrap_or_else(|| "unknown".into()));
+            }
+        }
+    }
+    Ok(res)
+}

@@ -1,0 +1,110 @@
+//! "Your sessions": where a user sees every browser signed in to their
+//! account and signs any of them out.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_flash_messages::{FlashMessage, IncomingFlashMessages};
+use askama::Template;
+
+use crate::{
+    auth::{AuthContext, CurrentUser},
+    csrf::CsrfToken,
+    errors::AppError,
+    sessions::{self, SessionBackend, by_user::SessionSummary},
+    urls,
+    views::{Message, display_time, messages, render, see_other},
+};
+
+/// One row of the table, formatted.
+struct SessionRow {
+    id: i32,
+    created_at: String,
+    last_seen: String,
+    user_agent: String,
+    ip: String,
+    remembered: bool,
+    current: bool,
+}
+
+impl From<SessionSummary> for SessionRow {
+    fn from(session: SessionSummary) -> Self {
+        Self {
+            id: session.id,
+            created_at: display_time(&session.created_at),
+            last_seen: session
+                .last_seen
+                .as_ref()
+                .map_or_else(|| "—".to_owned(), display_time),
+            user_agent: session.user_agent,
+            ip: session.ip,
+            remembered: session.remembered,
+            current: session.current,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sessions.html")]
+struct SessionsPage {
+    /// `None` when the engine cannot list sessions.
+    sessions: Option<Vec<SessionRow>>,
+    csrf_token: String,
+    messages: Vec<Message>,
+}
+
+/// `GET /sessions`, behind `login_required`.
+pub async fn list(
+    req: HttpRequest,
+    CurrentUser(user): CurrentUser,
+    auth: web::Data<AuthContext>,
+    backend: web::Data<SessionBackend>,
+    csrf: CsrfToken,
+    incoming: IncomingFlashMessages,
+) -> Result<HttpResponse, AppError> {
+    let sessions = if backend.can_list_sessions() {
+        let current = sessions::current_key_hash(&req);
+        let found = sessions::by_user::list(auth.pool(), user.id, current).await?;
+        Some(found.into_iter().map(SessionRow::from).collect())
+    } else {
+        None
+    };
+    render(&SessionsPage {
+        sessions,
+        csrf_token: csrf.form_value(),
+        messages: messages(&incoming),
+    })
+}
+
+/// `POST /sessions/{id}/revoke`: signs one of the user's sessions out.
+/// Another user's session, or one that is gone, is a 404.
+pub async fn revoke(
+    CurrentUser(user): CurrentUser,
+    id: web::Path<i32>,
+    auth: web::Data<AuthContext>,
+    backend: web::Data<SessionBackend>,
+) -> Result<HttpResponse, AppError> {
+    if !backend.can_list_sessions() {
+        return Err(AppError::NotFound);
+    }
+    if !sessions::by_user::revoke(auth.pool(), user.id, id.into_inner()).await? {
+        return Err(AppError::NotFound);
+    }
+    FlashMessage::success("The session was signed out.").send();
+    Ok(see_other(urls::SESSIONS))
+}
+
+/// `POST /sessions/revoke-others`: signs out every session but this one.
+pub async fn revoke_others(
+    req: HttpRequest,
+    CurrentUser(user): CurrentUser,
+    auth: web::Data<AuthContext>,
+    backend: web::Data<SessionBackend>,
+) -> Result<HttpResponse, AppError> {
+    if !backend.can_list_sessions() {
+        return Err(AppError::NotFound);
+    }
+    let current = sessions::current_key_hash(&req);
+    let ended = sessions::by_user::revoke_others(auth.pool(), user.id, current).await?;
+    let noun = if ended == 1 { "session" } else { "sessions" };
+    FlashMessage::success(format!("{ended} other {noun} signed out.")).send();
+    Ok(see_other(urls::SESSIONS))
+}
