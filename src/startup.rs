@@ -20,7 +20,10 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::{
-    auth::{self, AuthBackend, AuthContext, ModelBackend, PasswordHasher, SessionKeys},
+    auth::{
+        self, AuthBackend, AuthContext, ModelBackend, PasswordHasher, SessionKeys,
+        signals::AuthListener,
+    },
     csrf::{self, CsrfConfig},
     db::{self, DbPool},
     errors,
@@ -81,6 +84,19 @@ impl AppState {
             session_backend,
             session_cookie,
         })
+    }
+}
+
+impl AppState {
+    /// Adds a listener for login events (see `auth::signals`). Call it
+    /// before the app is built.
+    pub fn with_auth_listener(mut self, listener: Arc<dyn AuthListener>) -> Self {
+        let mut auth = self.auth.into_inner();
+        Arc::get_mut(&mut auth)
+            .expect("listeners are added at start-up, before the app shares the context")
+            .add_listener(listener);
+        self.auth = web::Data::from(auth);
+        self
     }
 }
 

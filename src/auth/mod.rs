@@ -101,9 +101,8 @@ impl AuthContext {
     }
 
     /// Adds a listener for login events.
-    pub fn with_listener(mut self, listener: Arc<dyn AuthListener>) -> Self {
+    pub fn add_listener(&mut self, listener: Arc<dyn AuthListener>) {
         self.listeners.push(listener);
-        self
     }
 
     /// Logs `event` and tells every listener.

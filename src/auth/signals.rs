@@ -4,7 +4,7 @@
 //! Every event is logged as a structured tracing event (the user id, never
 //! a password or a session key). A fork that wants to react (audit rows,
 //! e-mails, metrics) implements [`AuthListener`] and passes it to
-//! [`AuthContext::with_listener`](super::AuthContext::with_listener).
+//! [`AppState::with_auth_listener`](crate::startup::AppState::with_auth_listener).
 
 use actix_web::HttpRequest;
 

@@ -5,6 +5,8 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
+use actix_web::http::StatusCode;
+
 use crate::helpers::{TEST_SECRET_KEY, TestUser, spawn_app};
 
 fn porter(database_url: &str, args: &[&str], stdin: &str) -> Output {
@@ -128,4 +130,126 @@ async fn migrate_reports_an_up_to_date_database() {
     let out = porter(&app.database_url(), &["migrate"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("0 migration(s) applied"));
+}
+
+#[actix_web::test]
+async fn changepassword_sets_a_new_password_and_refuses_weak_ones() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    let url = app.database_url();
+
+    let out = porter(
+        &url,
+        &["changepassword", "alice", "--password-stdin"],
+        "12345678\n",
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("too common") || stderr(&out).contains("numeric"));
+
+    let out = porter(
+        &url,
+        &["changepassword", "nobody", "--password-stdin"],
+        "x\n",
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no user named \"nobody\""));
+
+    let out = porter(
+        &url,
+        &["changepassword", "alice", "--password-stdin"],
+        "a new long passphrase\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        alice.login(&app).await.status,
+        StatusCode::OK,
+        "old one refused"
+    );
+    let renewed = TestUser {
+        password: "a new long passphrase".into(),
+        ..alice
+    };
+    assert_eq!(renewed.login(&app).await.location(), Some("/profile"));
+}
+
+#[actix_web::test]
+async fn deactivate_and_activate_control_who_can_sign_in() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    let url = app.database_url();
+    alice.login(&app).await;
+
+    let out = porter(&url, &["deactivate", "alice"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        app.get("/profile").await.status,
+        StatusCode::SEE_OTHER,
+        "session ended"
+    );
+    assert_eq!(
+        alice.login(&app).await.status,
+        StatusCode::OK,
+        "login refused"
+    );
+
+    let out = porter(&url, &["activate", "alice"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(alice.login(&app).await.location(), Some("/profile"));
+}
+
+#[actix_web::test]
+async fn users_list_and_session_list_show_what_is_stored() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    TestUser::create(&app, "bob");
+    alice.login(&app).await;
+    let url = app.database_url();
+
+    let out = porter(&url, &["users", "list"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing = stdout(&out);
+    assert!(listing.contains("alice") && listing.contains("bob"));
+    assert!(listing.contains("2 user(s)."));
+
+    let out = porter(&url, &["session", "list", "--user", "alice"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("1 live session(s)."));
+    let out = porter(&url, &["session", "list", "--user", "bob"], "");
+    assert!(stdout(&out).contains("0 live session(s)."));
+}
+
+#[actix_web::test]
+async fn clearsessions_deletes_expired_sessions_and_says_how_many() {
+    use diesel::prelude::*;
+    use porter::schema::sessions;
+
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    alice.login(&app.new_browser()).await;
+    let past = porter::sessions::models::now() - time::Duration::hours(1);
+    diesel::update(sessions::table.filter(sessions::id.eq(1)))
+        .set(sessions::expires_at.eq(past))
+        .execute(&mut *app.db())
+        .expect("expire one session");
+
+    let out = porter(&app.database_url(), &["clearsessions"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("1 expired session(s) deleted."));
+    assert_eq!(app.session_rows(), 1);
+}
+
+#[actix_web::test]
+async fn an_unreachable_database_is_a_clear_error() {
+    let out = porter(
+        "sqlite:///no/such/directory/porter.db",
+        &["users", "list"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("DATABASE_URL: cannot open"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -1,7 +1,7 @@
 //! `TestApp`: the real app on a fresh database, and a browser-like client
 //! that keeps cookies between requests.
 
-use std::{cell::RefCell, collections::BTreeMap};
+use std::{cell::RefCell, collections::BTreeMap, rc::Rc};
 
 use actix_http::Request;
 use actix_session::storage::SessionStore;
@@ -44,14 +44,14 @@ pub fn test_settings(dir: &TempDir, overrides: &[(&str, &str)]) -> Settings {
     Settings::from_lookup(|name| vars.get(name).cloned(), dir.path()).expect("valid test settings")
 }
 
-/// The app under test and a client with its own cookie jar.
+/// The app under test and a client with its own cookie jar: one browser.
 pub struct TestApp<S> {
-    service: S,
+    service: Rc<S>,
     /// The state the app was built from: the pool, the hasher, the settings.
     pub state: AppState,
     cookies: RefCell<BTreeMap<String, String>>,
-    /// Holds the test's database; deleted when the test ends.
-    _dir: TempDir,
+    /// Holds the test's database; deleted when the last browser is dropped.
+    _dir: Rc<TempDir>,
 }
 
 /// Builds the app on a fresh database with the default settings.
@@ -69,12 +69,22 @@ pub async fn spawn_app_with(
 > {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let state = AppState::new(test_settings(&dir, overrides)).expect("the app state builds");
+    spawn_app_from(state, dir).await
+}
+
+/// Builds the app from a state prepared by the test (in `dir`).
+pub async fn spawn_app_from(
+    state: AppState,
+    dir: TempDir,
+) -> TestApp<
+    impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
+> {
     let service = test::init_service(build_app(&state)).await;
     TestApp {
-        service,
+        service: Rc::new(service),
         state,
         cookies: RefCell::default(),
-        _dir: dir,
+        _dir: Rc::new(dir),
     }
 }
 
@@ -141,18 +151,65 @@ impl TestResponse {
     }
 }
 
+impl<S> TestApp<S> {
+    /// The value of cookie `name` in the jar.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.borrow().get(name).cloned()
+    }
+
+    /// Puts a cookie in the jar (or replaces it), as a tampering client would.
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.cookies
+            .borrow_mut()
+            .insert(name.to_owned(), value.to_owned());
+    }
+
+    /// Empties the jar: a new browser.
+    pub fn clear_cookies(&self) {
+        self.cookies.borrow_mut().clear();
+    }
+
+    /// A database connection, to look at what the app stored.
+    pub fn db(&self) -> PooledConn {
+        self.state.pool.get().expect("a database connection")
+    }
+
+    /// How many rows the sessions table holds.
+    pub fn session_rows(&self) -> i64 {
+        sessions::table
+            .count()
+            .get_result(&mut *self.db())
+            .expect("count sessions")
+    }
+
+    /// The database file's path, for the CLI.
+    pub fn database_url(&self) -> String {
+        self.state.settings.database_url.clone()
+    }
+}
+
 impl<S, B> TestApp<S>
 where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
+    /// A second browser on the same app: same server, empty cookie jar.
+    pub fn new_browser(&self) -> Self {
+        Self {
+            service: Rc::clone(&self.service),
+            state: self.state.clone(),
+            cookies: RefCell::default(),
+            _dir: Rc::clone(&self._dir),
+        }
+    }
+
     /// Sends `req` with the jar's cookies, and keeps the cookies it sets.
     pub async fn send(&self, req: test::TestRequest) -> TestResponse {
         let mut req = req;
         for (name, value) in self.cookies.borrow().iter() {
             req = req.cookie(Cookie::new(name.clone(), value.clone()));
         }
-        let res = match test::try_call_service(&self.service, req.to_request()).await {
+        let res = match test::try_call_service(&*self.service, req.to_request()).await {
             Ok(res) => res,
             // An error from middleware becomes a response, as the server makes it.
             Err(err) => {
@@ -230,18 +287,6 @@ where
         self.submit_form("/profile", "/logout", &[]).await
     }
 
-    /// The value of cookie `name` in the jar.
-    pub fn cookie(&self, name: &str) -> Option<String> {
-        self.cookies.borrow().get(name).cloned()
-    }
-
-    /// Puts a cookie in the jar (or replaces it), as a tampering client would.
-    pub fn set_cookie(&self, name: &str, value: &str) {
-        self.cookies
-            .borrow_mut()
-            .insert(name.to_owned(), value.to_owned());
-    }
-
     /// Stores a session with `entries` (values are JSON texts) straight
     /// into the session store and puts its signed cookie in the jar, as an
     /// attacker planting a session would. Returns the cookie value.
@@ -265,29 +310,6 @@ where
             .to_owned();
         self.set_cookie("sessionid", &value);
         value
-    }
-
-    /// Empties the jar: a new browser.
-    pub fn clear_cookies(&self) {
-        self.cookies.borrow_mut().clear();
-    }
-
-    /// A database connection, to look at what the app stored.
-    pub fn db(&self) -> PooledConn {
-        self.state.pool.get().expect("a database connection")
-    }
-
-    /// How many rows the sessions table holds.
-    pub fn session_rows(&self) -> i64 {
-        sessions::table
-            .count()
-            .get_result(&mut *self.db())
-            .expect("count sessions")
-    }
-
-    /// The database file's path, for the CLI.
-    pub fn database_url(&self) -> String {
-        self.state.settings.database_url.clone()
     }
 }
 

@@ -1,0 +1,128 @@
+//! "Your sessions": list, revoke one, sign out everywhere else.
+
+use actix_web::http::StatusCode;
+use diesel::prelude::*;
+use porter::schema::sessions;
+
+use crate::helpers::{TestUser, spawn_app, spawn_app_with};
+
+fn session_ids(app: &crate::helpers::TestApp<impl Sized>, user_id: i32) -> Vec<i32> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .select(sessions::id)
+        .order(sessions::id)
+        .load(&mut *app.db())
+        .expect("session ids")
+}
+
+#[actix_web::test]
+async fn the_page_lists_each_browser_and_marks_this_one() {
+    let laptop = spawn_app().await;
+    let phone = laptop.new_browser();
+    let alice = TestUser::create(&laptop, "alice");
+    alice.login(&laptop).await;
+    alice.login(&phone).await;
+
+    let page = laptop.get("/sessions").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.body.matches("<li class=\"session").count(), 2);
+    assert_eq!(page.body.matches("this browser").count(), 1);
+    assert_eq!(
+        page.body.matches("/revoke\"").count(),
+        1,
+        "only the other can be revoked"
+    );
+}
+
+#[actix_web::test]
+async fn revoking_a_session_signs_that_browser_out() {
+    let laptop = spawn_app().await;
+    let phone = laptop.new_browser();
+    let alice = TestUser::create(&laptop, "alice");
+    alice.login(&phone).await;
+    alice.login(&laptop).await;
+    let phone_session = session_ids(&laptop, alice.id)[0];
+
+    let res = laptop
+        .submit_form(
+            "/sessions",
+            &format!("/sessions/{phone_session}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.location(), Some("/sessions"));
+    assert_eq!(phone.get("/profile").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(laptop.get("/profile").await.status, StatusCode::OK);
+    assert!(laptop.get("/sessions").await.body.contains("sessions"));
+}
+
+#[actix_web::test]
+async fn nobody_can_revoke_another_users_session() {
+    let app = spawn_app().await;
+    let mallory_browser = app.new_browser();
+    let alice = TestUser::create(&app, "alice");
+    let mallory = TestUser::create(&app, "mallory");
+    alice.login(&app).await;
+    mallory.login(&mallory_browser).await;
+    let alices_session = session_ids(&app, alice.id)[0];
+
+    let res = mallory_browser
+        .submit_form(
+            "/sessions",
+            &format!("/sessions/{alices_session}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(session_ids(&app, alice.id), [alices_session]);
+    assert_eq!(app.get("/profile").await.status, StatusCode::OK);
+
+    let res = mallory_browser
+        .submit_form("/sessions", "/sessions/not-a-number/revoke", &[])
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn sign_out_everywhere_else_keeps_only_this_session() {
+    let laptop = spawn_app().await;
+    let phone = laptop.new_browser();
+    let tablet = laptop.new_browser();
+    let alice = TestUser::create(&laptop, "alice");
+    for browser in [&phone, &tablet, &laptop] {
+        alice.login(browser).await;
+    }
+    let res = laptop
+        .submit_form("/sessions", "/sessions/revoke-others", &[])
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(session_ids(&laptop, alice.id).len(), 1);
+    assert_eq!(phone.get("/profile").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(tablet.get("/profile").await.status, StatusCode::SEE_OTHER);
+    let page = laptop.get("/sessions").await;
+    assert!(page.body.contains("2 other sessions signed out."));
+}
+
+#[actix_web::test]
+async fn the_cookie_engine_says_plainly_it_cannot_list_sessions() {
+    let app = spawn_app_with(&[("SESSION_ENGINE", "cookie")]).await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    let page = app.get("/sessions").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("cannot sign one out by itself"));
+}
+
+#[actix_web::test]
+async fn last_seen_and_the_browser_are_recorded_without_a_write_per_request() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    let page = app.get("/sessions").await;
+    assert!(page.body.contains("Last seen"));
+    // Within the minute, pages change nothing: no session write.
+    let res = app.get("/profile").await;
+    assert!(res.set_cookie("sessionid").is_none());
+    assert_eq!(res.query_count(), 2);
+}
