@@ -36,6 +36,12 @@ pub enum AppError {
     /// The body is larger than the server accepts.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// Too many failed logins: try again after this many seconds.
+    #[error("too many failed login attempts")]
+    Throttled {
+        /// Seconds until the next attempt is accepted.
+        retry_after: u64,
+    },
     /// An anonymous visitor reached a page that needs a user; carries the
     /// login URL to redirect to.
     #[error("login required")]
@@ -78,6 +84,13 @@ impl AppError {
                 "Request too large",
                 "What you sent is larger than this site accepts.".into(),
             ),
+            Self::Throttled { retry_after } => (
+                "Too many attempts",
+                format!(
+                    "Too many failed sign-in attempts. Please wait {} before trying again.",
+                    wait_in_words(*retry_after)
+                ),
+            ),
             Self::LoginRequired(_) => ("Sign in required", "Please sign in.".into()),
             Self::Auth(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => (
                 "Server error",
@@ -104,6 +117,7 @@ impl ResponseError for AppError {
             Self::Csrf(_) => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::LoginRequired(_) => StatusCode::SEE_OTHER,
             Self::Auth(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -128,6 +142,9 @@ impl ResponseError for AppError {
             }
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, *allow));
+            }
+            Self::Throttled { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             _ => {}
         }
@@ -170,4 +187,14 @@ pub fn body_error(err: &actix_web::Error) -> AppError {
 /// Turns a bad query string into a page, for `QueryConfig`.
 pub fn query_error(err: actix_web::error::QueryPayloadError) -> AppError {
     AppError::BadRequest(format!("the address could not be read ({err})"))
+}
+
+/// `90` → `2 minutes`: rounded up, in the largest unit that fits.
+fn wait_in_words(secs: u64) -> String {
+    let (n, unit) = if secs < 60 {
+        (secs.max(1), "second")
+    } else {
+        (secs.div_ceil(60), "minute")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }

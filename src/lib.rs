@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod client_ip;
 pub mod cli;
 pub mod csrf;
 pub mod db;

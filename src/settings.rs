@@ -126,6 +126,9 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// `SESSION_REMEMBER_TTL`: how long a "remember me" session lives.
     pub session_remember_ttl: Duration,
+    /// `TRUST_X_FORWARDED_FOR`: take the client address from the proxy's
+    /// `X-Forwarded-For` entry. Only behind a reverse proxy.
+    pub trust_x_forwarded_for: bool,
     /// `RUST_LOG`: the tracing filter.
     pub rust_log: String,
 }
@@ -196,6 +199,10 @@ impl Settings {
             Some(value) => parse_duration("SESSION_REMEMBER_TTL", &value)?,
             None => DEFAULT_SESSION_REMEMBER_TTL,
         };
+        let trust_x_forwarded_for = match get("TRUST_X_FORWARDED_FOR") {
+            Some(value) => parse_bool("TRUST_X_FORWARDED_FOR", &value)?,
+            None => false,
+        };
         let rust_log = get("RUST_LOG").unwrap_or_else(|| "info".into());
 
         Ok(Self {
@@ -207,6 +214,7 @@ impl Settings {
             cookie_secure,
             session_ttl,
             session_remember_ttl,
+            trust_x_forwarded_for,
             rust_log,
         })
     }

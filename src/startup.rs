@@ -23,7 +23,9 @@ use crate::{
     auth::{
         self, AuthBackend, AuthContext, ModelBackend, PasswordHasher, SessionKeys,
         signals::AuthListener,
+        throttle::{self, ThrottlePolicy},
     },
+    client_ip::ClientIpConfig,
     csrf::{self, CsrfConfig},
     db::{self, DbPool},
     errors,
@@ -32,8 +34,30 @@ use crate::{
     telemetry, urls,
 };
 
-/// How often the server deletes expired sessions.
-const CLEAR_SESSIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+/// How often the server deletes expired sessions and stale login counters.
+const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// Deletes expired sessions (Django's `clearsessions`) and login counters
+/// that have gone quiet, every hour, for as long as the server runs.
+async fn housekeeping(pool: DbPool) {
+    let quiet_period = ThrottlePolicy::default().quiet_period;
+    let mut ticks = actix_web::rt::time::interval(HOUSEKEEPING_EVERY);
+    loop {
+        ticks.tick().await;
+        match sessions::clear_expired(&pool).await {
+            Ok(0) => {}
+            Ok(cleared) => tracing::info!(cleared, "expired sessions cleared"),
+            Err(err) => tracing::warn!(error = %err, "clearing expired sessions failed"),
+        }
+        let stale = db::with_conn(&pool, move |conn| {
+            throttle::delete_stale(conn, quiet_period).map_err(db::DbError::from)
+        })
+        .await;
+        if let Err(err) = stale {
+            tracing::warn!(error = %err, "clearing login counters failed");
+        }
+    }
+}
 
 /// The largest form body accepted; larger ones get `413`.
 pub const FORM_LIMIT: usize = 64 * 1024;
@@ -126,6 +150,10 @@ pub fn build_app(
         .app_data(web::Data::new(state.session_backend.clone()))
         .app_data(web::Data::new(state.session_cookie.clone()))
         .app_data(web::Data::new(Arc::clone(&state.hasher)))
+        .app_data(web::Data::new(ThrottlePolicy::default()))
+        .app_data(web::Data::new(ClientIpConfig {
+            trust_x_forwarded_for: state.settings.trust_x_forwarded_for,
+        }))
         .app_data(state.auth.clone())
         .app_data(web::Data::new(CsrfConfig {
             cookie_secure: state.settings.cookie_secure,
@@ -187,10 +215,7 @@ impl Application {
         let listener = TcpListener::bind(&state.settings.bind)
             .with_context(|| format!("BIND: cannot listen on {}", state.settings.bind))?;
         let port = listener.local_addr()?.port();
-        actix_web::rt::spawn(sessions::clear_expired_periodically(
-            state.pool.clone(),
-            CLEAR_SESSIONS_EVERY,
-        ));
+        actix_web::rt::spawn(housekeeping(state.pool.clone()));
         let server = HttpServer::new(move || build_app(&state))
             .listen(listener)?
             .run();

@@ -19,6 +19,7 @@ pub mod middleware;
 pub mod models;
 pub mod redirects;
 pub mod signals;
+pub mod throttle;
 pub mod validators;
 
 use std::{fmt, sync::Arc};

@@ -5,6 +5,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_session::SessionExt;
+
+use crate::client_ip::client_ip_text;
 use actix_web::{
     Error,
     body::MessageBody,
@@ -18,8 +20,8 @@ pub const LAST_SEEN_KEY: &str = "_last_seen";
 
 /// The session key holding the browser's `User-Agent`, noted once.
 pub const USER_AGENT_KEY: &str = "_user_agent";
-/// The session key holding the client's address, noted once. This is the
-/// address of the TCP peer: behind a proxy, the proxy's.
+/// The session key holding the client's address, noted once (see
+/// [`client_ip`](crate::client_ip)).
 pub const IP_KEY: &str = "_ip";
 const MAX_USER_AGENT_LEN: usize = 256;
 
@@ -58,9 +60,8 @@ pub async fn track_last_seen(
                     .and_then(|value| value.to_str().ok())
                     .unwrap_or("unknown");
                 let user_agent: String = user_agent.chars().take(MAX_USER_AGENT_LEN).collect();
-                let ip = request.peer_addr().map(|addr| addr.ip().to_string());
                 let _ = session.insert(USER_AGENT_KEY, user_agent);
-                let _ = session.insert(IP_KEY, ip.unwrap_or_else(|| "unknown".into()));
+                let _ = session.insert(IP_KEY, client_ip_text(request));
             }
         }
     }

@@ -218,16 +218,3 @@ pub async fn clear_expired(pool: &DbPool) -> Result<usize, DbError> {
     })
     .await
 }
-
-/// Runs [`clear_expired`] every `period`, for as long as the server runs.
-pub async fn clear_expired_periodically(pool: DbPool, period: std::time::Duration) {
-    let mut ticks = actix_web::rt::time::interval(period);
-    loop {
-        ticks.tick().await;
-        match clear_expired(&pool).await {
-            Ok(0) => {}
-            Ok(cleared) => tracing::info!(cleared, "expired sessions cleared"),
-            Err(err) => tracing::warn!(error = %err, "clearing expired sessions failed"),
-        }
-    }
-}

@@ -16,8 +16,10 @@ use crate::{
         accounts::{self, AccountError},
         redirects::safe_next_or,
         signals::AuthEvent,
+        throttle::ThrottlePolicy,
         validators::{MAX_USERNAME_LEN, ValidationError, validate_password, validate_username},
     },
+    client_ip::client_ip_text,
     csrf::CsrfToken,
     db::{DbPool, run_blocking, with_conn},
     errors::AppError,
@@ -100,6 +102,7 @@ pub async fn login_submit(
     form: web::Form<LoginForm>,
     auth: web::Data<AuthContext>,
     settings: web::Data<Settings>,
+    throttle: web::Data<ThrottlePolicy>,
     user: LazyUser,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
@@ -132,14 +135,23 @@ pub async fn login_submit(
         return failed(INVALID_LOGIN);
     }
 
+    let address = client_ip_text(&req);
+    if let Some(wait) = throttle.check(auth.pool(), username, &address).await? {
+        return Err(AppError::Throttled {
+            retry_after: wait.as_secs().max(1),
+        });
+    }
+
     let credentials = Credentials {
         username: username.to_owned(),
         password,
     };
     let Some(authenticated) = auth::authenticate(&auth, credentials).await? else {
+        throttle.record_failure(auth.pool(), username, &address).await?;
         auth.send(&AuthEvent::LoginFailed { username }, &req);
         return failed(INVALID_LOGIN);
     };
+    throttle.record_success(auth.pool(), username, &address).await?;
     auth::login(&req, &auth, &authenticated).await?;
     if remember_me {
         set_expiry(&req.get_session(), settings.session_remember_ttl)
