@@ -10,6 +10,8 @@
 //! porter clearsessions                delete expired sessions
 //! porter session show KEY             a session's data, as Django's get_decoded()
 //! porter session list [--user NAME]
+//! porter check [--deploy]            settings unsafe in production
+//! porter secret generate              a new SECRET_KEY
 //! ```
 
 use std::io::{BufRead, IsTerminal};
@@ -24,9 +26,9 @@ use crate::{
         models::{self, User},
         validators::validate_username,
     },
-    db,
+    checks, db,
     sessions::{db_store::decode_state, models as session_models, open_session_cookie},
-    settings::{SessionEngine, Settings},
+    settings::{SecretKey, SessionEngine, Settings},
     startup::{Application, cookie_key},
     views::display_time,
 };
@@ -90,6 +92,26 @@ pub enum Command {
         #[command(subcommand)]
         action: SessionCommand,
     },
+    /// Check the configuration; with --deploy, list every setting unsafe in
+    /// production and exit non-zero if there is one.
+    Check {
+        /// Run the deployment checks.
+        #[arg(long)]
+        deploy: bool,
+    },
+    /// Secret keys.
+    Secret {
+        /// What to do.
+        #[command(subcommand)]
+        action: SecretCommand,
+    },
+}
+
+/// `porter secret ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Print a new random SECRET_KEY (64 random bytes, hex-encoded).
+    Generate,
 }
 
 /// `porter users ...`
@@ -152,7 +174,37 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Session {
             action: SessionCommand::List { user },
         } => session_list(&settings, user.as_deref()),
+        Command::Check { deploy } => check(&settings, deploy),
+        Command::Secret {
+            action: SecretCommand::Generate,
+        } => {
+            println!(
+                "{}",
+                String::from_utf8_lossy(SecretKey::generate().expose())
+            );
+            Ok(())
+        }
     }
+}
+
+fn check(settings: &Settings, deploy: bool) -> anyhow::Result<()> {
+    connect(settings)?;
+    let findings = if deploy {
+        checks::deploy_checks(settings)
+    } else {
+        Vec::new()
+    };
+    if findings.is_empty() {
+        println!("System check identified no issues.");
+        return Ok(());
+    }
+    for finding in &findings {
+        println!("{finding}");
+    }
+    bail!(
+        "system check identified {} issue(s) unsafe for deployment",
+        findings.len()
+    )
 }
 
 fn connect(settings: &Settings) -> anyhow::Result<db::DbPool> {
@@ -193,7 +245,7 @@ fn createuser(
     let pool = connect(settings)?;
     let user = accounts::create_user(
         &mut *pool.get()?,
-        &PasswordHasher::default(),
+        &PasswordHasher::new(settings.argon2.clone())?,
         name,
         &password,
         superuser,
@@ -209,7 +261,7 @@ fn changepassword(settings: &Settings, name: &str, password_stdin: bool) -> anyh
     let password = read_new_password(password_stdin)?;
     accounts::set_password(
         &mut *pool.get()?,
-        &PasswordHasher::default(),
+        &PasswordHasher::new(settings.argon2.clone())?,
         &user,
         &password,
     )?;

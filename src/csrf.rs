@@ -10,7 +10,9 @@
 //!   the `csrf_token` form field or the `X-CSRFToken` header, that unmasks
 //!   to the cookie's secret; otherwise it is refused with 403;
 //! * `login` rotates the secret, so a token seen before login is useless
-//!   after it.
+//!   after it;
+//! * in depth, an unsafe request whose `Origin` (or, without one, `Referer`)
+//!   names another site is refused even with a valid token.
 //!
 //! It is written out here rather than taken from a crate because it is
 //! small, it is part of the machinery this project explains, and the actix
@@ -20,7 +22,7 @@ use std::{cell::RefCell, rc::Rc};
 
 use actix_web::{
     Error, FromRequest, HttpMessage, HttpRequest,
-    body::MessageBody,
+    body::{EitherBody, MessageBody},
     cookie::{Cookie, SameSite, time::Duration},
     dev::{Payload, ServiceRequest, ServiceResponse},
     http::{Method, header},
@@ -131,6 +133,38 @@ pub fn rotate_token(req: &HttpRequest) {
     }
 }
 
+/// The authority (`host[:port]`) of an absolute URL, lowercased.
+fn authority(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    // Drop any user info: "https://user@host/" names host.
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// Why the request looks cross-site, if it does: its `Origin`, or without
+/// one its `Referer`, names a host other than the one it was sent to.
+fn cross_site(req: &ServiceRequest) -> Option<&'static str> {
+    let host = req.connection_info().host().to_ascii_lowercase();
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    if let Some(origin) = header(header::ORIGIN) {
+        return (authority(origin).as_deref() != Some(host.as_str()))
+            .then_some("the request came from another site (Origin)");
+    }
+    if let Some(referer) = header(header::REFERER) {
+        return (authority(referer).as_deref() != Some(host.as_str()))
+            .then_some("the request came from another site (Referer)");
+    }
+    None
+}
+
 fn is_unsafe(method: &Method) -> bool {
     !matches!(
         *method,
@@ -140,7 +174,7 @@ fn is_unsafe(method: &Method) -> bool {
 
 /// Finds the token in the request: the header first, else the form field.
 /// Reading the form consumes the body, so it is put back for the handler.
-async fn submitted_token(req: &mut ServiceRequest) -> Result<Option<String>, Error> {
+async fn submitted_token(req: &mut ServiceRequest) -> Result<Option<String>, AppError> {
     if let Some(value) = req.headers().get(CSRF_HEADER) {
         return Ok(value.to_str().ok().map(str::to_owned));
     }
@@ -169,10 +203,49 @@ fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
         .find_map(|(key, value)| (key == name).then_some(value))
 }
 
-/// Middleware: checks every unsafe request and provides [`CsrfToken`].
+/// Middleware: checks every unsafe request and provides [`CsrfToken`]. A
+/// refused request is answered here with the 403 page, as a response (not
+/// an error), so the layers outside still dress it with their headers.
 pub async fn protect(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    match check(&mut req).await {
+        Ok(cookie_secret) => Ok(pass(req, next, cookie_secret).await?.map_into_left_body()),
+        Err(refusal) => Ok(req.error_response(refusal).map_into_right_body()),
+    }
+}
+
+/// Checks an unsafe request; returns the cookie's secret, if any.
+async fn check(req: &mut ServiceRequest) -> Result<Option<Secret>, AppError> {
+    let cookie_secret = req
+        .cookie(CSRF_COOKIE_NAME)
+        .and_then(|cookie| parse_secret(cookie.value()));
+    if !is_unsafe(req.method()) {
+        return Ok(cookie_secret);
+    }
+    if let Some(reason) = cross_site(req) {
+        return Err(AppError::Csrf(reason));
+    }
+    let Some(secret) = cookie_secret else {
+        return Err(AppError::Csrf("the CSRF cookie is missing"));
+    };
+    let submitted = submitted_token(req).await?;
+    let Some(submitted) = submitted.as_deref().and_then(unmask) else {
+        return Err(AppError::Csrf("the CSRF token is missing or malformed"));
+    };
+    if !bool::from(submitted.ct_eq(&secret)) {
+        return Err(AppError::Csrf("the CSRF token is incorrect"));
+    }
+    Ok(Some(secret))
+}
+
+/// Lets a request through with its [`CsrfToken`]; sets the cookie when a
+/// new secret was used.
+async fn pass(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+    cookie_secret: Option<Secret>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let config = req
         .app_data::<web::Data<CsrfConfig>>()
@@ -180,22 +253,6 @@ pub async fn protect(
         .unwrap_or(CsrfConfig {
             cookie_secure: true,
         });
-    let cookie_secret = req
-        .cookie(CSRF_COOKIE_NAME)
-        .and_then(|cookie| parse_secret(cookie.value()));
-
-    if is_unsafe(req.method()) {
-        let Some(secret) = cookie_secret else {
-            return Err(AppError::Csrf("the CSRF cookie is missing").into());
-        };
-        let submitted = submitted_token(&mut req).await?;
-        let Some(submitted) = submitted.as_deref().and_then(unmask) else {
-            return Err(AppError::Csrf("the CSRF token is missing or malformed").into());
-        };
-        if !bool::from(submitted.ct_eq(&secret)) {
-            return Err(AppError::Csrf("the CSRF token is incorrect").into());
-        }
-    }
 
     let token = CsrfToken(Rc::new(RefCell::new(CsrfState {
         secret: cookie_secret.unwrap_or_else(new_secret),
@@ -230,6 +287,23 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(unmask(&a), Some(secret));
         assert_eq!(unmask(&b), Some(secret));
+    }
+
+    #[test]
+    fn authorities_are_read_from_origins_and_referers() {
+        assert_eq!(
+            authority("https://Example.com").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            authority("http://localhost:8080/login?next=/").as_deref(),
+            Some("localhost:8080")
+        );
+        assert_eq!(
+            authority("https://user@evil.example/").as_deref(),
+            Some("evil.example")
+        );
+        assert_eq!(authority("null"), None);
     }
 
     #[test]

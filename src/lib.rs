@@ -20,8 +20,9 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
-pub mod client_ip;
+pub mod checks;
 pub mod cli;
+pub mod client_ip;
 pub mod csrf;
 pub mod db;
 pub mod errors;
@@ -29,6 +30,7 @@ pub mod errors;
 /// migrations: change a migration and regenerate, never edit it by hand.
 #[allow(missing_docs)] // generated code
 pub mod schema;
+pub mod security_headers;
 pub mod sessions;
 pub mod settings;
 pub mod startup;

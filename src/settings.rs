@@ -118,6 +118,9 @@ pub struct Settings {
     pub session_engine: SessionEngine,
     /// `SECRET_KEY`: signs cookies and session auth hashes.
     pub secret_key: SecretKey,
+    /// `SECRET_KEY_FALLBACKS`: earlier keys, comma-separated, still accepted
+    /// (never used to sign) so that rotating `SECRET_KEY` signs nobody out.
+    pub secret_key_fallbacks: Vec<SecretKey>,
     /// `BIND`: the `host:port` the server listens on.
     pub bind: String,
     /// `COOKIE_SECURE`: send cookies over HTTPS only. Defaults to `!debug`.
@@ -129,6 +132,9 @@ pub struct Settings {
     /// `TRUST_X_FORWARDED_FOR`: take the client address from the proxy's
     /// `X-Forwarded-For` entry. Only behind a reverse proxy.
     pub trust_x_forwarded_for: bool,
+    /// `ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS`, `ARGON2_PARALLELISM`: the
+    /// cost of new password hashes (defaults: OWASP's argon2id advice).
+    pub argon2: argon2::Params,
     /// `RUST_LOG`: the tracing filter.
     pub rust_log: String,
 }
@@ -184,6 +190,23 @@ impl Settings {
             }
         };
 
+        let secret_key_fallbacks = get("SECRET_KEY_FALLBACKS")
+            .map(|value| {
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|key| !key.is_empty())
+                    .map(|key| {
+                        SecretKey::new(key.to_owned()).map_err(|err| SettingsError {
+                            setting: "SECRET_KEY_FALLBACKS",
+                            ..err
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+
         let bind = get("BIND").unwrap_or_else(|| "127.0.0.1:8080".into());
         check_bind(&bind)?;
 
@@ -203,18 +226,42 @@ impl Settings {
             Some(value) => parse_bool("TRUST_X_FORWARDED_FOR", &value)?,
             None => false,
         };
-        let rust_log = get("RUST_LOG").unwrap_or_else(|| "info".into());
+        let number = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
+            get(name).map_or(Ok(default), |value| {
+                value.trim().parse().map_err(|_| {
+                    SettingsError::new(name, format!("{value:?} is not a whole number"))
+                })
+            })
+        };
+        let memory = number("ARGON2_MEMORY_KIB", argon2::Params::DEFAULT_M_COST)?;
+        let iterations = number("ARGON2_ITERATIONS", argon2::Params::DEFAULT_T_COST)?;
+        let parallelism = number("ARGON2_PARALLELISM", argon2::Params::DEFAULT_P_COST)?;
+        let argon2 = argon2::Params::new(memory, iterations, parallelism, None).map_err(|err| {
+            let setting = match err {
+                argon2::Error::TimeTooSmall => "ARGON2_ITERATIONS",
+                argon2::Error::ThreadsTooFew | argon2::Error::ThreadsTooMany => {
+                    "ARGON2_PARALLELISM"
+                }
+                _ => "ARGON2_MEMORY_KIB",
+            };
+            SettingsError::new(setting, format!("is out of range for argon2 ({err})"))
+        })?;
+        // actix-session logs every bad cookie itself; Porter reports them as
+        // rate-limited security events instead (see `sessions::cookies`).
+        let rust_log = get("RUST_LOG").unwrap_or_else(|| "info,actix_session=error".into());
 
         Ok(Self {
             debug,
             database_url,
             session_engine,
             secret_key,
+            secret_key_fallbacks,
             bind,
             cookie_secure,
             session_ttl,
             session_remember_ttl,
             trust_x_forwarded_for,
+            argon2,
             rust_log,
         })
     }
@@ -382,6 +429,9 @@ mod tests {
             ("BIND", "8080"),
             ("DATABASE_URL", "mysql://localhost/porter"),
             ("DEBUG", "2"),
+            ("ARGON2_ITERATIONS", "0"),
+            ("ARGON2_MEMORY_KIB", "lots"),
+            ("SECRET_KEY_FALLBACKS", "too-short"),
         ] {
             let err = settings(&[("SECRET_KEY", KEY), (name, value)]).expect_err(value);
             assert_eq!(err.setting, name, "{value}");

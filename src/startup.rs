@@ -28,7 +28,7 @@ use crate::{
     client_ip::ClientIpConfig,
     csrf::{self, CsrfConfig},
     db::{self, DbPool},
-    errors,
+    errors, security_headers,
     sessions::{self, SessionBackend, SessionCookieSettings},
     settings::Settings,
     telemetry, urls,
@@ -84,12 +84,13 @@ impl AppState {
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
         let pool = db::connect(&settings.database_url)
             .with_context(|| format!("DATABASE_URL: cannot open {}", settings.database_url))?;
-        let hasher = Arc::new(PasswordHasher::default());
+        let hasher = Arc::new(PasswordHasher::new(settings.argon2.clone())?);
         let backends: Vec<Arc<dyn AuthBackend>> =
             vec![Arc::new(ModelBackend::new(Arc::clone(&hasher)))];
         let auth = web::Data::new(AuthContext::new(
             pool.clone(),
             &settings.secret_key,
+            &settings.secret_key_fallbacks,
             backends,
         ));
         let session_backend =
@@ -99,6 +100,12 @@ impl AppState {
             secure: settings.cookie_secure,
             ttl: settings.session_ttl,
             engine: settings.session_engine,
+            fallback_keys: settings
+                .secret_key_fallbacks
+                .iter()
+                .map(|secret| Key::derive_from(secret.expose()))
+                .collect(),
+            debug: settings.debug,
         };
         Ok(Self {
             settings,
@@ -171,7 +178,8 @@ pub fn build_app(
         .default_service(urls::not_found())
         // actix runs the middleware added last first. A request meets them
         // from the bottom up:
-        //   tracing → Server-Timing → CSRF → flash messages → session (1)
+        //   tracing → security headers → Server-Timing → session cookie checks
+        //   → CSRF → flash messages → session (1)
         //   → identity → lazy user (2) → view
         // and the response goes back through them top down, the session
         // middleware saving a modified session on its way out (6). The
@@ -192,7 +200,9 @@ pub fn build_app(
         .wrap(from_fn(sessions::expiry::persistent_cookie))
         .wrap(FlashMessagesFramework::builder(flash_store).build())
         .wrap(from_fn(csrf::protect))
+        .wrap(from_fn(sessions::cookies::check))
         .wrap(from_fn(telemetry::server_timing))
+        .wrap(from_fn(security_headers::add))
         .wrap(TracingLogger::default())
 }
 

@@ -9,7 +9,13 @@
 //! Server-Timing: session;dur=0.41, user;dur=0.38, db;dur=0.62;desc="2 queries"
 //! ```
 
-use std::{cell::Cell, rc::Rc, time::Duration};
+use std::{
+    cell::Cell,
+    collections::HashMap,
+    rc::Rc,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use actix_web::{
     Error,
@@ -103,4 +109,29 @@ pub async fn server_timing(
             .insert(HeaderName::from_static("server-timing"), value);
     }
     Ok(res)
+}
+
+/// At most one security event of each text is logged per this period; the
+/// next one says how many were suppressed meanwhile.
+const SECURITY_EVENT_PERIOD: Duration = Duration::from_secs(10);
+
+/// Logs a security event (`target: "porter::security"`, level `warn`),
+/// rate-limited so that an attacker cannot flood the log.
+pub fn security_event(what: &'static str) {
+    static LIMITER: Mutex<Option<HashMap<&'static str, (Instant, u64)>>> = Mutex::new(None);
+    let Ok(mut guard) = LIMITER.lock() else {
+        return;
+    };
+    let seen = guard.get_or_insert_with(HashMap::new);
+    let now = Instant::now();
+    match seen.get_mut(what) {
+        Some((last, suppressed)) if now.duration_since(*last) < SECURITY_EVENT_PERIOD => {
+            *suppressed += 1;
+        }
+        entry => {
+            let suppressed = entry.map_or(0, |(_, suppressed)| *suppressed);
+            seen.insert(what, (now, 0));
+            tracing::warn!(target: "porter::security", suppressed, "security event: {what}");
+        }
+    }
 }

@@ -87,7 +87,24 @@ impl AuthBackend for ModelBackend {
         // The password is checked even for inactive users, so that being
         // deactivated is not visible in the response time either.
         let password_ok = self.hasher.verify(&credentials.password, &user.password);
-        Ok((password_ok && user.is_active).then_some(user))
+        if !(password_ok && user.is_active) {
+            return Ok(None);
+        }
+        if !self.hasher.needs_rehash(&user.password) {
+            return Ok(Some(user));
+        }
+        // Made with older costs: replace it while the password is at hand,
+        // as Django's `check_password(setter=…)` does.
+        let upgraded = self.hasher.hash(&credentials.password)?;
+        models::set_password_hash(&mut *pool.get()?, user.id, &upgraded)?;
+        tracing::info!(
+            user.id = user.id,
+            "password rehashed with the current argon2 settings"
+        );
+        Ok(Some(User {
+            password: upgraded,
+            ..user
+        }))
     }
 
     fn get_user(&self, pool: &DbPool, user_id: i32) -> Result<Option<User>, AuthError> {
@@ -110,6 +127,8 @@ pub async fn authenticate(
     auth: &AuthContext,
     credentials: Credentials,
 ) -> Result<Option<Authenticated>, AuthError> {
+    // Waits (never fails) while the hashing slots are busy.
+    let _slot = auth.hashing_slot().await;
     let backends = auth.backends().to_vec();
     let pool = auth.pool().clone();
     let found = run_blocking(move || {

@@ -6,7 +6,10 @@
 
 use std::fmt;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::{
+    ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _,
+    PasswordVerifier as _, Version,
+};
 use thiserror::Error;
 
 /// A password could not be hashed.
@@ -74,6 +77,23 @@ impl PasswordHasher {
             .is_ok()
     }
 
+    /// Whether a stored hash was made with other settings than the current
+    /// ones (another algorithm or version, other costs), and should be
+    /// replaced at the next successful login.
+    pub fn needs_rehash(&self, encoded: &str) -> bool {
+        let Ok(hash) = PasswordHash::new(encoded) else {
+            return true;
+        };
+        let Ok(params) = Params::try_from(&hash) else {
+            return true;
+        };
+        hash.algorithm != ARGON2ID_IDENT
+            || hash.version != Some(Version::V0x13.into())
+            || params.m_cost() != self.params.m_cost()
+            || params.t_cost() != self.params.t_cost()
+            || params.p_cost() != self.params.p_cost()
+    }
+
     /// Spends the time of one verification and returns `false`: for
     /// usernames that do not exist.
     pub fn verify_dummy(&self, password: &str) -> bool {
@@ -97,6 +117,16 @@ mod tests {
         assert!(hash.starts_with("$argon2id$v=19$"));
         assert!(hasher.verify("correct horse", &hash));
         assert!(!hasher.verify("Correct horse", &hash));
+    }
+
+    #[test]
+    fn hashes_made_with_other_costs_need_rehashing() {
+        let old =
+            PasswordHasher::new(Params::new(512, 1, 1, None).expect("valid")).expect("hasher");
+        let hash = old.hash("secret words").expect("hash");
+        assert!(!old.needs_rehash(&hash));
+        assert!(fast().needs_rehash(&hash));
+        assert!(fast().needs_rehash("not a hash"));
     }
 
     #[test]

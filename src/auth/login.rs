@@ -13,7 +13,9 @@ use actix_identity::{Identity, IdentityExt};
 use actix_session::{Session, SessionExt};
 use actix_web::{HttpMessage, HttpRequest};
 
-use super::{AuthContext, AuthError, Authenticated, LazyUser, User, models, signals::AuthEvent};
+use super::{
+    AuthContext, AuthError, Authenticated, HashCheck, LazyUser, User, models, signals::AuthEvent,
+};
 use crate::{csrf, db::with_conn};
 
 /// The session keys of the dance, spelled as Django spells them.
@@ -78,12 +80,11 @@ pub async fn login(
 /// `update_session_auth_hash`. Every other session still holds the old
 /// hash and ends on its next request.
 pub fn update_session_auth_hash(
-    req: &HttpRequest,
+    session: &Session,
     auth: &AuthContext,
     user: &User,
 ) -> Result<(), AuthError> {
-    req.get_session()
-        .insert(SessionKeys::HASH, auth.session_auth_hash(user))?;
+    session.insert(SessionKeys::HASH, auth.session_auth_hash(user))?;
     Ok(())
 }
 
@@ -140,11 +141,11 @@ pub fn get_user(auth: &AuthContext, claim: &SessionClaim) -> Result<UserLookup, 
     let Some(user) = backend.get_user(auth.pool(), claim.user_id)? else {
         return Ok(UserLookup::Stale);
     };
-    if auth.verify_session_auth_hash(&user, &claim.hash) {
-        Ok(UserLookup::Found(user))
-    } else {
-        Ok(UserLookup::Stale)
-    }
+    Ok(match auth.verify_session_auth_hash(&user, &claim.hash) {
+        HashCheck::Current => UserLookup::Found(user),
+        HashCheck::Fallback => UserLookup::Restamp(user),
+        HashCheck::Mismatch => UserLookup::Stale,
+    })
 }
 
 /// The outcome of [`get_user`].
@@ -152,6 +153,9 @@ pub fn get_user(auth: &AuthContext, claim: &SessionClaim) -> Result<UserLookup, 
 pub enum UserLookup {
     /// The session's user, still valid.
     Found(User),
+    /// The session's user, valid under a fallback secret key: the session's
+    /// auth hash must be re-stamped with the current key.
+    Restamp(User),
     /// The claim no longer holds: the user is gone or inactive, the backend
     /// was removed, or the password changed. The session must be flushed.
     Stale,

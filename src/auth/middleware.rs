@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 
 use super::{
     AuthContext, AuthError, User,
-    login::{SessionClaim, UserLookup, get_user},
+    login::{SessionClaim, UserLookup, get_user, update_session_auth_hash},
 };
 use crate::{db::run_blocking, errors::AppError, telemetry::RequestMetrics};
 
@@ -77,6 +77,10 @@ impl LazyUser {
         RequestMetrics::record_user_load(started.elapsed());
         match lookup {
             UserLookup::Found(user) => Ok(Some(user)),
+            UserLookup::Restamp(user) => {
+                update_session_auth_hash(&self.0.session, &self.0.auth, &user)?;
+                Ok(Some(user))
+            }
             UserLookup::Stale => {
                 // As Django: a session whose claim no longer holds is flushed,
                 // so it cannot be used again.

@@ -28,6 +28,7 @@ use actix_web::HttpRequest;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use self::{
     backends::{AuthBackend, Authenticated, Credentials, ModelBackend, authenticate},
@@ -71,9 +72,22 @@ pub enum AuthError {
 /// `AUTHENTICATION_BACKENDS` and the key for session auth hashes.
 pub struct AuthContext {
     pool: DbPool,
+    hashing_slots: Arc<Semaphore>,
     backends: Vec<Arc<dyn AuthBackend>>,
     listeners: Vec<Arc<dyn AuthListener>>,
-    auth_hash_key: [u8; 32],
+    /// The key for session auth hashes, then those of `SECRET_KEY_FALLBACKS`.
+    auth_hash_keys: Vec<[u8; 32]>,
+}
+
+/// How a session's auth hash compares with the user's password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashCheck {
+    /// Made with the current secret key.
+    Current,
+    /// Made with a fallback key: valid, but to be re-stamped.
+    Fallback,
+    /// Not this password's hash (or made with a key no longer accepted).
+    Mismatch,
 }
 
 impl fmt::Debug for AuthContext {
@@ -86,18 +100,31 @@ impl fmt::Debug for AuthContext {
 }
 
 impl AuthContext {
-    /// The context for `backends`, tried in order.
-    pub fn new(pool: DbPool, secret_key: &SecretKey, backends: Vec<Arc<dyn AuthBackend>>) -> Self {
+    /// The context for `backends`, tried in order. Session auth hashes are
+    /// made with `secret_key` and accepted under any of `fallbacks`.
+    pub fn new(
+        pool: DbPool,
+        secret_key: &SecretKey,
+        fallbacks: &[SecretKey],
+        backends: Vec<Arc<dyn AuthBackend>>,
+    ) -> Self {
         // A key for this one purpose, so that a hash made here can never be
         // confused with any other signature made from the same secret.
-        let mut derive = Sha256::new();
-        derive.update(b"porter.auth.session_auth_hash");
-        derive.update(secret_key.expose());
+        let derive = |secret: &SecretKey| -> [u8; 32] {
+            let mut digest = Sha256::new();
+            digest.update(b"porter.auth.session_auth_hash");
+            digest.update(secret.expose());
+            digest.finalize().into()
+        };
         Self {
             pool,
+            hashing_slots: Arc::new(Semaphore::new(hashing_slots())),
             backends,
             listeners: Vec::new(),
-            auth_hash_key: derive.finalize().into(),
+            auth_hash_keys: std::iter::once(secret_key)
+                .chain(fallbacks)
+                .map(derive)
+                .collect(),
         }
     }
 
@@ -119,6 +146,14 @@ impl AuthContext {
         &self.pool
     }
 
+    /// A permit to hash a password. Argon2 is slow and takes 19 MiB a go,
+    /// so no more hashes run at once than there are cores: a burst of logins
+    /// queues here instead of starving every other request of threads and
+    /// memory.
+    pub async fn hashing_slot(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.hashing_slots).acquire_owned().await.ok()
+    }
+
     /// The configured backends, in the order they are asked.
     pub fn backends(&self) -> &[Arc<dyn AuthBackend>] {
         &self.backends
@@ -129,9 +164,9 @@ impl AuthContext {
         self.backends.iter().find(|backend| backend.name() == name)
     }
 
-    fn auth_hash_mac(&self, user: &User) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.auth_hash_key)
-            .expect("HMAC takes a key of any length");
+    fn auth_hash_mac(key: &[u8; 32], user: &User) -> Hmac<Sha256> {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length");
         mac.update(user.password.as_bytes());
         mac
     }
@@ -140,13 +175,30 @@ impl AuthContext {
     /// hash. Stored in the session at login; when the password changes, the
     /// hash no longer matches and the session ends.
     pub fn session_auth_hash(&self, user: &User) -> String {
-        hex::encode(self.auth_hash_mac(user).finalize().into_bytes())
+        let mac = Self::auth_hash_mac(&self.auth_hash_keys[0], user);
+        hex::encode(mac.finalize().into_bytes())
     }
 
-    /// Whether `claimed` is this user's current session auth hash, compared
-    /// in constant time.
-    pub fn verify_session_auth_hash(&self, user: &User, claimed: &str) -> bool {
-        hex::decode(claimed)
-            .is_ok_and(|claimed| self.auth_hash_mac(user).verify_slice(&claimed).is_ok())
+    /// Checks `claimed` against this user's session auth hash under the
+    /// current key, then each fallback, in constant time.
+    pub fn verify_session_auth_hash(&self, user: &User, claimed: &str) -> HashCheck {
+        let Ok(claimed) = hex::decode(claimed) else {
+            return HashCheck::Mismatch;
+        };
+        let matches = |key| {
+            Self::auth_hash_mac(key, user)
+                .verify_slice(&claimed)
+                .is_ok()
+        };
+        match self.auth_hash_keys.iter().position(matches) {
+            Some(0) => HashCheck::Current,
+            Some(_) => HashCheck::Fallback,
+            None => HashCheck::Mismatch,
+        }
     }
+}
+
+/// How many passwords may be hashed at once: one per core.
+fn hashing_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }

@@ -39,7 +39,9 @@ pub struct Limit {
 impl Limit {
     /// How long attempts must wait after `failures` failures.
     pub fn delay(&self, failures: i32) -> Option<Duration> {
-        let over = failures.checked_sub(self.threshold).filter(|over| *over >= 0)?;
+        let over = failures
+            .checked_sub(self.threshold)
+            .filter(|over| *over >= 0)?;
         let factor = 2u32.saturating_pow(u32::try_from(over.min(20)).unwrap_or(20));
         Some(self.base_delay.saturating_mul(factor).min(self.max_delay))
     }
@@ -132,7 +134,8 @@ impl ThrottlePolicy {
         username: &str,
         address: &str,
     ) -> Result<(), DbError> {
-        let quiet_period = time::Duration::try_from(self.quiet_period).unwrap_or(time::Duration::HOUR);
+        let quiet_period =
+            time::Duration::try_from(self.quiet_period).unwrap_or(time::Duration::HOUR);
         let scopes = [username_scope(username, address), address_scope(address)];
         with_conn(pool, move |conn| {
             for scope in &scopes {

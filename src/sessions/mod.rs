@@ -17,6 +17,7 @@
 
 pub mod activity;
 pub mod by_user;
+pub mod cookies;
 pub mod db_store;
 pub mod expiry;
 pub mod models;
@@ -38,7 +39,7 @@ pub use self::db_store::{DbSessionStore, SessionState};
 use crate::{
     db::{DbError, DbPool, with_conn},
     settings::SessionEngine,
-    telemetry::RequestMetrics,
+    telemetry::{RequestMetrics, security_event},
 };
 
 /// The session cookie's name: Django's `SESSION_COOKIE_NAME`.
@@ -89,6 +90,11 @@ impl SessionStore for SessionBackend {
             Self::Cookie => CookieSessionStore::default().load(session_key).await,
         };
         RequestMetrics::record_session_load(started.elapsed());
+        if matches!(state, Ok(None)) {
+            security_event(
+                "a signed session cookie named no live session (expired, revoked or replayed)",
+            );
+        }
         state
     }
 
@@ -145,6 +151,11 @@ pub struct SessionCookieSettings {
     pub ttl: std::time::Duration,
     /// Which engine keeps the sessions.
     pub engine: SessionEngine,
+    /// Keys from `SECRET_KEY_FALLBACKS`: cookies sealed with them are
+    /// still accepted.
+    pub fallback_keys: Vec<Key>,
+    /// `DEBUG`: explain cookies a browser would drop.
+    pub debug: bool,
 }
 
 impl std::fmt::Debug for SessionCookieSettings {
@@ -154,6 +165,8 @@ impl std::fmt::Debug for SessionCookieSettings {
             .field("secure", &self.secure)
             .field("ttl", &self.ttl)
             .field("engine", &self.engine)
+            .field("fallback_keys", &self.fallback_keys.len())
+            .field("debug", &self.debug)
             .finish()
     }
 }
@@ -197,6 +210,21 @@ pub fn open_session_cookie(key: &Key, value: &str, private: bool) -> Option<Stri
         jar.signed(key).get(SESSION_COOKIE_NAME)
     };
     cookie.map(|cookie| cookie.value().to_owned())
+}
+
+/// Seals `plain` as a `sessionid` cookie value with `key`: the inverse of
+/// [`open_session_cookie`].
+pub fn seal_session_cookie(key: &Key, plain: &str, private: bool) -> String {
+    let mut jar = CookieJar::new();
+    let cookie = Cookie::new(SESSION_COOKIE_NAME, plain.to_owned());
+    if private {
+        jar.private_mut(key).add(cookie);
+    } else {
+        jar.signed_mut(key).add(cookie);
+    }
+    jar.get(SESSION_COOKIE_NAME)
+        .map(|cookie| cookie.value().to_owned())
+        .unwrap_or_default()
 }
 
 /// The hash of the session key the request came with, for server-side

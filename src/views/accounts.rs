@@ -147,11 +147,15 @@ pub async fn login_submit(
         password,
     };
     let Some(authenticated) = auth::authenticate(&auth, credentials).await? else {
-        throttle.record_failure(auth.pool(), username, &address).await?;
+        throttle
+            .record_failure(auth.pool(), username, &address)
+            .await?;
         auth.send(&AuthEvent::LoginFailed { username }, &req);
         return failed(INVALID_LOGIN);
     };
-    throttle.record_success(auth.pool(), username, &address).await?;
+    throttle
+        .record_success(auth.pool(), username, &address)
+        .await?;
     auth::login(&req, &auth, &authenticated).await?;
     if remember_me {
         set_expiry(&req.get_session(), settings.session_remember_ttl)
@@ -285,6 +289,7 @@ pub async fn signup_submit(
     }
 
     if errors.is_empty() {
+        let _slot = auth.hashing_slot().await;
         let hasher = Arc::clone(&hasher);
         let name = username.clone();
         let created = with_conn(auth.pool(), move |conn| {
@@ -370,6 +375,7 @@ pub async fn password_submit(
         new_password2,
     } = form.into_inner();
 
+    let _slot = auth.hashing_slot().await;
     let (checker, stored) = (Arc::clone(&hasher), user.password.clone());
     let old_ok = run_blocking(move || checker.verify(&old_password, &stored)).await?;
     let mut errors = FieldErrors::default();
@@ -392,7 +398,7 @@ pub async fn password_submit(
             .map_err(|err| AppError::Unexpected(err.into()))
     })
     .await?;
-    auth::update_session_auth_hash(&req, &auth, &user)?;
+    auth::update_session_auth_hash(&req.get_session(), &auth, &user)?;
     if backend.can_list_sessions() {
         // The auth hash already ends them; deleting the rows also takes
         // them off "your sessions" at once.
