@@ -40,6 +40,9 @@ pub enum DbError {
     /// A query failed.
     #[error("database query failed")]
     Query(#[from] diesel::result::Error),
+    /// The database could not be opened.
+    #[error("cannot open the database: {0}")]
+    Connect(String),
     /// Migrations could not be applied.
     #[error("database migrations failed: {0}")]
     Migration(String),
@@ -61,7 +64,17 @@ pub fn sqlite_path(database_url: &str) -> &str {
 ///
 /// SQLite creates the database file on first use.
 pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
-    let manager = ConnectionManager::<DbConnection>::new(sqlite_path(database_url));
+    let path = sqlite_path(database_url);
+    // One connection first: it switches the file to WAL (a setting stored in
+    // the file, which needs the database to itself) and applies migrations
+    // before the pool opens its connections.
+    let mut setup =
+        DbConnection::establish(path).map_err(|err| DbError::Connect(err.to_string()))?;
+    setup.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")?;
+    migrate(&mut setup)?;
+    drop(setup);
+
+    let manager = ConnectionManager::<DbConnection>::new(path);
     let pool = Pool::builder()
         // SQLite allows one writer at a time; a few connections are plenty
         // and keep lock contention short.
@@ -72,7 +85,6 @@ pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
         .test_on_check_out(false)
         .connection_customizer(Box::new(SqlitePragmas))
         .build(manager)?;
-    migrate(&mut *pool.get()?)?;
     Ok(pool)
 }
 
@@ -151,7 +163,13 @@ impl Instrumentation for QueryCounter {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::StartQuery { query, .. } = event {
             QUERIES_ON_THIS_THREAD.set(QUERIES_ON_THIS_THREAD.get() + 1);
-            tracing::debug!(target: "porter::sql", query = %query, "query");
+            if tracing::enabled!(target: "porter::sql", tracing::Level::DEBUG) {
+                // The SQL only: bound values (password hashes, session data)
+                // never reach the log.
+                let text = query.to_string();
+                let sql = text.split(" -- binds:").next().unwrap_or_default();
+                tracing::debug!(target: "porter::sql", sql, "query");
+            }
         }
     }
 }
@@ -162,13 +180,12 @@ struct SqlitePragmas;
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        // The busy timeout comes first: it makes a connection wait for a
-        // lock instead of failing with SQLITE_BUSY, and switching to WAL
-        // takes one. WAL lets readers run while one connection writes;
-        // foreign keys are off in SQLite unless asked for.
+        // The busy timeout makes a connection wait for a lock instead of
+        // failing with SQLITE_BUSY; in WAL mode (set by `connect`) readers
+        // never wait for the writer, and NORMAL sync is safe; foreign keys
+        // are off in SQLite unless asked for.
         conn.batch_execute(
             "PRAGMA busy_timeout = 5000;
-             PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;",
         )

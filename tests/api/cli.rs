@@ -253,3 +253,45 @@ async fn an_unreachable_database_is_a_clear_error() {
         stderr(&out)
     );
 }
+
+#[actix_web::test]
+async fn check_deploy_lists_unsafe_settings_with_a_fix_each() {
+    let app = spawn_app().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_porter"))
+        .args(["check", "--deploy"])
+        .env("DATABASE_URL", app.database_url())
+        .env("DEBUG", "true")
+        .env(
+            "SECRET_KEY",
+            "change-me-change-me-change-me-change-me-change-me-change-me-change-me",
+        )
+        .env("SESSION_ENGINE", "cookie")
+        .env("BIND", "0.0.0.0:8080")
+        .env("ARGON2_MEMORY_KIB", "1024")
+        .output()
+        .expect("porter runs");
+    assert!(!out.status.success());
+    let report = stdout(&out);
+    for id in ["W001", "W002", "W003", "W005", "W006", "W007"] {
+        assert!(report.contains(&format!("porter.{id}")), "{id} in {report}");
+    }
+    assert!(
+        report.lines().all(|line| line.contains(" Fix: ")),
+        "{report}"
+    );
+
+    let strong = porter(&app.database_url(), &["secret", "generate"], "");
+    let key = stdout(&strong).trim().to_owned();
+    assert_eq!(key.len(), 128);
+    assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_porter"))
+        .args(["check", "--deploy"])
+        .env("DATABASE_URL", app.database_url())
+        .env("DEBUG", "false")
+        .env("SECRET_KEY", &key)
+        .output()
+        .expect("porter runs");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("no issues"));
+}

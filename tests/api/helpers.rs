@@ -1,7 +1,12 @@
 //! `TestApp`: the real app on a fresh database, and a browser-like client
 //! that keeps cookies between requests.
 
-use std::{cell::RefCell, collections::BTreeMap, rc::Rc};
+use std::{
+    cell::{Cell, RefCell},
+    collections::BTreeMap,
+    net::SocketAddr,
+    rc::Rc,
+};
 
 use actix_http::Request;
 use actix_session::storage::SessionStore;
@@ -50,6 +55,8 @@ pub struct TestApp<S> {
     /// The state the app was built from: the pool, the hasher, the settings.
     pub state: AppState,
     cookies: RefCell<BTreeMap<String, String>>,
+    /// The address requests come from, when the test sets one.
+    peer: Cell<Option<SocketAddr>>,
     /// Holds the test's database; deleted when the last browser is dropped.
     _dir: Rc<TempDir>,
 }
@@ -72,6 +79,31 @@ pub async fn spawn_app_with(
     spawn_app_from(state, dir).await
 }
 
+/// Another instance of the app on the same database, with `overrides`
+/// (another SECRET_KEY, say), and a browser of its own.
+pub async fn spawn_sibling<S>(
+    app: &TestApp<S>,
+    overrides: &[(&str, &str)],
+) -> TestApp<
+    impl Service<
+        Request,
+        Response = ServiceResponse<impl MessageBody + use<S>>,
+        Error = actix_web::Error,
+    > + use<S>,
+> {
+    let mut settings = test_settings(&app._dir, overrides);
+    settings.database_url = app.state.settings.database_url.clone();
+    let state = AppState::new(settings).expect("the app state builds");
+    let service = test::init_service(build_app(&state)).await;
+    TestApp {
+        service: Rc::new(service),
+        state,
+        cookies: RefCell::default(),
+        peer: Cell::default(),
+        _dir: Rc::clone(&app._dir),
+    }
+}
+
 /// Builds the app from a state prepared by the test (in `dir`).
 pub async fn spawn_app_from(
     state: AppState,
@@ -84,6 +116,7 @@ pub async fn spawn_app_from(
         service: Rc::new(service),
         state,
         cookies: RefCell::default(),
+        peer: Cell::default(),
         _dir: Rc::new(dir),
     }
 }
@@ -164,6 +197,12 @@ impl<S> TestApp<S> {
             .insert(name.to_owned(), value.to_owned());
     }
 
+    /// Sends the next requests from `address` (`127.0.0.N:port`).
+    pub fn set_peer(&self, address: &str) {
+        self.peer
+            .set(Some(address.parse().expect("a socket address")));
+    }
+
     /// Empties the jar: a new browser.
     pub fn clear_cookies(&self) {
         self.cookies.borrow_mut().clear();
@@ -199,6 +238,7 @@ where
             service: Rc::clone(&self.service),
             state: self.state.clone(),
             cookies: RefCell::default(),
+            peer: Cell::default(),
             _dir: Rc::clone(&self._dir),
         }
     }
@@ -206,6 +246,9 @@ where
     /// Sends `req` with the jar's cookies, and keeps the cookies it sets.
     pub async fn send(&self, req: test::TestRequest) -> TestResponse {
         let mut req = req;
+        if let Some(peer) = self.peer.get() {
+            req = req.peer_addr(peer);
+        }
         for (name, value) in self.cookies.borrow().iter() {
             req = req.cookie(Cookie::new(name.clone(), value.clone()));
         }

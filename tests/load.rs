@@ -1,0 +1,146 @@
+//! 200 simultaneous logins against a real server on SQLite: every one
+//! succeeds, and the server keeps answering other requests meanwhile
+//! (argon2 work is bounded and off the async workers). Its own test binary,
+//! so that it has the machine to itself.
+
+use std::time::{Duration, Instant};
+
+use awc::{Client, http::StatusCode};
+use porter::{
+    auth::models::{self, NewUser},
+    settings::Settings,
+    startup::{AppState, Application},
+};
+
+const LOGINS: usize = 200;
+const USERS: usize = 20;
+const PASSWORD: &str = "a load-test passphrase";
+const SECRET_KEY: &str = "load-test-secret-key-0123456789abcdef-load-test-secret-key-0123456789ab";
+
+/// One browser signing in: the form (for the CSRF cookie and token), then
+/// the POST. Returns where the server sent it.
+async fn sign_in(base: String, username: String) -> Result<String, String> {
+    let client = Client::builder()
+        .disable_redirects()
+        .timeout(Duration::from_secs(60))
+        .finish();
+    let mut form = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .map_err(|err| format!("GET /login: {err}"))?;
+    let csrf_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| value.strip_prefix("csrftoken="))
+        .and_then(|rest| rest.split(';').next())
+        .ok_or("no CSRF cookie")?
+        .to_owned();
+    let body = form.body().await.map_err(|err| format!("body: {err}"))?;
+    let body = String::from_utf8_lossy(&body);
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = body.find(marker).ok_or("no token")? + marker.len();
+    let token = &body[start..start + body[start..].find('"').ok_or("no quote")?];
+
+    let mut res = client
+        .post(format!("{base}/login"))
+        .insert_header(("cookie", format!("csrftoken={csrf_cookie}")))
+        .send_form(&[
+            ("csrf_token", token),
+            ("username", &username),
+            ("password", PASSWORD),
+        ])
+        .await
+        .map_err(|err| format!("POST /login: {err}"))?;
+    if res.status() != StatusCode::SEE_OTHER {
+        let body = res.body().await.unwrap_or_default();
+        let body = String::from_utf8_lossy(&body);
+        let message = body
+            .split("role=\"alert\">")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or("no message");
+        return Err(format!("POST /login answered {}: {message}", res.status()));
+    }
+    Ok(res
+        .headers()
+        .get("location")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned())
+}
+
+#[actix_web::test]
+async fn two_hundred_simultaneous_logins_all_succeed_on_sqlite() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let vars = [
+        ("DEBUG", "false".to_owned()),
+        ("SECRET_KEY", SECRET_KEY.to_owned()),
+        ("BIND", "127.0.0.1:0".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("porter.db").display()),
+        ),
+    ];
+    let settings = Settings::from_lookup(
+        |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        },
+        dir.path(),
+    )
+    .expect("settings");
+    let state = AppState::new(settings).expect("state");
+    let hash = state.hasher.hash(PASSWORD).expect("hash");
+    for n in 0..USERS {
+        models::create(
+            &mut state.pool.get().expect("connection"),
+            &NewUser::new(&format!("user{n}"), &hash, false),
+        )
+        .expect("user");
+    }
+    let app = Application::serve(state).expect("the server starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+
+    let logins: Vec<_> = (0..LOGINS)
+        .map(|n| actix_web::rt::spawn(sign_in(base.clone(), format!("user{}", n % USERS))))
+        .collect();
+
+    // Meanwhile, other requests are still answered promptly.
+    let client = Client::default();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let started = Instant::now();
+        let res = client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .expect("healthz answers");
+        assert_eq!(res.status(), StatusCode::OK);
+        slowest = slowest.max(started.elapsed());
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut errors = Vec::new();
+    for login in logins {
+        match login.await.expect("the task ran") {
+            Ok(location) if location == "/profile" => {}
+            Ok(location) => errors.push(format!("redirected to {location}")),
+            Err(err) => errors.push(err),
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} of {LOGINS} logins failed: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(
+        slowest < Duration::from_secs(2),
+        "/healthz took {slowest:?} during the login storm"
+    );
+}
