@@ -126,6 +126,20 @@ async fn secrets_never_reach_the_log() {
     ]));
     send!(TestRequest::get().uri("/profile"));
 
+    // Tampered cookies are anonymous, logged as security events at most
+    // once per period, never as errors.
+    for _ in 0..5 {
+        let res = test::call_service(
+            &app,
+            TestRequest::get()
+                .uri("/")
+                .cookie(Cookie::new("sessionid", "forged-value"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), actix_web::http::StatusCode::OK);
+    }
+
     let debug_output = format!("{state:?}");
     let log = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8");
     assert!(log.contains("user logged in"), "the log was captured");
@@ -149,6 +163,16 @@ async fn secrets_never_reach_the_log() {
         }
     }
     assert!(!log.contains("$argon2id$"), "a password hash is in the log");
+
+    let tamper_reports = log
+        .lines()
+        .filter(|line| line.contains("security event: a session cookie failed its signature check"))
+        .count();
+    assert_eq!(tamper_reports, 1, "rate-limited to one line");
+    assert!(
+        !log.lines().any(|line| line.contains("ERROR")),
+        "nothing logged as an error"
+    );
 
     // DEBUG with COOKIE_SECURE over plain http: the log says why the
     // browser will not keep the cookie.
