@@ -8,7 +8,7 @@ use std::path::Path;
 use diesel::{Connection, QueryableByName, RunQueryDsl, SqliteConnection, sql_types::Text};
 
 use crate::{
-    db::sqlite_path,
+    db::DatabaseUrl,
     settings::{SessionEngine, Settings},
 };
 
@@ -38,11 +38,13 @@ struct JournalMode {
 /// The SQLite file's journal mode, read without changing it, or `None`
 /// when the file does not exist yet (Porter creates it in WAL mode).
 fn sqlite_journal_mode(database_url: &str) -> Option<String> {
-    let path = sqlite_path(database_url);
-    if !Path::new(path).exists() {
+    let Ok(DatabaseUrl::Sqlite(path)) = DatabaseUrl::parse(database_url) else {
+        return None;
+    };
+    if !Path::new(&path).exists() {
         return None;
     }
-    let mut conn = SqliteConnection::establish(path).ok()?;
+    let mut conn = SqliteConnection::establish(&path).ok()?;
     diesel::sql_query("PRAGMA journal_mode")
         .get_result::<JournalMode>(&mut conn)
         .ok()

@@ -16,18 +16,22 @@
 
 use std::io::{BufRead, IsTerminal};
 
+use actix_session::storage::{SessionKey, SessionStore};
 use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 use crate::{
     auth::{
-        PasswordHasher, accounts,
+        PasswordHasher, SessionKeys, accounts,
         models::{self, User},
         validators::validate_username,
     },
     checks, db,
-    sessions::{db_store::decode_state, models as session_models, open_session_cookie},
+    sessions::{
+        RedisSettings, SessionBackend, db_store::decode_state, models as session_models,
+        open_session_cookie,
+    },
     settings::{SecretKey, SessionEngine, Settings},
     startup::{Application, cookie_key},
     views::display_time,
@@ -208,13 +212,17 @@ fn check(settings: &Settings, deploy: bool) -> anyhow::Result<()> {
 }
 
 fn connect(settings: &Settings) -> anyhow::Result<db::DbPool> {
-    db::connect(&settings.database_url)
-        .with_context(|| format!("DATABASE_URL: cannot open {}", settings.database_url))
+    db::connect(&settings.database_url).with_context(|| {
+        format!(
+            "DATABASE_URL: cannot open {}",
+            db::DatabaseUrl::describe(&settings.database_url)
+        )
+    })
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(settings.clone())?;
+        let app = Application::build(settings.clone()).await?;
         let host = settings
             .bind
             .rsplit_once(':')
@@ -383,15 +391,27 @@ fn session_show(settings: &Settings, key: &str) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow!("this is not a session cookie made with this SECRET_KEY"))?;
             serde_json::from_str(&data).context("the cookie does not hold session data")?
         }
-        SessionEngine::Db => {
-            // Accept the bare key, or the signed cookie value a browser shows.
-            let key = if key.len() > 64 {
-                open_session_cookie(&cookie_key(settings), key, false).ok_or_else(|| {
-                    anyhow!("the cookie's signature is not valid for this SECRET_KEY")
-                })?
-            } else {
-                key.to_owned()
+        SessionEngine::Redis => {
+            let key = bare_session_key(settings, key)?;
+            let pool = connect(settings)?;
+            let redis = RedisSettings {
+                url: settings.redis_url.clone(),
+                key_prefix: settings.redis_key_prefix.clone(),
             };
+            actix_web::rt::System::new().block_on(async {
+                let store =
+                    SessionBackend::new(SessionEngine::Redis, &pool, &redis, SessionKeys::USER_ID)
+                        .await?;
+                let key = SessionKey::try_from(key).map_err(|err| anyhow!("{err}"))?;
+                store
+                    .load(&key)
+                    .await
+                    .map_err(|err| anyhow!("{err}"))?
+                    .ok_or_else(|| anyhow!("no session has that key"))
+            })?
+        }
+        SessionEngine::Db => {
+            let key = bare_session_key(settings, key)?;
             let pool = connect(settings)?;
             let row = session_models::find_by_key_hash(
                 &mut *pool.get()?,
@@ -406,6 +426,16 @@ fn session_show(settings: &Settings, key: &str) -> anyhow::Result<()> {
     };
     println!("{}", serde_json::to_string_pretty(&decoded(state))?);
     Ok(())
+}
+
+/// The session key from a bare key or the signed cookie value a browser shows.
+fn bare_session_key(settings: &Settings, key: &str) -> anyhow::Result<String> {
+    if key.len() > 64 {
+        open_session_cookie(&cookie_key(settings), key, false)
+            .ok_or_else(|| anyhow!("the cookie's signature is not valid for this SECRET_KEY"))
+    } else {
+        Ok(key.to_owned())
+    }
 }
 
 /// actix-session keeps each value as JSON text; show them as JSON values.

@@ -1,32 +1,57 @@
 //! The database layer under both the session store and the user model:
 //! Django's `django.db` connection handling, on Diesel and r2d2.
 //!
+//! One binary speaks SQLite (the embedded default) and PostgreSQL (for
+//! several instances sharing one database), chosen by `DATABASE_URL` at run
+//! time: [`DbConnection`] is a Diesel `MultiConnection` over both, and every
+//! query in Porter is written once against it.
+//!
 //! Everything that touches the database goes through [`run_blocking`], which
 //! moves the work onto actix's blocking thread pool (Diesel is synchronous)
 //! and counts the queries it ran for the request's `Server-Timing` header.
-//! Nothing outside this module knows which database engine is in use.
 
-use std::{cell::Cell, time::Duration};
+use std::{cell::Cell, fmt, time::Duration};
 
 use diesel::{
     connection::{Instrumentation, InstrumentationEvent, SimpleConnection},
+    pg::PgConnection,
     prelude::*,
-    r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection},
+    r2d2::{self, CustomizeConnection, ManageConnection, Pool, PooledConnection},
+    sqlite::SqliteConnection,
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use thiserror::Error;
 
 use crate::telemetry::RequestMetrics;
 
-/// The connection type every query is written against.
-pub type DbConnection = SqliteConnection;
-/// A pool of [`DbConnection`]s.
-pub type DbPool = Pool<ConnectionManager<DbConnection>>;
-/// A connection checked out of the pool.
-pub type PooledConn = PooledConnection<ConnectionManager<DbConnection>>;
+pub use self::connection::DbConnection;
 
-/// The schema migrations, compiled into the binary.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+mod connection {
+    // The derive generates a backend type and helpers without docs.
+    #![allow(missing_docs)]
+
+    use diesel::{pg::PgConnection, sqlite::SqliteConnection};
+
+    /// A connection to whichever database `DATABASE_URL` names. Queries are
+    /// written against this type; only `db` matches on the variant.
+    #[derive(diesel::MultiConnection)]
+    pub enum DbConnection {
+        /// PostgreSQL, for sites running several instances.
+        Postgresql(PgConnection),
+        /// SQLite, the embedded default.
+        Sqlite(SqliteConnection),
+    }
+}
+
+/// A pool of [`DbConnection`]s.
+pub type DbPool = Pool<DbConnectionManager>;
+/// A connection checked out of the pool.
+pub type PooledConn = PooledConnection<DbConnectionManager>;
+
+/// The SQLite schema migrations, compiled into the binary.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+/// The PostgreSQL schema migrations, compiled into the binary.
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// How long a request waits for a free connection before giving up.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,7 +61,7 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum DbError {
     /// No connection could be had from the pool.
     #[error("no database connection available")]
-    Pool(#[from] diesel::r2d2::PoolError),
+    Pool(#[from] r2d2::PoolError),
     /// A query failed.
     #[error("database query failed")]
     Query(#[from] diesel::result::Error),
@@ -51,48 +76,172 @@ pub enum DbError {
     Cancelled,
 }
 
-/// Strips the `sqlite://` scheme from a `DATABASE_URL`, leaving the path
-/// SQLite opens. A bare path is accepted as it is.
-pub fn sqlite_path(database_url: &str) -> &str {
-    database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-        .unwrap_or(database_url)
+/// Which database a `DATABASE_URL` names.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file at this path.
+    Sqlite(String),
+    /// A PostgreSQL server.
+    Postgres(String),
 }
 
-/// Builds the connection pool and applies pending migrations.
-///
-/// SQLite creates the database file on first use.
+impl DatabaseUrl {
+    /// Reads `postgres://…`, `postgresql://…`, `sqlite://PATH` or a bare
+    /// path. Any other scheme is refused.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if let Some((scheme, _)) = path.split_once("://") {
+            return Err(format!(
+                "unknown scheme {scheme:?}; use sqlite://PATH or postgres://…"
+            ));
+        }
+        if path.is_empty() {
+            return Err("names no database; use sqlite://PATH or postgres://…".into());
+        }
+        Ok(Self::Sqlite(path.to_owned()))
+    }
+
+    /// `url` as it may be shown: a PostgreSQL password is replaced by `***`.
+    pub fn describe(url: &str) -> String {
+        match url.split_once("://") {
+            Some((scheme, rest)) if scheme.starts_with("postgres") => {
+                let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let authority = match authority.rsplit_once('@') {
+                    Some((user_info, host)) => {
+                        let user = user_info.split(':').next().unwrap_or_default();
+                        let hidden = if user_info.contains(':') { ":***" } else { "" };
+                        format!("{user}{hidden}@{host}")
+                    }
+                    None => authority.to_owned(),
+                };
+                format!("{scheme}://{authority}/{path}")
+            }
+            _ => url.to_owned(),
+        }
+    }
+
+    /// The engine's name, for logs and messages.
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "SQLite",
+            Self::Postgres(_) => "PostgreSQL",
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    /// A PostgreSQL URL may carry a password: show the engine only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "Sqlite({path:?})"),
+            Self::Postgres(_) => f.write_str("Postgres([redacted])"),
+        }
+    }
+}
+
+/// Opens connections of the kind the URL names, and never another: a
+/// PostgreSQL URL whose server is down is an error, not a new SQLite file.
+#[derive(Debug, Clone)]
+pub struct DbConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl DbConnectionManager {
+    /// A manager for `url`.
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+
+    fn establish(&self) -> ConnectionResult<DbConnection> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                SqliteConnection::establish(path).map(DbConnection::Sqlite)
+            }
+            DatabaseUrl::Postgres(url) => {
+                PgConnection::establish(url).map(DbConnection::Postgresql)
+            }
+        }
+    }
+}
+
+impl ManageConnection for DbConnectionManager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        self.establish().map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// Opens the database `database_url` names, applies pending migrations and
+/// returns a pool. SQLite creates its file on first use; PostgreSQL must be
+/// reachable.
 pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
-    let path = sqlite_path(database_url);
-    // One connection first: it switches the file to WAL (a setting stored in
-    // the file, which needs the database to itself) and applies migrations
-    // before the pool opens its connections.
-    let mut setup =
-        DbConnection::establish(path).map_err(|err| DbError::Connect(err.to_string()))?;
-    setup.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")?;
+    let url = DatabaseUrl::parse(database_url).map_err(DbError::Connect)?;
+    let manager = DbConnectionManager::new(url.clone());
+    // One connection first: for SQLite it switches the file to WAL (a
+    // setting stored in the file, which needs the database to itself), and
+    // migrations run before the pool opens its connections.
+    let mut setup = manager.establish().map_err(|err| {
+        // libpq's messages span lines; the error is one.
+        DbError::Connect(
+            err.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    })?;
+    if let DbConnection::Sqlite(conn) = &mut setup {
+        conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")?;
+    }
     migrate(&mut setup)?;
     drop(setup);
 
-    let manager = ConnectionManager::<DbConnection>::new(path);
-    let pool = Pool::builder()
+    let max_size = match url {
         // SQLite allows one writer at a time; a few connections are plenty
         // and keep lock contention short.
-        .max_size(8)
+        DatabaseUrl::Sqlite(_) => 8,
+        DatabaseUrl::Postgres(_) => 16,
+    };
+    let pool = Pool::builder()
+        .max_size(max_size)
         .connection_timeout(CHECKOUT_TIMEOUT)
         // r2d2 would run a query on every checkout to test the connection;
         // a broken connection fails its first real query just as clearly.
         .test_on_check_out(false)
-        .connection_customizer(Box::new(SqlitePragmas))
+        .connection_customizer(Box::new(ConnectionSetup))
         .build(manager)?;
     Ok(pool)
 }
 
-/// Applies every pending migration; returns how many ran.
+/// Applies every pending migration for the connection's engine; returns how
+/// many ran.
 pub fn migrate(conn: &mut DbConnection) -> Result<usize, DbError> {
-    conn.run_pending_migrations(MIGRATIONS)
-        .map(|applied| applied.len())
-        .map_err(|err| DbError::Migration(err.to_string()))
+    let applied = match conn {
+        DbConnection::Sqlite(conn) => conn
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|applied| applied.len()),
+        DbConnection::Postgresql(conn) => conn
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|applied| applied.len()),
+    };
+    applied.map_err(|err| DbError::Migration(err.to_string()))
 }
 
 /// Runs `work` on the blocking thread pool, inside the caller's tracing span,
@@ -174,23 +323,56 @@ impl Instrumentation for QueryCounter {
     }
 }
 
-/// Settings every SQLite connection needs before its first query.
+/// What every new connection needs before its first query.
 #[derive(Debug, Clone, Copy)]
-struct SqlitePragmas;
+struct ConnectionSetup;
 
-impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        // The busy timeout makes a connection wait for a lock instead of
-        // failing with SQLITE_BUSY; in WAL mode (set by `connect`) readers
-        // never wait for the writer, and NORMAL sync is safe; foreign keys
-        // are off in SQLite unless asked for.
-        conn.batch_execute(
-            "PRAGMA busy_timeout = 5000;
-             PRAGMA synchronous = NORMAL;
-             PRAGMA foreign_keys = ON;",
-        )
-        .map_err(diesel::r2d2::Error::QueryError)?;
+impl CustomizeConnection<DbConnection, r2d2::Error> for ConnectionSetup {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        if let DbConnection::Sqlite(sqlite) = conn {
+            // The busy timeout makes a connection wait for a lock instead of
+            // failing with SQLITE_BUSY; in WAL mode (set by `connect`)
+            // readers never wait for the writer, and NORMAL sync is safe;
+            // foreign keys are off in SQLite unless asked for.
+            sqlite
+                .batch_execute(
+                    "PRAGMA busy_timeout = 5000;
+                     PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+        }
         conn.set_instrumentation(QueryCounter);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_engine() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://porter.db"),
+            Ok(DatabaseUrl::Sqlite("porter.db".into()))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("/var/lib/porter.db"),
+            Ok(DatabaseUrl::Sqlite("/var/lib/porter.db".into()))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u:p@db/porter"),
+            Ok(DatabaseUrl::Postgres("postgres://u:p@db/porter".into()))
+        );
+        assert!(DatabaseUrl::parse("mysql://db/porter").is_err());
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+        assert!(
+            !format!("{:?}", DatabaseUrl::parse("postgres://u:secret@db/p")).contains("secret")
+        );
+        assert_eq!(
+            DatabaseUrl::describe("postgres://u:secret@db:5432/p"),
+            "postgres://u:***@db:5432/p"
+        );
     }
 }

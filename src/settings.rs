@@ -13,6 +13,8 @@ use std::{
 
 use thiserror::Error;
 
+use crate::db::DatabaseUrl;
+
 /// How long a session lives without activity: a day.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -51,6 +53,8 @@ impl SettingsError {
 pub enum SessionEngine {
     /// A row per session in the database (the default).
     Db,
+    /// A key per session in Redis, for many instances.
+    Redis,
     /// All session data in a signed, encrypted cookie; nothing server-side.
     Cookie,
 }
@@ -60,6 +64,7 @@ impl SessionEngine {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Db => "db",
+            Self::Redis => "redis",
             Self::Cookie => "cookie",
         }
     }
@@ -106,16 +111,21 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// Porter's typed settings.
-#[derive(Debug, Clone)]
+/// Porter's typed settings. `Debug` hides the secret keys and any password
+/// in `DATABASE_URL` or `REDIS_URL`.
+#[derive(Clone)]
 pub struct Settings {
     /// `DEBUG`: development conveniences (a generated secret key, cookies
     /// over plain http). Defaults to on in debug builds, off in release ones.
     pub debug: bool,
     /// `DATABASE_URL`: where users and sessions live.
     pub database_url: String,
-    /// `SESSION_ENGINE`: `db` or `cookie`.
+    /// `SESSION_ENGINE`: `db`, `redis` or `cookie`.
     pub session_engine: SessionEngine,
+    /// `REDIS_URL`: the Redis server of the `redis` engine.
+    pub redis_url: String,
+    /// `REDIS_KEY_PREFIX`: prepended to every Redis key Porter writes.
+    pub redis_key_prefix: String,
     /// `SECRET_KEY`: signs cookies and session auth hashes.
     pub secret_key: SecretKey,
     /// `SECRET_KEY_FALLBACKS`: earlier keys, comma-separated, still accepted
@@ -137,6 +147,34 @@ pub struct Settings {
     pub argon2: argon2::Params,
     /// `RUST_LOG`: the tracing filter.
     pub rust_log: String,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("debug", &self.debug)
+            .field("database_url", &DatabaseUrl::parse(&self.database_url).ok())
+            .field("session_engine", &self.session_engine)
+            .field(
+                "redis_url",
+                &if self.redis_url.contains('@') {
+                    "[redacted]"
+                } else {
+                    self.redis_url.as_str()
+                },
+            )
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("secret_key", &self.secret_key)
+            .field("secret_key_fallbacks", &self.secret_key_fallbacks.len())
+            .field("bind", &self.bind)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("session_ttl", &self.session_ttl)
+            .field("session_remember_ttl", &self.session_remember_ttl)
+            .field("trust_x_forwarded_for", &self.trust_x_forwarded_for)
+            .field("argon2", &self.argon2)
+            .field("rust_log", &self.rust_log)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {
@@ -170,14 +208,24 @@ impl Settings {
 
         let session_engine = match get("SESSION_ENGINE").as_deref().map(str::trim) {
             None | Some("db") => SessionEngine::Db,
+            Some("redis") => SessionEngine::Redis,
             Some("cookie") => SessionEngine::Cookie,
             Some(other) => {
                 return Err(SettingsError::new(
                     "SESSION_ENGINE",
-                    format!("unknown engine {other:?}; expected \"db\" or \"cookie\""),
+                    format!("unknown engine {other:?}; expected db, redis or cookie"),
                 ));
             }
         };
+
+        let redis_url = get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+        if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
+            return Err(SettingsError::new(
+                "REDIS_URL",
+                "must start with redis:// (or rediss:// for TLS)",
+            ));
+        }
+        let redis_key_prefix = get("REDIS_KEY_PREFIX").unwrap_or_else(|| "porter:session:".into());
 
         let secret_key = match get("SECRET_KEY") {
             Some(value) => SecretKey::new(value)?,
@@ -254,6 +302,8 @@ impl Settings {
             debug,
             database_url,
             session_engine,
+            redis_url,
+            redis_key_prefix,
             secret_key,
             secret_key_fallbacks,
             bind,
@@ -309,27 +359,9 @@ fn parse_duration(setting: &'static str, value: &str) -> Result<Duration, Settin
 }
 
 fn check_database_url(url: &str) -> Result<(), SettingsError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(SettingsError::new(
-            "DATABASE_URL",
-            "PostgreSQL is not supported by this build yet; use sqlite://PATH",
-        ));
-    }
-    if let Some((scheme, _)) = url.split_once("://")
-        && scheme != "sqlite"
-    {
-        return Err(SettingsError::new(
-            "DATABASE_URL",
-            format!("unknown scheme {scheme:?}; use sqlite://PATH"),
-        ));
-    }
-    if crate::db::sqlite_path(url).is_empty() {
-        return Err(SettingsError::new(
-            "DATABASE_URL",
-            "names no database file; use sqlite://PATH",
-        ));
-    }
-    Ok(())
+    DatabaseUrl::parse(url)
+        .map(drop)
+        .map_err(|problem| SettingsError::new("DATABASE_URL", problem))
 }
 
 fn check_bind(bind: &str) -> Result<(), SettingsError> {
@@ -428,6 +460,7 @@ mod tests {
             ("SESSION_REMEMBER_TTL", "2 weeks"),
             ("BIND", "8080"),
             ("DATABASE_URL", "mysql://localhost/porter"),
+            ("REDIS_URL", "localhost:6379"),
             ("DEBUG", "2"),
             ("ARGON2_ITERATIONS", "0"),
             ("ARGON2_MEMORY_KIB", "lots"),

@@ -29,7 +29,7 @@ use crate::{
     csrf::{self, CsrfConfig},
     db::{self, DbPool},
     errors, security_headers,
-    sessions::{self, SessionBackend, SessionCookieSettings},
+    sessions::{self, RedisSettings, SessionBackend, SessionCookieSettings},
     settings::Settings,
     telemetry, urls,
 };
@@ -79,11 +79,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Connects to the database (applying migrations) and prepares the dance.
-    /// Blocking: call it before serving, or from a blocking context.
-    pub fn new(settings: Settings) -> anyhow::Result<Self> {
-        let pool = db::connect(&settings.database_url)
-            .with_context(|| format!("DATABASE_URL: cannot open {}", settings.database_url))?;
+    /// Connects to the database (applying migrations) and, for the `redis`
+    /// engine, to Redis, and prepares the dance. Start-up work: it blocks
+    /// while the database is opened.
+    pub async fn new(settings: Settings) -> anyhow::Result<Self> {
+        let pool = db::connect(&settings.database_url).with_context(|| {
+            format!(
+                "DATABASE_URL: cannot open {}",
+                db::DatabaseUrl::describe(&settings.database_url)
+            )
+        })?;
         let hasher = Arc::new(PasswordHasher::new(settings.argon2.clone())?);
         let backends: Vec<Arc<dyn AuthBackend>> =
             vec![Arc::new(ModelBackend::new(Arc::clone(&hasher)))];
@@ -93,8 +98,13 @@ impl AppState {
             &settings.secret_key_fallbacks,
             backends,
         ));
+        let redis = RedisSettings {
+            url: settings.redis_url.clone(),
+            key_prefix: settings.redis_key_prefix.clone(),
+        };
         let session_backend =
-            SessionBackend::new(settings.session_engine, &pool, SessionKeys::USER_ID);
+            SessionBackend::new(settings.session_engine, &pool, &redis, SessionKeys::USER_ID)
+                .await?;
         let session_cookie = SessionCookieSettings {
             key: cookie_key(&settings),
             secure: settings.cookie_secure,
@@ -214,8 +224,8 @@ pub struct Application {
 
 impl Application {
     /// Builds the state and binds `settings.bind` (port 0 picks a free port).
-    pub fn build(settings: Settings) -> anyhow::Result<Self> {
-        let state = AppState::new(settings)?;
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let state = AppState::new(settings).await?;
         Self::serve(state)
     }
 

@@ -93,7 +93,7 @@ async fn two_hundred_simultaneous_logins_all_succeed_on_sqlite() {
         dir.path(),
     )
     .expect("settings");
-    let state = AppState::new(settings).expect("state");
+    let state = AppState::new(settings).await.expect("state");
     let hash = state.hasher.hash(PASSWORD).expect("hash");
     for n in 0..USERS {
         models::create(

@@ -69,7 +69,7 @@ async fn secrets_never_reach_the_log() {
         dir.path(),
     )
     .expect("settings");
-    let state = AppState::new(settings).expect("state");
+    let state = AppState::new(settings).await.expect("state");
     let app = test::init_service(build_app(&state)).await;
 
     let mut cookies: Vec<Cookie<'static>> = Vec::new();

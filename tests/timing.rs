@@ -9,6 +9,9 @@ use actix_web::http::StatusCode;
 #[allow(dead_code)] // the shared helpers; this binary uses a few
 #[path = "api/helpers.rs"]
 mod helpers;
+#[allow(dead_code)]
+#[path = "api/services.rs"]
+mod services;
 
 use helpers::{TestUser, spawn_app};
 

@@ -16,7 +16,11 @@
 
 use std::time::Duration;
 
-use diesel::{dsl::case_when, prelude::*, upsert::excluded};
+use diesel::{
+    dsl::case_when,
+    prelude::*,
+    result::{DatabaseErrorKind, Error as DieselError},
+};
 use time::PrimitiveDateTime;
 
 use crate::{
@@ -104,7 +108,11 @@ impl ThrottlePolicy {
         let scopes = [username_scope(username, address), address_scope(address)];
         with_conn(pool, move |conn| {
             let rows: Vec<(String, i32, PrimitiveDateTime)> = login_attempts::table
-                .filter(login_attempts::scope.eq_any(&scopes))
+                .filter(
+                    login_attempts::scope
+                        .eq(&scopes[0])
+                        .or(login_attempts::scope.eq(&scopes[1])),
+                )
                 .select((
                     login_attempts::scope,
                     login_attempts::failures,
@@ -162,7 +170,10 @@ impl ThrottlePolicy {
     }
 }
 
-/// One atomic upsert, so that concurrent failures are all counted.
+/// Counts one failure with statements that are each atomic, so concurrent
+/// failures are all counted: increment the row if there is one (starting
+/// again after a quiet period), else insert it; if a concurrent request
+/// inserted it first, increment that.
 fn count_failure(
     conn: &mut DbConnection,
     scope: &str,
@@ -170,24 +181,34 @@ fn count_failure(
 ) -> QueryResult<()> {
     let now = now();
     let quiet_since = now - quiet_period;
-    diesel::insert_into(login_attempts::table)
+    let increment = |conn: &mut DbConnection| {
+        diesel::update(login_attempts::table.find(scope))
+            .set((
+                login_attempts::failures.eq(case_when::<_, _, diesel::sql_types::Integer>(
+                    login_attempts::last_failure_at.lt(quiet_since),
+                    1,
+                )
+                .otherwise(login_attempts::failures + 1)),
+                login_attempts::last_failure_at.eq(now),
+            ))
+            .execute(conn)
+    };
+    if increment(conn)? > 0 {
+        return Ok(());
+    }
+    let inserted = diesel::insert_into(login_attempts::table)
         .values((
             login_attempts::scope.eq(scope),
             login_attempts::failures.eq(1),
             login_attempts::last_failure_at.eq(now),
         ))
-        .on_conflict(login_attempts::scope)
-        .do_update()
-        .set((
-            login_attempts::failures.eq(case_when::<_, _, diesel::sql_types::Integer>(
-                login_attempts::last_failure_at.lt(quiet_since),
-                1,
-            )
-            .otherwise(login_attempts::failures + 1)),
-            login_attempts::last_failure_at.eq(excluded(login_attempts::last_failure_at)),
-        ))
-        .execute(conn)
-        .map(drop)
+        .execute(conn);
+    match inserted {
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            increment(conn).map(drop)
+        }
+        other => other.map(drop),
+    }
 }
 
 /// Deletes counters quiet for longer than the quiet period; returns how many.

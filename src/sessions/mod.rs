@@ -11,6 +11,7 @@
 //! | engine   | where the data lives         | the cookie holds            |
 //! | -------- | ---------------------------- | --------------------------- |
 //! | `db`     | a row in `sessions`          | the key, signed             |
+//! | `redis`  | a Redis key, with a TTL      | the key, signed             |
 //! | `cookie` | the cookie itself            | the data, signed+encrypted  |
 //!
 //! Like Django's, this framework knows nothing of users.
@@ -27,7 +28,10 @@ use std::time::Instant;
 use actix_session::{
     SessionMiddleware,
     config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy},
-    storage::{CookieSessionStore, LoadError, SaveError, SessionKey, SessionStore, UpdateError},
+    storage::{
+        CookieSessionStore, LoadError, RedisSessionStore, SaveError, SessionKey, SessionStore,
+        UpdateError,
+    },
 };
 use actix_web::{
     HttpRequest,
@@ -47,38 +51,103 @@ pub const SESSION_COOKIE_NAME: &str = "sessionid";
 
 /// The store behind the session middleware, chosen at run time by
 /// `SESSION_ENGINE`. It also reports how long each load took.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum SessionBackend {
     /// The `db` engine.
     Db(DbSessionStore),
+    /// The `redis` engine: actix-session's Redis store.
+    Redis(RedisSessionStore),
     /// The `cookie` engine.
     Cookie,
+}
+
+impl std::fmt::Debug for SessionBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Db(store) => f.debug_tuple("Db").field(store).finish(),
+            Self::Redis(_) => f.write_str("Redis"),
+            Self::Cookie => f.write_str("Cookie"),
+        }
+    }
+}
+
+/// The session key the `cookie` engine uses to carry its own expiry (Unix
+/// seconds): a browser can keep a cookie as long as it likes, so the server
+/// checks the time itself.
+pub const COOKIE_EXPIRES_KEY: &str = "_expires_at";
+
+/// Why the session store could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("REDIS_URL: cannot connect to Redis: {0}")]
+pub struct EngineError(String);
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 impl SessionBackend {
     /// The store for `engine`. `user_id_key` names the session key holding
     /// the signed-in user's id, for stores that index sessions by user.
-    pub fn new(engine: SessionEngine, pool: &DbPool, user_id_key: &'static str) -> Self {
-        match engine {
+    /// Connects to Redis for the `redis` engine.
+    pub async fn new(
+        engine: SessionEngine,
+        pool: &DbPool,
+        redis: &RedisSettings,
+        user_id_key: &'static str,
+    ) -> Result<Self, EngineError> {
+        Ok(match engine {
             SessionEngine::Db => {
                 Self::Db(DbSessionStore::new(pool.clone()).with_user_id_key(user_id_key))
             }
+            SessionEngine::Redis => {
+                let prefix = redis.key_prefix.clone();
+                // Redis keys hold a hash of the session key, as the table does.
+                let store = RedisSessionStore::builder(redis.url.clone())
+                    .cache_keygen(move |key| format!("{prefix}{}", models::hash_key(key)))
+                    .build()
+                    .await
+                    .map_err(|err| EngineError(err.to_string()))?;
+                Self::Redis(store)
+            }
             SessionEngine::Cookie => Self::Cookie,
-        }
+        })
     }
 
     /// A server-side store only needs the cookie signed (the key is random
     /// and carries nothing); the cookie store must also encrypt its data.
     fn cookie_content_security(&self) -> CookieContentSecurity {
         match self {
-            Self::Db(_) => CookieContentSecurity::Signed,
+            Self::Db(_) | Self::Redis(_) => CookieContentSecurity::Signed,
             Self::Cookie => CookieContentSecurity::Private,
+        }
+    }
+
+    /// Where this engine keeps sessions, in words for a page.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::Db(_) => "in the database",
+            Self::Redis(_) => "in Redis, under keys no one can look up by user",
+            Self::Cookie => "in signed, encrypted cookies in each browser",
         }
     }
 
     /// Whether this engine can list and revoke a user's sessions.
     pub fn can_list_sessions(&self) -> bool {
         matches!(self, Self::Db(_))
+    }
+
+    /// The lifetime a session asked for (remember me), else `ttl`.
+    fn ttl_for(state: &SessionState, ttl: &Duration) -> Duration {
+        expiry::expiry_of(state)
+            .and_then(|own| Duration::try_from(own).ok())
+            .unwrap_or(*ttl)
+    }
+
+    /// The cookie engine stamps its own expiry into the data it seals.
+    fn stamp_cookie_expiry(mut state: SessionState, ttl: &Duration) -> SessionState {
+        let expires_at = unix_now() + Self::ttl_for(&state, ttl).whole_seconds();
+        state.insert(COOKIE_EXPIRES_KEY.to_owned(), expires_at.to_string());
+        state
     }
 }
 
@@ -87,7 +156,18 @@ impl SessionStore for SessionBackend {
         let started = Instant::now();
         let state = match self {
             Self::Db(store) => store.load(session_key).await,
-            Self::Cookie => CookieSessionStore::default().load(session_key).await,
+            Self::Redis(store) => store.load(session_key).await,
+            Self::Cookie => CookieSessionStore::default()
+                .load(session_key)
+                .await
+                .map(|state| {
+                    state.filter(|state| {
+                        let expires_at = state
+                            .get(COOKIE_EXPIRES_KEY)
+                            .and_then(|secs| secs.parse::<i64>().ok());
+                        expires_at.is_some_and(|at| at > unix_now())
+                    })
+                }),
         };
         RequestMetrics::record_session_load(started.elapsed());
         if matches!(state, Ok(None)) {
@@ -101,7 +181,14 @@ impl SessionStore for SessionBackend {
     async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
         match self {
             Self::Db(store) => store.save(state, ttl).await,
-            Self::Cookie => CookieSessionStore::default().save(state, ttl).await,
+            Self::Redis(store) => {
+                let ttl = Self::ttl_for(&state, ttl);
+                store.save(state, &ttl).await
+            }
+            Self::Cookie => {
+                let state = Self::stamp_cookie_expiry(state, ttl);
+                CookieSessionStore::default().save(state, ttl).await
+            }
         }
     }
 
@@ -113,7 +200,12 @@ impl SessionStore for SessionBackend {
     ) -> Result<SessionKey, UpdateError> {
         match self {
             Self::Db(store) => store.update(session_key, state, ttl).await,
+            Self::Redis(store) => {
+                let ttl = Self::ttl_for(&state, ttl);
+                store.update(session_key, state, &ttl).await
+            }
             Self::Cookie => {
+                let state = Self::stamp_cookie_expiry(state, ttl);
                 CookieSessionStore::default()
                     .update(session_key, state, ttl)
                     .await
@@ -124,6 +216,7 @@ impl SessionStore for SessionBackend {
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
         match self {
             Self::Db(store) => store.update_ttl(session_key, ttl).await,
+            Self::Redis(store) => store.update_ttl(session_key, ttl).await,
             Self::Cookie => {
                 CookieSessionStore::default()
                     .update_ttl(session_key, ttl)
@@ -135,9 +228,20 @@ impl SessionStore for SessionBackend {
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
         match self {
             Self::Db(store) => store.delete(session_key).await,
+            Self::Redis(store) => store.delete(session_key).await,
             Self::Cookie => CookieSessionStore::default().delete(session_key).await,
         }
     }
+}
+
+/// Where the `redis` engine keeps sessions.
+#[derive(Clone)]
+pub struct RedisSettings {
+    /// `REDIS_URL`.
+    pub url: String,
+    /// `REDIS_KEY_PREFIX`: prepended to every key, so that several sites
+    /// (or test runs) can share one Redis.
+    pub key_prefix: String,
 }
 
 /// How the session cookie is issued.

@@ -130,8 +130,9 @@ pub async fn login_submit(
     if username.is_empty() || password.is_empty() {
         return failed("Enter both your username and your password.");
     }
-    if username.chars().count() > MAX_USERNAME_LEN {
-        // No such user can exist; still the same words as any failure.
+    if username.chars().count() > MAX_USERNAME_LEN || username.contains('\0') {
+        // No such user can exist (and PostgreSQL refuses NUL in text); the
+        // same words as any failure.
         return failed(INVALID_LOGIN);
     }
 

@@ -47,6 +47,8 @@ impl From<SessionSummary> for SessionRow {
 struct SessionsPage {
     /// `None` when the engine cannot list sessions.
     sessions: Option<Vec<SessionRow>>,
+    /// Where sessions live, in words, for engines that cannot list them.
+    engine: &'static str,
     csrf_token: String,
     messages: Vec<Message>,
 }
@@ -69,6 +71,7 @@ pub async fn list(
     };
     render(&SessionsPage {
         sessions,
+        engine: backend.description(),
         csrf_token: csrf.form_value(),
         messages: messages(&incoming),
     })

@@ -42,6 +42,7 @@ async fn listeners_hear_logins_failures_and_logouts() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let recorder = Arc::new(Recorder::default());
     let state = AppState::new(test_settings(&dir, &[]))
+        .await
         .expect("state")
         .with_auth_listener(recorder.clone());
     let app = spawn_app_from(state, dir).await;

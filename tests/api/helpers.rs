@@ -28,6 +28,8 @@ use porter::{
 };
 use tempfile::TempDir;
 
+use crate::services::{PostgresDatabase, suite_on_postgres};
+
 /// A secret key for tests only.
 pub const TEST_SECRET_KEY: &str =
     "test-secret-key-test-secret-key-test-secret-key-test-secret-key-0123456789";
@@ -59,6 +61,8 @@ pub struct TestApp<S> {
     peer: Cell<Option<SocketAddr>>,
     /// Holds the test's database; deleted when the last browser is dropped.
     _dir: Rc<TempDir>,
+    /// The test's PostgreSQL database, when the suite runs on PostgreSQL.
+    _postgres: Rc<Option<PostgresDatabase>>,
 }
 
 /// Builds the app on a fresh database with the default settings.
@@ -72,11 +76,47 @@ pub async fn spawn_app() -> TestApp<
 pub async fn spawn_app_with(
     overrides: &[(&str, &str)],
 ) -> TestApp<
-    impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
+    impl Service<
+        Request,
+        Response = ServiceResponse<impl MessageBody + use<>>,
+        Error = actix_web::Error,
+    > + use<>,
 > {
+    spawn_app_with_owned(
+        overrides
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect(),
+    )
+    .await
+}
+
+/// [`spawn_app_with`], for settings the caller computed.
+pub async fn spawn_app_with_owned(
+    overrides: Vec<(String, String)>,
+) -> TestApp<
+    impl Service<
+        Request,
+        Response = ServiceResponse<impl MessageBody + use<>>,
+        Error = actix_web::Error,
+    > + use<>,
+> {
+    let overrides: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let overrides = overrides.as_slice();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let state = AppState::new(test_settings(&dir, overrides)).expect("the app state builds");
-    spawn_app_from(state, dir).await
+    let mut settings = test_settings(&dir, overrides);
+    let explicit_database = overrides.iter().any(|(name, _)| *name == "DATABASE_URL");
+    let postgres = (suite_on_postgres() && !explicit_database).then(PostgresDatabase::create);
+    if let Some(postgres) = &postgres {
+        settings.database_url = postgres.url.clone();
+    }
+    let state = AppState::new(settings).await.expect("the app state builds");
+    let mut app = spawn_app_from(state, dir).await;
+    app._postgres = Rc::new(postgres);
+    app
 }
 
 /// Another instance of the app on the same database, with `overrides`
@@ -93,7 +133,7 @@ pub async fn spawn_sibling<S>(
 > {
     let mut settings = test_settings(&app._dir, overrides);
     settings.database_url = app.state.settings.database_url.clone();
-    let state = AppState::new(settings).expect("the app state builds");
+    let state = AppState::new(settings).await.expect("the app state builds");
     let service = test::init_service(build_app(&state)).await;
     TestApp {
         service: Rc::new(service),
@@ -101,6 +141,7 @@ pub async fn spawn_sibling<S>(
         cookies: RefCell::default(),
         peer: Cell::default(),
         _dir: Rc::clone(&app._dir),
+        _postgres: Rc::clone(&app._postgres),
     }
 }
 
@@ -118,6 +159,7 @@ pub async fn spawn_app_from(
         cookies: RefCell::default(),
         peer: Cell::default(),
         _dir: Rc::new(dir),
+        _postgres: Rc::new(None),
     }
 }
 
@@ -240,6 +282,7 @@ where
             cookies: RefCell::default(),
             peer: Cell::default(),
             _dir: Rc::clone(&self._dir),
+            _postgres: Rc::clone(&self._postgres),
         }
     }
 

@@ -2,10 +2,12 @@
 //!
 //! Every test drives the real app (built by `startup::build_app`, the
 //! function `main` serves) through actix-web's test client, on a fresh
-//! SQLite database of its own.
+//! database of its own: a SQLite file, or with `PORTER_TEST_DATABASE=postgres`
+//! a PostgreSQL database created for the test and dropped after it.
 
 mod bad_input;
 mod cli;
+mod conformance;
 mod csrf;
 mod dance;
 mod flash_and_events;
@@ -16,6 +18,7 @@ mod login_failures;
 mod next_redirect;
 mod password_change;
 mod remember_me;
+mod services;
 mod sessions;
 mod signup;
 mod throttle;

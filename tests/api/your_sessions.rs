@@ -112,6 +112,7 @@ async fn the_cookie_engine_says_plainly_it_cannot_list_sessions() {
     let page = app.get("/sessions").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("cannot sign one out by itself"));
+    assert!(page.body.contains("in signed, encrypted cookies"));
 }
 
 #[actix_web::test]

@@ -1,0 +1,282 @@
+//! One conformance suite for the three session engines (`db`, `redis`,
+//! `cookie`): the same scenarios, run against each. Where an engine cannot
+//! do something, the test asserts its documented behaviour instead.
+
+use actix_session::storage::SessionStore;
+use actix_web::{
+    body::MessageBody,
+    cookie::time::Duration,
+    dev::{Service, ServiceResponse},
+    http::StatusCode,
+};
+use porter::{sessions::seal_session_cookie, startup::cookie_key};
+
+use crate::{
+    helpers::{TestApp, TestUser, spawn_app_with_owned},
+    services::{self, RedisNamespace},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Db,
+    Redis,
+    Cookie,
+}
+
+/// The app on `engine`, or `None` when the engine's server is absent
+/// (outside CI). The namespace keeps the test's Redis keys apart.
+async fn spawn(
+    engine: Engine,
+    extra: &[(&str, &str)],
+) -> Option<(
+    TestApp<
+        impl Service<
+            actix_http::Request,
+            Response = ServiceResponse<impl MessageBody>,
+            Error = actix_web::Error,
+        >,
+    >,
+    Option<RedisNamespace>,
+)> {
+    let mut settings: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let namespace = match engine {
+        Engine::Db => {
+            settings.push(("SESSION_ENGINE".into(), "db".into()));
+            None
+        }
+        Engine::Cookie => {
+            settings.push(("SESSION_ENGINE".into(), "cookie".into()));
+            None
+        }
+        Engine::Redis => {
+            if !services::available("redis") {
+                return None;
+            }
+            let namespace = RedisNamespace::new();
+            settings.push(("SESSION_ENGINE".into(), "redis".into()));
+            settings.push(("REDIS_URL".into(), services::redis_url()));
+            settings.push(("REDIS_KEY_PREFIX".into(), namespace.prefix.clone()));
+            Some(namespace)
+        }
+    };
+    Some((spawn_app_with_owned(settings).await, namespace))
+}
+
+async fn the_key_changes_at_login(engine: Engine) {
+    let Some((app, _namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let alice = TestUser::create(&app, "alice");
+    // A session planted before login, straight into the engine's store.
+    let backend = &app.state.session_backend;
+    let state = [("cart".to_owned(), "\"apples\"".to_owned())].into();
+    let planted_key = backend
+        .save(state, &Duration::hours(1))
+        .await
+        .expect("plant a session");
+    let planted = seal_session_cookie(
+        &cookie_key(&app.state.settings),
+        planted_key.as_ref(),
+        engine == Engine::Cookie,
+    );
+    app.set_cookie("sessionid", &planted);
+
+    assert_eq!(alice.login(&app).await.location(), Some("/profile"));
+    let after = app.cookie("sessionid").expect("a session cookie");
+    assert_ne!(after, planted, "{engine:?}: login issues a new key");
+    if engine != Engine::Cookie {
+        let old = backend.load(&planted_key).await.expect("load");
+        assert!(old.is_none(), "{engine:?}: the planted session is deleted");
+    }
+    let attacker = app.new_browser();
+    attacker.set_cookie("sessionid", &planted);
+    assert_eq!(attacker.get("/profile").await.status, StatusCode::SEE_OTHER);
+}
+
+async fn the_session_is_saved_only_when_modified(engine: Engine) {
+    let Some((app, _namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let alice = TestUser::create(&app, "alice");
+    let login = alice.login(&app).await;
+    assert!(
+        login.set_cookie("sessionid").is_some(),
+        "{engine:?}: login saves"
+    );
+    for _ in 0..3 {
+        let res = app.get("/profile").await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert!(
+            res.set_cookie("sessionid").is_none(),
+            "{engine:?}: an unchanged session is not saved again"
+        );
+    }
+}
+
+async fn an_expired_session_is_anonymous(engine: Engine) {
+    let Some((app, _namespace)) = spawn(engine, &[("SESSION_TTL", "2s")]).await else {
+        return;
+    };
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    assert_eq!(app.get("/profile").await.status, StatusCode::OK);
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(
+        app.get("/profile").await.status,
+        StatusCode::SEE_OTHER,
+        "{engine:?}: the session expired"
+    );
+}
+
+async fn logout_ends_the_session(engine: Engine) {
+    let Some((app, _namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    let copied = app.cookie("sessionid").expect("a session cookie");
+    let logout = app.logout().await;
+    let removal = logout
+        .set_cookie("sessionid")
+        .expect("the cookie is removed");
+    assert_eq!(removal.value(), "");
+    assert_eq!(app.get("/profile").await.status, StatusCode::SEE_OTHER);
+
+    let replay = app.new_browser();
+    replay.set_cookie("sessionid", &copied);
+    let expected = match engine {
+        // Server-side engines delete the session: a copy is worthless.
+        Engine::Db | Engine::Redis => StatusCode::SEE_OTHER,
+        // Documented: a cookie session lives in the cookie, so a copy taken
+        // before logout stays valid until it expires or the password changes.
+        Engine::Cookie => StatusCode::OK,
+    };
+    assert_eq!(replay.get("/profile").await.status, expected, "{engine:?}");
+}
+
+async fn another_session_can_be_revoked_where_the_engine_lists_them(engine: Engine) {
+    let Some((laptop, _namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let phone = laptop.new_browser();
+    let alice = TestUser::create(&laptop, "alice");
+    alice.login(&phone).await;
+    alice.login(&laptop).await;
+    let page = laptop.get("/sessions").await;
+    assert_eq!(page.status, StatusCode::OK);
+
+    if engine == Engine::Db {
+        let res = laptop
+            .submit_form("/sessions", "/sessions/revoke-others", &[])
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        assert_eq!(phone.get("/profile").await.status, StatusCode::SEE_OTHER);
+    } else {
+        // Documented: Redis and cookie sessions cannot be listed by user.
+        assert!(
+            page.body.contains("cannot sign one out by itself"),
+            "{engine:?}"
+        );
+        let res = laptop
+            .submit_form("/profile", "/sessions/revoke-others", &[])
+            .await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{engine:?}");
+        assert_eq!(phone.get("/profile").await.status, StatusCode::OK);
+    }
+}
+
+async fn a_password_change_ends_other_sessions(engine: Engine) {
+    let Some((laptop, _namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let phone = laptop.new_browser();
+    let alice = TestUser::create(&laptop, "alice");
+    alice.login(&phone).await;
+    alice.login(&laptop).await;
+    let res = laptop
+        .submit_form(
+            "/password",
+            "/password",
+            &[
+                ("old_password", &alice.password),
+                ("new_password1", "another fine passphrase"),
+                ("new_password2", "another fine passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(res.location(), Some("/profile"), "{engine:?}");
+    assert_eq!(laptop.get("/profile").await.status, StatusCode::OK);
+    assert_eq!(
+        phone.get("/profile").await.status,
+        StatusCode::SEE_OTHER,
+        "{engine:?}"
+    );
+}
+
+async fn a_tampered_cookie_is_anonymous(engine: Engine) {
+    let Some((app, _namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    let mut cookie = app.cookie("sessionid").expect("a session cookie");
+    let last = cookie.pop().expect("non-empty");
+    cookie.push(if last == 'A' { 'B' } else { 'A' });
+    app.set_cookie("sessionid", &cookie);
+    assert_eq!(app.get("/profile").await.status, StatusCode::SEE_OTHER);
+    let home = app.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("You are not signed in"));
+}
+
+async fn redis_keys_hold_hashes_and_go_at_logout(engine: Engine) {
+    if engine != Engine::Redis {
+        return;
+    }
+    let Some((app, namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let namespace = namespace.expect("a namespace");
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    assert_eq!(namespace.key_count(), 1);
+    app.logout().await;
+    assert_eq!(namespace.key_count(), 0);
+}
+
+macro_rules! conformance {
+    ($($scenario:ident),* $(,)?) => {
+        mod db {
+            $(#[actix_web::test]
+            async fn $scenario() {
+                super::$scenario(super::Engine::Db).await;
+            })*
+        }
+        mod redis {
+            $(#[actix_web::test]
+            async fn $scenario() {
+                super::$scenario(super::Engine::Redis).await;
+            })*
+        }
+        mod cookie {
+            $(#[actix_web::test]
+            async fn $scenario() {
+                super::$scenario(super::Engine::Cookie).await;
+            })*
+        }
+    };
+}
+
+conformance!(
+    the_key_changes_at_login,
+    the_session_is_saved_only_when_modified,
+    an_expired_session_is_anonymous,
+    logout_ends_the_session,
+    another_session_can_be_revoked_where_the_engine_lists_them,
+    a_password_change_ends_other_sessions,
+    a_tampered_cookie_is_anonymous,
+    redis_keys_hold_hashes_and_go_at_logout,
+);
