@@ -1,0 +1,247 @@
+//! Several instances behind a load balancer: two real Porter servers on
+//! different ports share one PostgreSQL database and one Redis. A session
+//! made on one is honoured, ended and invalidated on the other, for the
+//! `db` and `redis` engines. Needs PostgreSQL and Redis (see
+//! `tests/api/services.rs`).
+
+use std::{cell::RefCell, collections::BTreeMap, time::Duration};
+
+use awc::{Client, http::StatusCode};
+use porter::{
+    auth::models::{self, NewUser},
+    settings::Settings,
+    startup::{AppState, Application},
+};
+
+#[allow(dead_code)] // shared with the api suite
+#[path = "api/services.rs"]
+mod services;
+
+use services::{PostgresDatabase, RedisNamespace};
+
+const SECRET_KEY: &str = "instances-secret-key-0123456789abcdef-instances-secret-key-0123456789";
+const PASSWORD: &str = "an instance passphrase";
+
+/// A browser: a client that keeps cookies and does not follow redirects.
+struct Browser {
+    client: Client,
+    cookies: RefCell<BTreeMap<String, String>>,
+}
+
+/// What a page showed.
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+impl Browser {
+    fn new() -> Self {
+        Self {
+            client: Client::builder()
+                .disable_redirects()
+                .timeout(Duration::from_secs(30))
+                .finish(),
+            cookies: RefCell::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .borrow()
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn finish(
+        &self,
+        status: StatusCode,
+        headers: &awc::http::header::HeaderMap,
+        body: &[u8],
+    ) -> Page {
+        for value in headers.get_all("set-cookie") {
+            let text = value.to_str().unwrap_or_default();
+            let pair = text.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                let mut jar = self.cookies.borrow_mut();
+                if value.is_empty() || text.contains("Max-Age=0") {
+                    jar.remove(name);
+                } else {
+                    jar.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+        Page {
+            status,
+            location: headers
+                .get("location")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned),
+            body: String::from_utf8_lossy(body).into_owned(),
+        }
+    }
+
+    async fn get(&self, url: &str) -> Page {
+        let mut res = self
+            .client
+            .get(url)
+            .insert_header(("cookie", self.cookie_header()))
+            .send()
+            .await
+            .expect("GET answers");
+        let body = res.body().limit(1 << 20).await.unwrap_or_default();
+        self.finish(res.status(), res.headers(), &body)
+    }
+
+    /// Loads `form_url`, then posts `fields` with its CSRF token to `url`.
+    async fn submit(&self, form_url: &str, url: &str, fields: &[(&str, &str)]) -> Page {
+        let form = self.get(form_url).await;
+        let marker = "name=\"csrf_token\" value=\"";
+        let start = form.body.find(marker).expect("a token") + marker.len();
+        let token = &form.body[start..start + form.body[start..].find('"').expect("quote")];
+        let mut fields = fields.to_vec();
+        fields.push(("csrf_token", token));
+        let mut res = self
+            .client
+            .post(url)
+            .insert_header(("cookie", self.cookie_header()))
+            .send_form(&fields)
+            .await
+            .expect("POST answers");
+        let body = res.body().limit(1 << 20).await.unwrap_or_default();
+        self.finish(res.status(), res.headers(), &body)
+    }
+}
+
+async fn start(settings: Vec<(&'static str, String)>) -> String {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let settings = Settings::from_lookup(
+        |name| {
+            settings
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        },
+        dir.path(),
+    )
+    .expect("settings");
+    let app = Application::serve(AppState::new(settings).await.expect("state")).expect("serve");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    base
+}
+
+async fn two_instances_share_sessions(engine: &str) {
+    if !services::available("postgres") || !services::available("redis") {
+        return;
+    }
+    let database = PostgresDatabase::create();
+    let namespace = RedisNamespace::new();
+    let settings = || {
+        vec![
+            ("DEBUG", "false".to_owned()),
+            ("SECRET_KEY", SECRET_KEY.to_owned()),
+            ("BIND", "127.0.0.1:0".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+            ("DATABASE_URL", database.url.clone()),
+            ("SESSION_ENGINE", engine.to_owned()),
+            ("REDIS_URL", services::redis_url()),
+            ("REDIS_KEY_PREFIX", namespace.prefix.clone()),
+        ]
+    };
+    let a = start(settings()).await;
+    let b = start(settings()).await;
+    {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let s = settings();
+        let state = AppState::new(
+            Settings::from_lookup(
+                |name| s.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()),
+                dir.path(),
+            )
+            .expect("settings"),
+        )
+        .await
+        .expect("state");
+        let hash = state.hasher.hash(PASSWORD).expect("hash");
+        models::create(
+            &mut state.pool.get().expect("connection"),
+            &NewUser::new("alice", &hash, false),
+        )
+        .expect("user");
+    }
+    let credentials = [("username", "alice"), ("password", PASSWORD)];
+
+    // Log in through A, use the cookie on B.
+    let laptop = Browser::new();
+    let login = laptop
+        .submit(&format!("{a}/login"), &format!("{a}/login"), &credentials)
+        .await;
+    assert_eq!(login.location.as_deref(), Some("/profile"), "{engine}");
+    let profile = laptop.get(&format!("{b}/profile")).await;
+    assert_eq!(
+        profile.status,
+        StatusCode::OK,
+        "{engine}: B honours A's session"
+    );
+    assert!(profile.body.contains("alice"));
+
+    // Log out on B: A refuses the cookie.
+    let copied = laptop.cookies.borrow().clone();
+    laptop
+        .submit(&format!("{b}/profile"), &format!("{b}/logout"), &[])
+        .await;
+    let replay = Browser::new();
+    *replay.cookies.borrow_mut() = copied;
+    assert_eq!(
+        replay.get(&format!("{a}/profile")).await.status,
+        StatusCode::SEE_OTHER,
+        "{engine}: A refuses a session ended on B"
+    );
+
+    // Change the password on A: the session on B ends.
+    let phone = Browser::new();
+    phone
+        .submit(&format!("{b}/login"), &format!("{b}/login"), &credentials)
+        .await;
+    laptop
+        .submit(&format!("{a}/login"), &format!("{a}/login"), &credentials)
+        .await;
+    assert_eq!(
+        phone.get(&format!("{b}/profile")).await.status,
+        StatusCode::OK
+    );
+    let changed = laptop
+        .submit(
+            &format!("{a}/password"),
+            &format!("{a}/password"),
+            &[
+                ("old_password", PASSWORD),
+                ("new_password1", "a new instance passphrase"),
+                ("new_password2", "a new instance passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.location.as_deref(), Some("/profile"), "{engine}");
+    assert_eq!(
+        phone.get(&format!("{b}/profile")).await.status,
+        StatusCode::SEE_OTHER,
+        "{engine}: the password change on A ends the session on B"
+    );
+    assert_eq!(
+        laptop.get(&format!("{b}/profile")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn two_instances_share_db_sessions() {
+    two_instances_share_sessions("db").await;
+}
+
+#[actix_web::test]
+async fn two_instances_share_redis_sessions() {
+    two_instances_share_sessions("redis").await;
+}
