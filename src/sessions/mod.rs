@@ -76,6 +76,9 @@ impl std::fmt::Debug for SessionBackend {
 /// checks the time itself.
 pub const COOKIE_EXPIRES_KEY: &str = "_expires_at";
 
+/// How long start-up waits for Redis to answer.
+const REDIS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why the session store could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[error("REDIS_URL: cannot connect to Redis: {0}")]
@@ -102,10 +105,13 @@ impl SessionBackend {
             SessionEngine::Redis => {
                 let prefix = redis.key_prefix.clone();
                 // Redis keys hold a hash of the session key, as the table does.
-                let store = RedisSessionStore::builder(redis.url.clone())
+                let connecting = RedisSessionStore::builder(redis.url.clone())
                     .cache_keygen(move |key| format!("{prefix}{}", models::hash_key(key)))
-                    .build()
+                    .build();
+                // The Redis client retries for minutes; start-up should not.
+                let store = actix_web::rt::time::timeout(REDIS_CONNECT_TIMEOUT, connecting)
                     .await
+                    .map_err(|_| EngineError("no answer within 5 seconds".into()))?
                     .map_err(|err| EngineError(err.to_string()))?;
                 Self::Redis(store)
             }

@@ -295,3 +295,52 @@ async fn check_deploy_lists_unsafe_settings_with_a_fix_each() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("no issues"));
 }
+
+#[actix_web::test]
+async fn a_postgres_server_that_is_down_stops_start_up_without_a_sqlite_fallback() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = Command::new(env!("CARGO_BIN_EXE_porter"))
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env(
+            "DATABASE_URL",
+            "postgres://porter:secret@127.0.0.1:1/porter",
+        )
+        .env("SECRET_KEY", TEST_SECRET_KEY)
+        .env("DEBUG", "false")
+        .output()
+        .expect("porter runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("DATABASE_URL: cannot open postgres://porter:***@127.0.0.1:1/porter"),
+        "{err}"
+    );
+    assert!(!err.contains("secret"), "the password is not shown");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let left = std::fs::read_dir(dir.path())
+        .expect("the directory")
+        .count();
+    assert_eq!(left, 0, "no SQLite file was created");
+}
+
+#[actix_web::test]
+async fn an_unreachable_redis_stops_start_up_with_a_clear_message() {
+    let app = spawn_app().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_porter"))
+        .arg("serve")
+        .env("DATABASE_URL", app.database_url())
+        .env("SECRET_KEY", TEST_SECRET_KEY)
+        .env("DEBUG", "false")
+        .env("BIND", "127.0.0.1:0")
+        .env("SESSION_ENGINE", "redis")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .output()
+        .expect("porter runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("REDIS_URL: cannot connect to Redis"),
+        "{}",
+        stderr(&out)
+    );
+}
