@@ -191,6 +191,18 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     }
 }
 
+/// `porter secret …`: needs no settings.
+pub fn secret(action: &SecretCommand) {
+    match action {
+        SecretCommand::Generate => {
+            println!(
+                "{}",
+                String::from_utf8_lossy(SecretKey::generate().expose())
+            );
+        }
+    }
+}
+
 fn check(settings: &Settings, deploy: bool) -> anyhow::Result<()> {
     connect(settings)?;
     let findings = if deploy {

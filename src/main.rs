@@ -11,6 +11,12 @@ use porter::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A new key is needed before any settings exist, so this one command
+    // runs without them.
+    if let Some(Command::Secret { action }) = &cli.command {
+        cli::secret(action);
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(err) => {
