@@ -216,7 +216,7 @@ pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
     let max_size = match url {
         // SQLite allows one writer at a time; a few connections are plenty
         // and keep lock contention short.
-        DatabaseUrl::Sqlite(_) => 8,
+        DatabaseUrl::Sqlite(_) => 4,
         DatabaseUrl::Postgres(_) => 16,
     };
     let pool = Pool::builder()
@@ -228,6 +228,18 @@ pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
         .connection_customizer(Box::new(ConnectionSetup))
         .build(manager)?;
     Ok(pool)
+}
+
+/// How many blocking threads each server worker gets. SQLite answers in
+/// microseconds from this process, so two per worker keep its connections
+/// busy; more only add context switches and per-thread memory (measured in
+/// `bench/`). A PostgreSQL query waits on the network, so more threads
+/// overlap those waits.
+pub fn blocking_threads_per_worker(database_url: &str) -> usize {
+    match DatabaseUrl::parse(database_url) {
+        Ok(DatabaseUrl::Postgres(_)) => 8,
+        _ => 2,
+    }
 }
 
 /// Applies every pending migration for the connection's engine; returns how
@@ -255,14 +267,20 @@ where
     let started = std::time::Instant::now();
     let (value, queries) = actix_web::web::block(move || {
         let _entered = span.enter();
-        let before = QUERIES_ON_THIS_THREAD.get();
-        let value = work();
-        (value, QUERIES_ON_THIS_THREAD.get() - before)
+        count_queries(work)
     })
     .await
     .map_err(|_| DbError::Cancelled)?;
     RequestMetrics::record_queries(queries, started.elapsed());
     Ok(value)
+}
+
+/// Runs `work` on this thread and returns how many queries it ran. For code
+/// that moves work to threads of its own, as [`run_blocking`] does.
+pub fn count_queries<T>(work: impl FnOnce() -> T) -> (T, u64) {
+    let before = QUERIES_ON_THIS_THREAD.get();
+    let value = work();
+    (value, QUERIES_ON_THIS_THREAD.get() - before)
 }
 
 /// Checks a connection out of `pool` and runs `query` with it, on the

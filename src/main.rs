@@ -9,6 +9,12 @@ use porter::{
     telemetry,
 };
 
+/// mimalloc returns memory to the system promptly; glibc's allocator keeps
+/// an arena per thread, and the 19 MiB each argon2 hash takes would stay
+/// resident once per thread that ever hashed (see bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A new key is needed before any settings exist, so this one command

@@ -22,6 +22,7 @@ use tracing_actix_web::TracingLogger;
 use crate::{
     auth::{
         self, AuthBackend, AuthContext, ModelBackend, PasswordHasher, SessionKeys,
+        hashers::HashingPool,
         signals::AuthListener,
         throttle::{self, ThrottlePolicy},
     },
@@ -89,11 +90,16 @@ impl AppState {
                 db::DatabaseUrl::describe(&settings.database_url)
             )
         })?;
-        let hasher = Arc::new(PasswordHasher::new(settings.argon2.clone())?);
+        // The dummy hash is made on the hashing thread, whose memory every
+        // later hash reuses.
+        let hashing = HashingPool::for_this_machine();
+        let params = settings.argon2.clone();
+        let hasher = Arc::new(hashing.run(move || PasswordHasher::new(params)).await??);
         let backends: Vec<Arc<dyn AuthBackend>> =
             vec![Arc::new(ModelBackend::new(Arc::clone(&hasher)))];
         let auth = web::Data::new(AuthContext::new(
             pool.clone(),
+            hashing,
             &settings.secret_key,
             &settings.secret_key_fallbacks,
             backends,
@@ -236,7 +242,11 @@ impl Application {
             .with_context(|| format!("BIND: cannot listen on {}", state.settings.bind))?;
         let port = listener.local_addr()?.port();
         actix_web::rt::spawn(housekeeping(state.pool.clone()));
+        // Database work needs few threads; actix's default (hundreds) only
+        // adds contention and memory (see `db::blocking_threads_per_worker`).
+        let blocking_threads = db::blocking_threads_per_worker(&state.settings.database_url);
         let server = HttpServer::new(move || build_app(&state))
+            .worker_max_blocking_threads(blocking_threads)
             .listen(listener)?
             .run();
         Ok(Self { port, server })

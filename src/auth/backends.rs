@@ -12,7 +12,7 @@ use super::{
     hashers::PasswordHasher,
     models::{self, User},
 };
-use crate::db::{DbPool, run_blocking};
+use crate::db::DbPool;
 
 /// What a visitor typed into the login form.
 #[derive(Clone)]
@@ -127,21 +127,22 @@ pub async fn authenticate(
     auth: &AuthContext,
     credentials: Credentials,
 ) -> Result<Option<Authenticated>, AuthError> {
-    // Waits (never fails) while the hashing slots are busy.
-    let _slot = auth.hashing_slot().await;
     let backends = auth.backends().to_vec();
     let pool = auth.pool().clone();
-    let found = run_blocking(move || {
-        for backend in backends {
-            if let Some(user) = backend.authenticate(&pool, &credentials)? {
-                return Ok(Some(Authenticated {
-                    user,
-                    backend: backend.name(),
-                }));
+    // On the hashing threads: a burst of logins waits there, it does not fail.
+    let found = auth
+        .hashing()
+        .run(move || {
+            for backend in backends {
+                if let Some(user) = backend.authenticate(&pool, &credentials)? {
+                    return Ok(Some(Authenticated {
+                        user,
+                        backend: backend.name(),
+                    }));
+                }
             }
-        }
-        Ok::<_, AuthError>(None)
-    })
-    .await??;
+            Ok::<_, AuthError>(None)
+        })
+        .await??;
     Ok(found)
 }

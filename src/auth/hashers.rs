@@ -4,13 +4,23 @@
 //! which carry their own parameters and salt. Hashing is slow on purpose, so
 //! every call here must run on the blocking pool, never on an async worker.
 
-use std::fmt;
+use std::{
+    fmt,
+    sync::{Arc, Mutex, mpsc},
+    thread,
+    time::Instant,
+};
 
 use argon2::{
     ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _,
     PasswordVerifier as _, Version,
 };
 use thiserror::Error;
+
+use crate::{
+    db::{DbError, count_queries},
+    telemetry::RequestMetrics,
+};
 
 /// A password could not be hashed.
 #[derive(Debug, Error)]
@@ -99,6 +109,80 @@ impl PasswordHasher {
     pub fn verify_dummy(&self, password: &str) -> bool {
         let _ = self.verify(password, &self.dummy_hash);
         false
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A few threads that do nothing but password work (login, sign-up,
+/// password change), one fewer than there are cores.
+///
+/// Argon2 is slow on purpose and takes 19 MiB a go. On threads of their own,
+/// a burst of logins queues here (it waits, it does not fail) while a core
+/// stays free for every other request, and the memory each hash needs is
+/// reused by the same few threads instead of being spread over the whole
+/// blocking pool.
+pub struct HashingPool {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl fmt::Debug for HashingPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HashingPool").finish_non_exhaustive()
+    }
+}
+
+impl HashingPool {
+    /// One thread per core but one, and at least one.
+    pub fn for_this_machine() -> Self {
+        let cores = thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Self::new(cores.saturating_sub(1).max(1))
+    }
+
+    /// A pool of `threads` threads. They end when the pool is dropped.
+    pub fn new(threads: usize) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads {
+            let queue = Arc::clone(&queue);
+            thread::Builder::new()
+                .name(format!("porter-hashing-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("start-up can start the hashing threads");
+        }
+        Self { jobs }
+    }
+
+    /// Runs `work` on a hashing thread, inside the caller's tracing span, and
+    /// counts its queries for the request's metrics.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let span = tracing::Span::current();
+        let started = Instant::now();
+        let job: Job = Box::new(move || {
+            let _entered = span.enter();
+            let _ = done.send(count_queries(work));
+        });
+        self.jobs.send(job).map_err(|_| DbError::Cancelled)?;
+        let (value, queries) = result.await.map_err(|_| DbError::Cancelled)?;
+        RequestMetrics::record_queries(queries, started.elapsed());
+        Ok(value)
     }
 }
 

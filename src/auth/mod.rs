@@ -28,12 +28,11 @@ use actix_web::HttpRequest;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use self::{
     backends::{AuthBackend, Authenticated, Credentials, ModelBackend, authenticate},
     guards::{CurrentUser, login_required},
-    hashers::PasswordHasher,
+    hashers::{HashingPool, PasswordHasher},
     login::{SessionKeys, login, logout, update_session_auth_hash},
     middleware::LazyUser,
     models::User,
@@ -72,7 +71,7 @@ pub enum AuthError {
 /// `AUTHENTICATION_BACKENDS` and the key for session auth hashes.
 pub struct AuthContext {
     pool: DbPool,
-    hashing_slots: Arc<Semaphore>,
+    hashing: HashingPool,
     backends: Vec<Arc<dyn AuthBackend>>,
     listeners: Vec<Arc<dyn AuthListener>>,
     /// The key for session auth hashes, then those of `SECRET_KEY_FALLBACKS`.
@@ -100,10 +99,12 @@ impl fmt::Debug for AuthContext {
 }
 
 impl AuthContext {
-    /// The context for `backends`, tried in order. Session auth hashes are
-    /// made with `secret_key` and accepted under any of `fallbacks`.
+    /// The context for `backends`, tried in order, hashing on `hashing`.
+    /// Session auth hashes are made with `secret_key` and accepted under any
+    /// of `fallbacks`.
     pub fn new(
         pool: DbPool,
+        hashing: HashingPool,
         secret_key: &SecretKey,
         fallbacks: &[SecretKey],
         backends: Vec<Arc<dyn AuthBackend>>,
@@ -118,7 +119,7 @@ impl AuthContext {
         };
         Self {
             pool,
-            hashing_slots: Arc::new(Semaphore::new(hashing_slots())),
+            hashing,
             backends,
             listeners: Vec::new(),
             auth_hash_keys: std::iter::once(secret_key)
@@ -146,12 +147,9 @@ impl AuthContext {
         &self.pool
     }
 
-    /// A permit to hash a password. Argon2 is slow and takes 19 MiB a go,
-    /// so no more hashes run at once than there are cores: a burst of logins
-    /// queues here instead of starving every other request of threads and
-    /// memory.
-    pub async fn hashing_slot(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.hashing_slots).acquire_owned().await.ok()
+    /// The threads that hash and check passwords.
+    pub fn hashing(&self) -> &HashingPool {
+        &self.hashing
     }
 
     /// The configured backends, in the order they are asked.
@@ -196,9 +194,4 @@ impl AuthContext {
             None => HashCheck::Mismatch,
         }
     }
-}
-
-/// How many passwords may be hashed at once: one per core.
-fn hashing_slots() -> usize {
-    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }

@@ -21,7 +21,7 @@ use crate::{
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
-    db::{DbPool, run_blocking, with_conn},
+    db::{DbError, DbPool},
     errors::AppError,
     sessions::{self, SessionBackend, expiry::set_expiry},
     settings::Settings,
@@ -290,14 +290,17 @@ pub async fn signup_submit(
     }
 
     if errors.is_empty() {
-        let _slot = auth.hashing_slot().await;
-        let hasher = Arc::clone(&hasher);
-        let name = username.clone();
-        let created = with_conn(auth.pool(), move |conn| {
-            accounts::create_user(conn, &hasher, &name, &password1, false)
-                .map_err(SignupError::Account)
-        })
-        .await;
+        let (hasher, pool, name) = (Arc::clone(&hasher), auth.pool().clone(), username.clone());
+        let created = auth
+            .hashing()
+            .run(move || {
+                let mut conn = pool.get().map_err(DbError::from)?;
+                accounts::create_user(&mut conn, &hasher, &name, &password1, false)
+                    .map_err(SignupError::Account)
+            })
+            .await
+            .map_err(SignupError::Db)
+            .and_then(|created| created);
         match created {
             Ok(user) => {
                 let authenticated = Authenticated {
@@ -376,9 +379,11 @@ pub async fn password_submit(
         new_password2,
     } = form.into_inner();
 
-    let _slot = auth.hashing_slot().await;
     let (checker, stored) = (Arc::clone(&hasher), user.password.clone());
-    let old_ok = run_blocking(move || checker.verify(&old_password, &stored)).await?;
+    let old_ok = auth
+        .hashing()
+        .run(move || checker.verify(&old_password, &stored))
+        .await?;
     let mut errors = FieldErrors::default();
     errors.add(validate_password(&new_password1, &user.username));
     if new_password1 != new_password2 {
@@ -393,12 +398,15 @@ pub async fn password_submit(
         });
     }
 
-    let (hasher, old_user) = (Arc::clone(&hasher), user.clone());
-    let user = with_conn(auth.pool(), move |conn| {
-        accounts::set_password(conn, &hasher, &old_user, &new_password1)
-            .map_err(|err| AppError::Unexpected(err.into()))
-    })
-    .await?;
+    let (hasher, pool, old_user) = (Arc::clone(&hasher), auth.pool().clone(), user.clone());
+    let user = auth
+        .hashing()
+        .run(move || {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            accounts::set_password(&mut conn, &hasher, &old_user, &new_password1)
+                .map_err(|err| AppError::Unexpected(err.into()))
+        })
+        .await??;
     auth::update_session_auth_hash(&req.get_session(), &auth, &user)?;
     if backend.can_list_sessions() {
         // The auth hash already ends them; deleting the rows also takes

@@ -1,0 +1,39 @@
+//! The hot path does only the work a page needs: queries per route, read
+//! from the `Server-Timing` header.
+
+use crate::helpers::{TestUser, spawn_app};
+
+#[actix_web::test]
+async fn each_route_runs_only_the_queries_it_needs() {
+    let app = spawn_app().await;
+    // Anonymous pages never reach the database for the user.
+    for (path, queries) in [
+        ("/", 0),
+        ("/login", 0),
+        ("/signup", 0),
+        ("/static/porter.css", 0),
+        ("/healthz", 1),
+    ] {
+        let res = app.get(path).await;
+        assert_eq!(res.query_count(), queries, "anonymous {path}");
+        assert!(!res.loaded_user(), "anonymous {path}");
+    }
+
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    // Signed in: one session read, one user read, no writes.
+    for (path, queries) in [
+        ("/", 2),
+        ("/profile", 2),
+        ("/password", 2),
+        ("/sessions", 3),
+    ] {
+        let res = app.get(path).await;
+        assert_eq!(res.query_count(), queries, "signed-in {path}");
+        assert!(res.loaded_user(), "signed-in {path}");
+    }
+    // A page that does not ask for the user does not load it.
+    let css = app.get("/static/porter.css").await;
+    assert_eq!(css.query_count(), 1, "the session is read, the user is not");
+    assert!(!css.loaded_user());
+}
