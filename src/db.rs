@@ -10,7 +10,12 @@
 //! moves the work onto actix's blocking thread pool (Diesel is synchronous)
 //! and counts the queries it ran for the request's `Server-Timing` header.
 
-use std::{cell::Cell, fmt, time::Duration};
+use std::{
+    cell::{Cell, RefCell},
+    fmt,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use diesel::{
     connection::{Instrumentation, InstrumentationEvent, SimpleConnection},
@@ -275,12 +280,42 @@ where
     Ok(value)
 }
 
-/// Runs `work` on this thread and returns how many queries it ran. For code
-/// that moves work to threads of its own, as [`run_blocking`] does.
-pub fn count_queries<T>(work: impl FnOnce() -> T) -> (T, u64) {
+/// Runs `work` on this thread and returns how many queries it ran (and,
+/// while SQL is being recorded, their text). For code that moves work to
+/// threads of its own, as [`run_blocking`] does.
+pub fn count_queries<T>(work: impl FnOnce() -> T) -> (T, Queries) {
     let before = QUERIES_ON_THIS_THREAD.get();
+    let recording = RECORD_SQL.load(Ordering::Relaxed);
+    if recording {
+        RECORDED_SQL.with_borrow_mut(Vec::clear);
+    }
     let value = work();
-    (value, QUERIES_ON_THIS_THREAD.get() - before)
+    let queries = Queries {
+        count: QUERIES_ON_THIS_THREAD.get() - before,
+        sql: if recording {
+            RECORDED_SQL.with_borrow_mut(std::mem::take)
+        } else {
+            Vec::new()
+        },
+    };
+    (value, queries)
+}
+
+/// What a piece of blocking work asked of the database.
+#[derive(Debug, Default)]
+pub struct Queries {
+    /// How many queries ran.
+    pub count: u64,
+    /// Their SQL, without bound values, when recording (see [`record_sql`]).
+    pub sql: Vec<String>,
+}
+
+static RECORD_SQL: AtomicBool = AtomicBool::new(false);
+
+/// Keeps the SQL text of every query for the request's trace page. Costs an
+/// allocation per query, so only `DEBUG` turns it on.
+pub fn record_sql(enabled: bool) {
+    RECORD_SQL.store(enabled, Ordering::Relaxed);
 }
 
 /// Checks a connection out of `pool` and runs `query` with it, on the
@@ -320,6 +355,8 @@ thread_local! {
     /// start to finish on one thread, so the difference before and after it
     /// is exactly what it ran.
     static QUERIES_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+    /// The SQL run on this thread since the current work began, when recording.
+    static RECORDED_SQL: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Counts queries for [`run_blocking`] and traces them at `debug` level.
@@ -330,12 +367,16 @@ impl Instrumentation for QueryCounter {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::StartQuery { query, .. } = event {
             QUERIES_ON_THIS_THREAD.set(QUERIES_ON_THIS_THREAD.get() + 1);
-            if tracing::enabled!(target: "porter::sql", tracing::Level::DEBUG) {
+            let recording = RECORD_SQL.load(Ordering::Relaxed);
+            if recording || tracing::enabled!(target: "porter::sql", tracing::Level::DEBUG) {
                 // The SQL only: bound values (password hashes, session data)
-                // never reach the log.
+                // never reach the log or the trace page.
                 let text = query.to_string();
-                let sql = text.split(" -- binds:").next().unwrap_or_default();
+                let sql = text.split(" -- binds:").next().unwrap_or_default().trim();
                 tracing::debug!(target: "porter::sql", sql, "query");
+                if recording {
+                    RECORDED_SQL.with_borrow_mut(|recorded| recorded.push(sql.to_owned()));
+                }
             }
         }
     }

@@ -17,7 +17,6 @@ use actix_web::{
 };
 use actix_web_flash_messages::{FlashMessagesFramework, storage::CookieMessageStore};
 use anyhow::Context;
-use tracing_actix_web::TracingLogger;
 
 use crate::{
     auth::{
@@ -32,7 +31,7 @@ use crate::{
     errors, security_headers,
     sessions::{self, RedisSettings, SessionBackend, SessionCookieSettings},
     settings::Settings,
-    telemetry, urls,
+    telemetry, urls, views,
 };
 
 /// How often the server deletes expired sessions and stale login counters.
@@ -84,6 +83,7 @@ impl AppState {
     /// engine, to Redis, and prepares the dance. Start-up work: it blocks
     /// while the database is opened.
     pub async fn new(settings: Settings) -> anyhow::Result<Self> {
+        db::record_sql(settings.debug);
         let pool = db::connect(&settings.database_url).with_context(|| {
             format!(
                 "DATABASE_URL: cannot open {}",
@@ -191,10 +191,11 @@ pub fn build_app(
             web::QueryConfig::default().error_handler(|err, _| errors::query_error(err).into()),
         )
         .configure(urls::routes)
+        .configure(|cfg| views::debug::routes(cfg, &state.settings))
         .default_service(urls::not_found())
         // actix runs the middleware added last first. A request meets them
         // from the bottom up:
-        //   tracing → security headers → Server-Timing → session cookie checks
+        //   tracing span and Server-Timing → security headers → session cookie checks
         //   → CSRF → flash messages → session (1)
         //   → identity → lazy user (2) → view
         // and the response goes back through them top down, the session
@@ -217,9 +218,8 @@ pub fn build_app(
         .wrap(FlashMessagesFramework::builder(flash_store).build())
         .wrap(from_fn(csrf::protect))
         .wrap(from_fn(sessions::cookies::check))
-        .wrap(from_fn(telemetry::server_timing))
         .wrap(from_fn(security_headers::add))
-        .wrap(TracingLogger::default())
+        .wrap(from_fn(telemetry::observe))
 }
 
 /// A running server.

@@ -1,5 +1,5 @@
-//! Observability: the tracing subscriber, and per-request metrics reported
-//! in a `Server-Timing` header (what Django Debug Toolbar shows in a panel).
+//! Observability: the tracing subscriber, a span per request, and
+//! per-request metrics reported in a `Server-Timing` header (what Django Debug Toolbar shows in a panel).
 //!
 //! The header says how long the session took to load (`session`), how long
 //! the user took to load (`user`, present only when the lazy user was
@@ -10,7 +10,7 @@
 //! ```
 
 use std::{
-    cell::Cell,
+    cell::{Cell, RefCell},
     collections::HashMap,
     rc::Rc,
     sync::Mutex,
@@ -24,7 +24,10 @@ use actix_web::{
     http::header::{HeaderName, HeaderValue},
     middleware::Next,
 };
+use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
+
+use crate::db::Queries;
 
 /// Installs the global tracing subscriber, filtered by `rust_log`
 /// (`RUST_LOG` syntax). Calling it twice is harmless.
@@ -48,6 +51,20 @@ pub struct RequestMetrics {
     user: Cell<Option<Duration>>,
     queries: Cell<u64>,
     db_time: Cell<Duration>,
+    sql: RefCell<Vec<String>>,
+}
+
+/// What the request has spent so far, for the trace page.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSnapshot {
+    /// How long the session took to load, if it was loaded from a store.
+    pub session: Option<Duration>,
+    /// How long the user took to load, if it was loaded.
+    pub user: Option<Duration>,
+    /// Queries run so far.
+    pub queries: u64,
+    /// Their SQL, when `DEBUG` records it.
+    pub sql: Vec<String>,
 }
 
 impl RequestMetrics {
@@ -70,11 +87,24 @@ impl RequestMetrics {
     }
 
     /// Records database work done on the request's behalf.
-    pub fn record_queries(count: u64, took: Duration) {
+    pub fn record_queries(queries: Queries, took: Duration) {
         Self::with_current(|m| {
-            m.queries.set(m.queries.get() + count);
+            m.queries.set(m.queries.get() + queries.count);
             m.db_time.set(m.db_time.get() + took);
+            m.sql.borrow_mut().extend(queries.sql);
         });
+    }
+
+    /// The current request's metrics so far.
+    pub fn snapshot() -> MetricsSnapshot {
+        CURRENT
+            .try_with(|m| MetricsSnapshot {
+                session: m.session.get(),
+                user: m.user.get(),
+                queries: m.queries.get(),
+                sql: m.sql.borrow().clone(),
+            })
+            .unwrap_or_default()
     }
 
     fn server_timing(&self) -> String {
@@ -96,14 +126,32 @@ impl RequestMetrics {
     }
 }
 
-/// Middleware: collects [`RequestMetrics`] for everything inside it and adds
-/// the `Server-Timing` header to the response.
-pub async fn server_timing(
+/// Middleware, outermost: a tracing span for the request, the request's
+/// [`RequestMetrics`], and the `Server-Timing` header on the response.
+pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    // Field values are only formatted when the span is enabled.
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.path(),
+        status = tracing::field::Empty,
+    );
     let metrics = Rc::new(RequestMetrics::default());
-    let mut res = CURRENT.scope(Rc::clone(&metrics), next.call(req)).await?;
+    let res = CURRENT
+        .scope(Rc::clone(&metrics), next.call(req))
+        .instrument(span.clone())
+        .await;
+    let mut res = match res {
+        Ok(res) => res,
+        Err(err) => {
+            tracing::warn!(parent: &span, error = %err, "request failed in middleware");
+            return Err(err);
+        }
+    };
+    span.record("status", res.status().as_u16());
     if let Ok(value) = HeaderValue::from_str(&metrics.server_timing()) {
         res.headers_mut()
             .insert(HeaderName::from_static("server-timing"), value);

@@ -340,13 +340,18 @@ pub fn seal_session_cookie(key: &Key, plain: &str, private: bool) -> String {
 /// The hash of the session key the request came with, for server-side
 /// engines: how "your sessions" knows which row is the current one.
 pub fn current_key_hash(req: &HttpRequest) -> Option<String> {
+    current_key(req).map(|key| models::hash_key(&key))
+}
+
+/// The session key the request came with, for server-side engines. Only the
+/// trace page shows it, and only its first characters.
+pub fn current_key(req: &HttpRequest) -> Option<String> {
     let settings = req.app_data::<web::Data<SessionCookieSettings>>()?;
     if settings.engine == SessionEngine::Cookie {
         return None;
     }
     let cookie = req.cookie(SESSION_COOKIE_NAME)?;
-    let key = open_session_cookie(&settings.key, cookie.value(), false)?;
-    Some(models::hash_key(&key))
+    open_session_cookie(&settings.key, cookie.value(), false)
 }
 
 /// Deletes expired sessions (Django's `clearsessions`); returns how many.

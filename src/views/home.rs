@@ -1,6 +1,6 @@
 //! `GET /`: who is signed in, or a link to sign in.
 
-use actix_web::{HttpResponse, get};
+use actix_web::{HttpResponse, get, web};
 use actix_web_flash_messages::IncomingFlashMessages;
 use askama::Template;
 
@@ -8,6 +8,7 @@ use crate::{
     auth::{LazyUser, User},
     csrf::CsrfToken,
     errors::AppError,
+    settings::Settings,
     views::{Message, messages, render},
 };
 
@@ -17,6 +18,7 @@ struct HomePage {
     user: Option<User>,
     csrf_token: String,
     messages: Vec<Message>,
+    debug: bool,
 }
 
 /// The home page. For an anonymous visitor it runs no query: the lazy user
@@ -26,6 +28,7 @@ pub async fn home(
     user: LazyUser,
     csrf: CsrfToken,
     incoming: IncomingFlashMessages,
+    settings: web::Data<Settings>,
 ) -> Result<HttpResponse, AppError> {
     let user = user.get().await?;
     // Only the sign-out button needs a token; anonymous pages set no cookie.
@@ -38,5 +41,6 @@ pub async fn home(
         user,
         csrf_token,
         messages: messages(&incoming),
+        debug: settings.debug,
     })
 }

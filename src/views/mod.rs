@@ -3,6 +3,7 @@
 //! never write SQL.
 
 pub mod accounts;
+pub mod debug;
 pub mod health;
 pub mod home;
 pub mod sessions;
