@@ -13,7 +13,6 @@
 use std::{
     cell::{Cell, RefCell},
     fmt,
-    sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
 
@@ -270,9 +269,10 @@ where
 {
     let span = tracing::Span::current();
     let started = std::time::Instant::now();
+    let record_sql = RequestMetrics::records_sql();
     let (value, queries) = actix_web::web::block(move || {
         let _entered = span.enter();
-        count_queries(work)
+        count_queries(record_sql, work)
     })
     .await
     .map_err(|_| DbError::Cancelled)?;
@@ -280,23 +280,17 @@ where
     Ok(value)
 }
 
-/// Runs `work` on this thread and returns how many queries it ran (and,
-/// while SQL is being recorded, their text). For code that moves work to
-/// threads of its own, as [`run_blocking`] does.
-pub fn count_queries<T>(work: impl FnOnce() -> T) -> (T, Queries) {
+/// Runs `work` on this thread and returns how many queries it ran, and
+/// their SQL when `record_sql` (the trace page, in debug). For code that
+/// moves work to threads of its own, as [`run_blocking`] does.
+pub fn count_queries<T>(record_sql: bool, work: impl FnOnce() -> T) -> (T, Queries) {
     let before = QUERIES_ON_THIS_THREAD.get();
-    let recording = RECORD_SQL.load(Ordering::Relaxed);
-    if recording {
-        RECORDED_SQL.with_borrow_mut(Vec::clear);
-    }
+    RECORDING_SQL.set(record_sql);
     let value = work();
+    RECORDING_SQL.set(false);
     let queries = Queries {
         count: QUERIES_ON_THIS_THREAD.get() - before,
-        sql: if recording {
-            RECORDED_SQL.with_borrow_mut(std::mem::take)
-        } else {
-            Vec::new()
-        },
+        sql: RECORDED_SQL.with_borrow_mut(std::mem::take),
     };
     (value, queries)
 }
@@ -306,16 +300,8 @@ pub fn count_queries<T>(work: impl FnOnce() -> T) -> (T, Queries) {
 pub struct Queries {
     /// How many queries ran.
     pub count: u64,
-    /// Their SQL, without bound values, when recording (see [`record_sql`]).
+    /// Their SQL, without bound values, when it was recorded.
     pub sql: Vec<String>,
-}
-
-static RECORD_SQL: AtomicBool = AtomicBool::new(false);
-
-/// Keeps the SQL text of every query for the request's trace page. Costs an
-/// allocation per query, so only `DEBUG` turns it on.
-pub fn record_sql(enabled: bool) {
-    RECORD_SQL.store(enabled, Ordering::Relaxed);
 }
 
 /// Checks a connection out of `pool` and runs `query` with it, on the
@@ -355,6 +341,8 @@ thread_local! {
     /// start to finish on one thread, so the difference before and after it
     /// is exactly what it ran.
     static QUERIES_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+    /// Whether the work running on this thread wants its SQL kept.
+    static RECORDING_SQL: Cell<bool> = const { Cell::new(false) };
     /// The SQL run on this thread since the current work began, when recording.
     static RECORDED_SQL: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
@@ -367,7 +355,7 @@ impl Instrumentation for QueryCounter {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::StartQuery { query, .. } = event {
             QUERIES_ON_THIS_THREAD.set(QUERIES_ON_THIS_THREAD.get() + 1);
-            let recording = RECORD_SQL.load(Ordering::Relaxed);
+            let recording = RECORDING_SQL.get();
             if recording || tracing::enabled!(target: "porter::sql", tracing::Level::DEBUG) {
                 // The SQL only: bound values (password hashes, session data)
                 // never reach the log or the trace page.

@@ -35,5 +35,7 @@ pub mod sessions;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod urls;
 pub mod views;

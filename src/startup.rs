@@ -83,7 +83,6 @@ impl AppState {
     /// engine, to Redis, and prepares the dance. Start-up work: it blocks
     /// while the database is opened.
     pub async fn new(settings: Settings) -> anyhow::Result<Self> {
-        db::record_sql(settings.debug);
         let pool = db::connect(&settings.database_url).with_context(|| {
             format!(
                 "DATABASE_URL: cannot open {}",

@@ -23,11 +23,12 @@ use actix_web::{
     dev::{ServiceRequest, ServiceResponse},
     http::header::{HeaderName, HeaderValue},
     middleware::Next,
+    web,
 };
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
-use crate::db::Queries;
+use crate::{db::Queries, settings::Settings};
 
 /// Installs the global tracing subscriber, filtered by `rust_log`
 /// (`RUST_LOG` syntax). Calling it twice is harmless.
@@ -51,6 +52,8 @@ pub struct RequestMetrics {
     user: Cell<Option<Duration>>,
     queries: Cell<u64>,
     db_time: Cell<Duration>,
+    /// Keep the SQL text (the trace page, in debug): an allocation per query.
+    record_sql: bool,
     sql: RefCell<Vec<String>>,
 }
 
@@ -93,6 +96,11 @@ impl RequestMetrics {
             m.db_time.set(m.db_time.get() + took);
             m.sql.borrow_mut().extend(queries.sql);
         });
+    }
+
+    /// Whether the current request keeps the SQL it runs.
+    pub fn records_sql() -> bool {
+        CURRENT.try_with(|m| m.record_sql).unwrap_or(false)
     }
 
     /// The current request's metrics so far.
@@ -139,7 +147,12 @@ pub async fn observe(
         path = %req.path(),
         status = tracing::field::Empty,
     );
-    let metrics = Rc::new(RequestMetrics::default());
+    let metrics = Rc::new(RequestMetrics {
+        record_sql: req
+            .app_data::<web::Data<Settings>>()
+            .is_some_and(|settings| settings.debug),
+        ..RequestMetrics::default()
+    });
     let res = CURRENT
         .scope(Rc::clone(&metrics), next.call(req))
         .instrument(span.clone())

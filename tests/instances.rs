@@ -13,11 +13,7 @@ use porter::{
     startup::{AppState, Application},
 };
 
-#[allow(dead_code)] // shared with the api suite
-#[path = "api/services.rs"]
-mod services;
-
-use services::{PostgresDatabase, RedisNamespace};
+use porter::testing::services::{self, PostgresDatabase, RedisNamespace};
 
 const SECRET_KEY: &str = "instances-secret-key-0123456789abcdef-instances-secret-key-0123456789";
 const PASSWORD: &str = "an instance passphrase";

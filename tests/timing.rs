@@ -6,14 +6,7 @@ use std::time::Instant;
 
 use actix_web::http::StatusCode;
 
-#[allow(dead_code)] // the shared helpers; this binary uses a few
-#[path = "api/helpers.rs"]
-mod helpers;
-#[allow(dead_code)]
-#[path = "api/services.rs"]
-mod services;
-
-use helpers::{TestUser, spawn_app};
+use porter::testing::{TestUser, spawn_app};
 
 #[actix_web::test]
 async fn unknown_users_and_wrong_passwords_take_the_same_time() {

@@ -175,9 +175,10 @@ impl HashingPool {
         let (done, result) = tokio::sync::oneshot::channel();
         let span = tracing::Span::current();
         let started = Instant::now();
+        let record_sql = RequestMetrics::records_sql();
         let job: Job = Box::new(move || {
             let _entered = span.enter();
-            let _ = done.send(count_queries(work));
+            let _ = done.send(count_queries(record_sql, work));
         });
         self.jobs.send(job).map_err(|_| DbError::Cancelled)?;
         let (value, queries) = result.await.map_err(|_| DbError::Cancelled)?;

@@ -23,4 +23,5 @@ mod services;
 mod sessions;
 mod signup;
 mod throttle;
+mod trace;
 mod your_sessions;

@@ -1,0 +1,327 @@
+//! End-to-end tests in a real browser: headless Chromium driven through
+//! WebDriver (Debian's `chromium` and `chromium-driver`, which `.ci/run`
+//! installs). A user signs up, signs out, signs in through
+//! `/login?next=/profile`, sees the profile, changes the password, revokes
+//! another session, and an anonymous visitor is redirected. Each page is
+//! saved as a screenshot under `target/screenshots/`.
+//!
+//! Without a browser the test says it was skipped; under `CI=true` it fails.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use porter::{
+    settings::Settings,
+    startup::{AppState, Application},
+};
+
+const SECRET_KEY: &str = "browser-test-secret-key-0123456789abcdef-browser-test-secret-key-01234";
+const PASSWORD: &str = "a browser passphrase";
+const NEW_PASSWORD: &str = "a newer browser passphrase";
+
+fn chromedriver() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var("CHROMEDRIVER").ok(),
+        Some("/usr/bin/chromedriver".into()),
+    ];
+    let found = candidates
+        .into_iter()
+        .flatten()
+        .map(PathBuf::from)
+        .find(|path| path.exists());
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+            panic!("chromedriver is required under CI=true (apt-get install chromium-driver)");
+        }
+        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// chromedriver, stopped when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn browser(driver_url: &str) -> Client {
+    let capabilities = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--window-size=1024,900",
+            ],
+        }
+    });
+    let serde_json::Value::Object(capabilities) = capabilities else {
+        unreachable!("a JSON object")
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(driver_url)
+        .await
+        .expect("chromedriver starts a browser")
+}
+
+struct Pages {
+    base: String,
+    shots: PathBuf,
+}
+
+impl Pages {
+    async fn shot(&self, client: &Client, name: &str) {
+        let png = client.screenshot().await.expect("a screenshot");
+        std::fs::write(self.shots.join(format!("{name}.png")), png).expect("save the screenshot");
+    }
+
+    async fn visit(&self, client: &Client, path: &str) {
+        client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .expect("the page loads");
+    }
+
+    async fn fill(&self, client: &Client, fields: &[(&str, &str)]) {
+        for (name, value) in fields {
+            client
+                .find(Locator::Css(&format!("input[name={name}]")))
+                .await
+                .expect("the field")
+                .send_keys(value)
+                .await
+                .expect("typing");
+        }
+    }
+
+    /// Clicks the form's button and waits for the next page to load.
+    async fn submit(&self, client: &Client, form: &str) {
+        let old_page = client.find(Locator::Css("html")).await.expect("a page");
+        client
+            .find(Locator::Css(&format!("{form} button[type=submit]")))
+            .await
+            .expect("the button")
+            .click()
+            .await
+            .expect("clicking");
+        let started = Instant::now();
+        // The old page's element goes stale once the browser has moved on.
+        while old_page.tag_name().await.is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the form did not submit"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(25)).await;
+        }
+        while client
+            .execute("return document.readyState", vec![])
+            .await
+            .ok()
+            .and_then(|state| state.as_str().map(|s| s == "complete"))
+            != Some(true)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the page did not load"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn path(&self, client: &Client) -> String {
+        let url = client.current_url().await.expect("a URL");
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    async fn text(&self, client: &Client) -> String {
+        client.source().await.expect("the page source")
+    }
+}
+
+#[actix_web::test]
+async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let vars = [
+        ("DEBUG", "true".to_owned()),
+        ("SECRET_KEY", SECRET_KEY.to_owned()),
+        ("BIND", "127.0.0.1:0".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("porter.db").display()),
+        ),
+    ];
+    let settings = Settings::from_lookup(
+        |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        },
+        dir.path(),
+    )
+    .expect("settings");
+    let app = Application::serve(AppState::new(settings).await.expect("state")).expect("serve");
+    // `localhost`, a secure context, so the browser keeps Secure cookies over http.
+    let base = format!("http://localhost:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+
+    let driver_port = free_port();
+    let _driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs"),
+    );
+    let driver_url = format!("http://127.0.0.1:{driver_port}");
+    let started = Instant::now();
+    while TcpListener::bind(("127.0.0.1", driver_port)).is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("a screenshot folder");
+    let pages = Pages { base, shots };
+    let laptop = browser(&driver_url).await;
+
+    // An anonymous visitor of the profile is sent to sign in.
+    pages.visit(&laptop, "/profile").await;
+    assert_eq!(pages.path(&laptop).await, "/login?next=/profile");
+    pages.shot(&laptop, "01-login").await;
+
+    // Sign up: signed in at once.
+    pages.visit(&laptop, "/signup").await;
+    pages
+        .fill(
+            &laptop,
+            &[
+                ("username", "grace"),
+                ("password1", PASSWORD),
+                ("password2", PASSWORD),
+            ],
+        )
+        .await;
+    pages.shot(&laptop, "02-signup").await;
+    pages.submit(&laptop, "form").await;
+    assert_eq!(pages.path(&laptop).await, "/profile");
+    assert!(
+        pages
+            .text(&laptop)
+            .await
+            .contains("Your account has been created")
+    );
+    pages.shot(&laptop, "03-profile").await;
+
+    // Sign out.
+    pages.submit(&laptop, "form[action='/logout']").await;
+    assert_eq!(pages.path(&laptop).await, "/");
+    assert!(
+        pages
+            .text(&laptop)
+            .await
+            .contains("You have been signed out.")
+    );
+    pages.shot(&laptop, "04-home").await;
+
+    // Sign in through login?next=/profile.
+    pages.visit(&laptop, "/login?next=/profile").await;
+    pages
+        .fill(&laptop, &[("username", "grace"), ("password", PASSWORD)])
+        .await;
+    pages.submit(&laptop, "form.stacked").await;
+    assert_eq!(pages.path(&laptop).await, "/profile");
+    assert!(pages.text(&laptop).await.contains("grace"));
+
+    // A second browser signs in too; the first revokes it.
+    let phone = browser(&driver_url).await;
+    pages.visit(&phone, "/login").await;
+    pages
+        .fill(&phone, &[("username", "grace"), ("password", PASSWORD)])
+        .await;
+    pages.submit(&phone, "form.stacked").await;
+    assert_eq!(pages.path(&phone).await, "/profile");
+
+    pages.visit(&laptop, "/sessions").await;
+    pages.shot(&laptop, "05-sessions").await;
+    pages.submit(&laptop, "li.session:not(.current) form").await;
+    assert!(
+        pages
+            .text(&laptop)
+            .await
+            .contains("The session was signed out.")
+    );
+    pages.visit(&phone, "/profile").await;
+    assert_eq!(
+        pages.path(&phone).await,
+        "/login?next=/profile",
+        "the phone is signed out"
+    );
+
+    // Change the password: this browser stays signed in.
+    pages.visit(&laptop, "/password").await;
+    pages
+        .fill(
+            &laptop,
+            &[
+                ("old_password", PASSWORD),
+                ("new_password1", NEW_PASSWORD),
+                ("new_password2", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    pages.submit(&laptop, "form").await;
+    assert_eq!(pages.path(&laptop).await, "/profile");
+    assert!(
+        pages
+            .text(&laptop)
+            .await
+            .contains("Your password was changed")
+    );
+    pages.shot(&laptop, "06-password-changed").await;
+
+    // The request trace, in debug.
+    pages.visit(&laptop, "/debug/trace").await;
+    assert!(
+        pages
+            .text(&laptop)
+            .await
+            .contains("loaded when this page asked: grace")
+    );
+    pages.shot(&laptop, "07-trace").await;
+
+    // An error page.
+    pages.visit(&laptop, "/no/such/page").await;
+    assert!(pages.text(&laptop).await.contains("Page not found"));
+    pages.shot(&laptop, "08-not-found").await;
+
+    phone.close().await.expect("close");
+    laptop.close().await.expect("close");
+}
