@@ -31,7 +31,7 @@ use crate::{
     },
     db::PooledConn,
     schema::sessions,
-    sessions::{DbSessionStore, seal_session_cookie},
+    sessions::{DbSessionStore, activity::LAST_SEEN_KEY, seal_session_cookie},
     settings::{SessionEngine, Settings},
     startup::{AppState, build_app, cookie_key},
 };
@@ -291,6 +291,11 @@ impl<S> TestApp<S> {
             (
                 SessionKeys::HASH,
                 json(&self.state.auth.session_auth_hash(&user)),
+            ),
+            // As a login request would have noted, so the next page writes nothing.
+            (
+                LAST_SEEN_KEY,
+                time::OffsetDateTime::now_utc().unix_timestamp().to_string(),
             ),
         ]
         .into_iter()

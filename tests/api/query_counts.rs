@@ -37,3 +37,16 @@ async fn each_route_runs_only_the_queries_it_needs() {
     assert_eq!(css.query_count(), 1, "the session is read, the user is not");
     assert!(!css.loaded_user());
 }
+
+#[actix_web::test]
+async fn force_login_signs_in_without_the_form() {
+    let app = spawn_app().await;
+    app.get("/profile")
+        .await
+        .assert_redirects_to_login("/profile");
+    TestUser::create(&app, "alice");
+    app.force_login("alice").await;
+    let page = app.get("/profile").await;
+    assert_eq!(page.status, actix_web::http::StatusCode::OK);
+    assert_eq!(page.query_count(), 2);
+}
