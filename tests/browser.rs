@@ -16,11 +16,10 @@ use std::{
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use porter::{
-    settings::Settings,
     startup::{AppState, Application},
+    testing::test_settings,
 };
 
-const SECRET_KEY: &str = "browser-test-secret-key-0123456789abcdef-browser-test-secret-key-01234";
 const PASSWORD: &str = "a browser passphrase";
 const NEW_PASSWORD: &str = "a newer browser passphrase";
 
@@ -164,25 +163,7 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let vars = [
-        ("DEBUG", "true".to_owned()),
-        ("SECRET_KEY", SECRET_KEY.to_owned()),
-        ("BIND", "127.0.0.1:0".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("porter.db").display()),
-        ),
-    ];
-    let settings = Settings::from_lookup(
-        |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        },
-        dir.path(),
-    )
-    .expect("settings");
+    let settings = test_settings(&dir, &[("DEBUG", "true"), ("BIND", "127.0.0.1:0")]);
     let app = Application::serve(AppState::new(settings).await.expect("state")).expect("serve");
     // `localhost`, a secure context, so the browser keeps Secure cookies over http.
     let base = format!("http://localhost:{}", app.port());

@@ -13,9 +13,11 @@ use porter::{
     startup::{AppState, Application},
 };
 
-use porter::testing::services::{self, PostgresDatabase, RedisNamespace};
+use porter::testing::{
+    services::{self, PostgresDatabase, RedisNamespace},
+    test_settings,
+};
 
-const SECRET_KEY: &str = "instances-secret-key-0123456789abcdef-instances-secret-key-0123456789";
 const PASSWORD: &str = "an instance passphrase";
 
 /// A browser: a client that keeps cookies and does not follow redirects.
@@ -111,18 +113,28 @@ impl Browser {
     }
 }
 
-async fn start(settings: Vec<(&'static str, String)>) -> String {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let settings = Settings::from_lookup(
-        |name| {
-            settings
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        },
-        dir.path(),
+/// The settings of one instance; every instance gets the same.
+fn instance_settings(
+    dir: &tempfile::TempDir,
+    database: &PostgresDatabase,
+    namespace: &RedisNamespace,
+    engine: &str,
+) -> Settings {
+    let redis_url = services::redis_url();
+    test_settings(
+        dir,
+        &[
+            ("BIND", "127.0.0.1:0"),
+            ("DATABASE_URL", &database.url),
+            ("SESSION_ENGINE", engine),
+            ("REDIS_URL", &redis_url),
+            ("REDIS_KEY_PREFIX", &namespace.prefix),
+        ],
     )
-    .expect("settings");
+}
+
+/// Starts an instance; returns its base URL.
+async fn start(settings: Settings) -> String {
     let app = Application::serve(AppState::new(settings).await.expect("state")).expect("serve");
     let base = format!("http://127.0.0.1:{}", app.port());
     actix_web::rt::spawn(app.run_until_stopped());
@@ -135,39 +147,18 @@ async fn two_instances_share_sessions(engine: &str) {
     }
     let database = PostgresDatabase::create();
     let namespace = RedisNamespace::new();
-    let settings = || {
-        vec![
-            ("DEBUG", "false".to_owned()),
-            ("SECRET_KEY", SECRET_KEY.to_owned()),
-            ("BIND", "127.0.0.1:0".to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
-            ("DATABASE_URL", database.url.clone()),
-            ("SESSION_ENGINE", engine.to_owned()),
-            ("REDIS_URL", services::redis_url()),
-            ("REDIS_KEY_PREFIX", namespace.prefix.clone()),
-        ]
-    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let settings = || instance_settings(&dir, &database, &namespace, engine);
     let a = start(settings()).await;
     let b = start(settings()).await;
-    {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let s = settings();
-        let state = AppState::new(
-            Settings::from_lookup(
-                |name| s.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()),
-                dir.path(),
-            )
-            .expect("settings"),
-        )
-        .await
-        .expect("state");
-        let hash = state.hasher.hash(PASSWORD).expect("hash");
-        models::create(
-            &mut state.pool.get().expect("connection"),
-            &NewUser::new("alice", &hash, false),
-        )
-        .expect("user");
-    }
+
+    let state = AppState::new(settings()).await.expect("state");
+    let hash = state.hasher.hash(PASSWORD).expect("hash");
+    models::create(
+        &mut state.pool.get().expect("connection"),
+        &NewUser::new("alice", &hash, false),
+    )
+    .expect("user");
     let credentials = [("username", "alice"), ("password", PASSWORD)];
 
     // Log in through A, use the cookie on B.

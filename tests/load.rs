@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 use awc::{Client, http::StatusCode};
 use porter::{
     auth::models::{self, NewUser},
-    settings::Settings,
     startup::{AppState, Application},
+    testing::test_settings,
 };
 
 const LOGINS: usize = 200;
 const USERS: usize = 20;
 const PASSWORD: &str = "a load-test passphrase";
-const SECRET_KEY: &str = "load-test-secret-key-0123456789abcdef-load-test-secret-key-0123456789ab";
 
 /// One browser signing in: the form (for the CSRF cookie and token), then
 /// the POST. Returns where the server sent it.
@@ -74,25 +73,7 @@ async fn sign_in(base: String, username: String) -> Result<String, String> {
 #[actix_web::test]
 async fn two_hundred_simultaneous_logins_all_succeed_on_sqlite() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let vars = [
-        ("DEBUG", "false".to_owned()),
-        ("SECRET_KEY", SECRET_KEY.to_owned()),
-        ("BIND", "127.0.0.1:0".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("porter.db").display()),
-        ),
-    ];
-    let settings = Settings::from_lookup(
-        |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        },
-        dir.path(),
-    )
-    .expect("settings");
+    let settings = test_settings(&dir, &[("BIND", "127.0.0.1:0")]);
     let state = AppState::new(settings).await.expect("state");
     let hash = state.hasher.hash(PASSWORD).expect("hash");
     for n in 0..USERS {

@@ -14,8 +14,8 @@ use actix_web::{
     test::{self, TestRequest},
 };
 use porter::{
-    settings::Settings,
     startup::{AppState, build_app},
+    testing::test_settings,
 };
 
 const SECRET_KEY: &str =
@@ -53,22 +53,14 @@ async fn secrets_never_reach_the_log() {
         .init();
 
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let db = dir.path().join("porter.db");
-    let vars = [
-        ("DEBUG", "true".to_owned()),
-        ("COOKIE_SECURE", "true".to_owned()),
-        ("SECRET_KEY", SECRET_KEY.to_owned()),
-        ("DATABASE_URL", format!("sqlite://{}", db.display())),
-    ];
-    let settings = Settings::from_lookup(
-        |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        },
-        dir.path(),
-    )
-    .expect("settings");
+    let settings = test_settings(
+        &dir,
+        &[
+            ("DEBUG", "true"),
+            ("COOKIE_SECURE", "true"),
+            ("SECRET_KEY", SECRET_KEY),
+        ],
+    );
     let state = AppState::new(settings).await.expect("state");
     let app = test::init_service(build_app(&state)).await;
 

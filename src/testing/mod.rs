@@ -500,11 +500,21 @@ impl TestUser {
         S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
         B: MessageBody,
     {
-        app.submit_form(
-            "/login",
-            "/login",
-            &[("username", &self.username), ("password", &self.password)],
-        )
-        .await
+        self.login_with(app, &[]).await
+    }
+
+    /// Signs in through the login form, sending `extra` fields too (`next`,
+    /// `remember_me`).
+    pub async fn login_with<S, B>(&self, app: &TestApp<S>, extra: &[(&str, &str)]) -> TestResponse
+    where
+        S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        let mut fields = vec![
+            ("username", self.username.as_str()),
+            ("password", self.password.as_str()),
+        ];
+        fields.extend_from_slice(extra);
+        app.submit_form("/login", "/login", &fields).await
     }
 }

@@ -7,17 +7,7 @@ use crate::helpers::{TestUser, spawn_app};
 async fn login_with_next(next: &str) -> Option<String> {
     let app = spawn_app().await;
     let alice = TestUser::create(&app, "alice");
-    let res = app
-        .submit_form(
-            "/login",
-            "/login",
-            &[
-                ("username", &alice.username),
-                ("password", &alice.password),
-                ("next", next),
-            ],
-        )
-        .await;
+    let res = alice.login_with(&app, &[("next", next)]).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
     res.location().map(str::to_owned)
 }

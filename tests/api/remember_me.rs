@@ -29,17 +29,7 @@ async fn without_remember_me_the_cookie_dies_with_the_browser() {
 async fn with_remember_me_the_session_lasts_two_weeks() {
     let app = spawn_app().await;
     let alice = TestUser::create(&app, "alice");
-    let res = app
-        .submit_form(
-            "/login",
-            "/login",
-            &[
-                ("username", &alice.username),
-                ("password", &alice.password),
-                ("remember_me", "on"),
-            ],
-        )
-        .await;
+    let res = alice.login_with(&app, &[("remember_me", "on")]).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
     let cookie = res.set_cookie("sessionid").expect("a session cookie");
     assert_eq!(
