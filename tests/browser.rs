@@ -155,6 +155,16 @@ impl Pages {
     async fn text(&self, client: &Client) -> String {
         client.source().await.expect("the page source")
     }
+
+    /// Asserts that the current page shows `text`.
+    async fn assert_shows(&self, client: &Client, text: &str) {
+        let page = self.text(client).await;
+        assert!(
+            page.contains(text),
+            "expected {text:?} on {}",
+            self.path(client).await
+        );
+    }
 }
 
 #[actix_web::test]
@@ -213,23 +223,17 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
     pages.shot(&laptop, "02-signup").await;
     pages.submit(&laptop, "form").await;
     assert_eq!(pages.path(&laptop).await, "/profile");
-    assert!(
-        pages
-            .text(&laptop)
-            .await
-            .contains("Your account has been created")
-    );
+    pages
+        .assert_shows(&laptop, "Your account has been created")
+        .await;
     pages.shot(&laptop, "03-profile").await;
 
     // Sign out.
     pages.submit(&laptop, "form[action='/logout']").await;
     assert_eq!(pages.path(&laptop).await, "/");
-    assert!(
-        pages
-            .text(&laptop)
-            .await
-            .contains("You have been signed out.")
-    );
+    pages
+        .assert_shows(&laptop, "You have been signed out.")
+        .await;
     pages.shot(&laptop, "04-home").await;
 
     // Sign in through login?next=/profile.
@@ -239,7 +243,7 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
         .await;
     pages.submit(&laptop, "form.stacked").await;
     assert_eq!(pages.path(&laptop).await, "/profile");
-    assert!(pages.text(&laptop).await.contains("grace"));
+    pages.assert_shows(&laptop, "grace").await;
 
     // A second browser signs in too; the first revokes it.
     let phone = browser(&driver_url).await;
@@ -253,12 +257,9 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
     pages.visit(&laptop, "/sessions").await;
     pages.shot(&laptop, "05-sessions").await;
     pages.submit(&laptop, "li.session:not(.current) form").await;
-    assert!(
-        pages
-            .text(&laptop)
-            .await
-            .contains("The session was signed out.")
-    );
+    pages
+        .assert_shows(&laptop, "The session was signed out.")
+        .await;
     pages.visit(&phone, "/profile").await;
     assert_eq!(
         pages.path(&phone).await,
@@ -280,27 +281,21 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
         .await;
     pages.submit(&laptop, "form").await;
     assert_eq!(pages.path(&laptop).await, "/profile");
-    assert!(
-        pages
-            .text(&laptop)
-            .await
-            .contains("Your password was changed")
-    );
+    pages
+        .assert_shows(&laptop, "Your password was changed")
+        .await;
     pages.shot(&laptop, "06-password-changed").await;
 
     // The request trace, in debug.
     pages.visit(&laptop, "/debug/trace").await;
-    assert!(
-        pages
-            .text(&laptop)
-            .await
-            .contains("loaded when this page asked: grace")
-    );
+    pages
+        .assert_shows(&laptop, "loaded when this page asked: grace")
+        .await;
     pages.shot(&laptop, "07-trace").await;
 
     // An error page.
     pages.visit(&laptop, "/no/such/page").await;
-    assert!(pages.text(&laptop).await.contains("Page not found"));
+    pages.assert_shows(&laptop, "Page not found").await;
     pages.shot(&laptop, "08-not-found").await;
 
     phone.close().await.expect("close");
