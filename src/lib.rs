@@ -8,14 +8,18 @@
 //! | 1 | the session cookie is read and the session loaded, lazily saved later | [`sessions`] | `SessionMiddleware`, `SessionStore` |
 //! | 2 | the request gets a lazy user; nothing is loaded yet | [`auth::middleware`] | `AuthenticationMiddleware`, `LazyUser` |
 //! | 3 | `authenticate(credentials)` asks each backend | [`auth::backends`] | `authenticate()`, `ModelBackend` |
-//! | 4 | `login(request, user)` renews the key and stores who signed in | [`auth::login`] | `login()` |
+//! | 4 | `login(request, user)` renews the key and stores who signed in | [`auth::login`](mod@auth::login) | `login()` |
 //! | 5 | `login_required` loads the user or redirects to the login page | [`auth::guards`] | `@login_required` |
 //! | 6 | the session middleware saves the modified session | [`sessions`] | `SessionMiddleware.process_response` |
 //!
 //! Around them: [`settings`] (typed configuration), [`startup`] (the
 //! wiring, shared by `main` and the tests), [`urls`] and [`views`] (the
-//! pages), [`csrf`], [`db`], [`telemetry`] (`Server-Timing`), [`errors`]
-//! (error pages) and [`cli`] (the `manage.py` of Porter).
+//! pages, and `/debug/trace`, which shows these steps on your own request),
+//! [`db`] (one connection type over SQLite and PostgreSQL), [`csrf`],
+//! [`security_headers`], [`client_ip`], [`telemetry`] (a span and
+//! `Server-Timing` per request), [`errors`] (error pages), [`checks`]
+//! (`porter check --deploy`), [`cli`] (the `manage.py` of Porter) and, with
+//! the `testing` feature, `testing` (helpers for tests, Porter's and forks').
 
 #![forbid(unsafe_code)]
 

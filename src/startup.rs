@@ -31,7 +31,7 @@ use crate::{
     errors, security_headers,
     sessions::{self, RedisSettings, SessionBackend, SessionCookieSettings},
     settings::Settings,
-    telemetry, urls, views,
+    telemetry, urls,
 };
 
 /// How often the server deletes expired sessions and stale login counters.
@@ -190,7 +190,7 @@ pub fn build_app(
             web::QueryConfig::default().error_handler(|err, _| errors::query_error(err).into()),
         )
         .configure(urls::routes)
-        .configure(|cfg| views::debug::routes(cfg, &state.settings))
+        .configure(|cfg| urls::debug_routes(cfg, state.settings.debug))
         .default_service(urls::not_found())
         // actix runs the middleware added last first. A request meets them
         // from the bottom up:

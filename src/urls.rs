@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, Route, middleware::from_fn, web};
 use crate::{
     auth::login_required,
     errors::AppError,
-    views::{accounts, health, home, sessions, static_files},
+    views::{accounts, debug, health, home, sessions, static_files},
 };
 
 /// The home page.
@@ -80,6 +80,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(health::healthz)
         .service(static_files::asset);
+}
+
+/// The debug pages: registered only when `DEBUG` is on, so that they are a
+/// 404 in production.
+pub fn debug_routes(cfg: &mut web::ServiceConfig, debug: bool) {
+    if debug {
+        cfg.route("/debug/trace", web::get().to(debug::trace_page))
+            .route("/debug/source/{path:.*}", web::get().to(debug::source));
+    }
 }
 
 /// The answer for a method a route does not take: `405` with `Allow`.

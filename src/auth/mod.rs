@@ -4,7 +4,7 @@
 //! | ---- | ---- | ------ |
 //! | 2. a lazy user on every request | [`middleware`] | `AuthenticationMiddleware`, `LazyUser` |
 //! | 3. `authenticate(credentials)` | [`backends`] | `authenticate()`, `ModelBackend` |
-//! | 4. `login(request, user)` | [`login`] | `login()`, `logout()`, `get_user()` |
+//! | 4. `login(request, user)` | [`login`](mod@login) | `login()`, `logout()`, `get_user()` |
 //! | 5. `login_required` | [`guards`] | `@login_required` |
 //!
 //! Identity itself (which user id this session claims) is kept by

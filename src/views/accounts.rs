@@ -21,7 +21,7 @@ use crate::{
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
-    db::{DbError, DbPool},
+    db::DbError,
     errors::AppError,
     sessions::{self, SessionBackend, expiry::set_expiry},
     settings::Settings,
@@ -411,8 +411,8 @@ pub async fn password_submit(
     if backend.can_list_sessions() {
         // The auth hash already ends them; deleting the rows also takes
         // them off "your sessions" at once.
-        let pool: &DbPool = auth.pool();
-        sessions::by_user::revoke_others(pool, user.id, sessions::current_key_hash(&req)).await?;
+        sessions::by_user::revoke_others(auth.pool(), user.id, sessions::current_key_hash(&req))
+            .await?;
     }
     FlashMessage::success("Your password was changed. Your other sessions are signed out.").send();
     Ok(see_other(urls::PROFILE))

@@ -15,7 +15,6 @@ use crate::{
     auth::{LazyUser, SessionKeys},
     errors::AppError,
     sessions::{self, SESSION_COOKIE_NAME, SessionBackend},
-    settings::Settings,
     telemetry::RequestMetrics,
     views::render,
 };
@@ -235,12 +234,4 @@ pub async fn source(path: web::Path<String>) -> Result<HttpResponse, AppError> {
         .find(|(name, _)| *name == path.as_str())
         .ok_or(AppError::NotFound)?;
     render(&SourcePage { path, text })
-}
-
-/// Registers the debug pages; only called when `DEBUG` is on.
-pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
-    if settings.debug {
-        cfg.route("/debug/trace", web::get().to(trace_page))
-            .route("/debug/source/{path:.*}", web::get().to(source));
-    }
 }
