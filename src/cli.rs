@@ -235,10 +235,12 @@ fn connect(settings: &Settings) -> anyhow::Result<db::DbPool> {
 fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings.clone()).await?;
-        let host = settings
-            .bind
-            .rsplit_once(':')
-            .map_or("127.0.0.1", |(host, _)| host);
+        let host = match settings.bind.rsplit_once(':') {
+            // Browsers treat `localhost` as a secure context, so the Secure
+            // flash-message cookie survives plain http in development.
+            Some(("127.0.0.1", _)) | None => "localhost",
+            Some((host, _)) => host,
+        };
         tracing::info!(
             engine = settings.session_engine.as_str(),
             debug = settings.debug,
