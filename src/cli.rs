@@ -29,8 +29,9 @@ use crate::{
     },
     checks, db,
     sessions::{
-        RedisSettings, SessionBackend, db_store::decode_state, models as session_models,
-        open_session_cookie,
+        RedisSettings, SessionBackend,
+        db_store::{decode_state, state_as_json},
+        models as session_models, open_session_cookie,
     },
     settings::{SecretKey, SessionEngine, Settings},
     startup::{Application, cookie_key},
@@ -438,7 +439,10 @@ fn session_show(settings: &Settings, key: &str) -> anyhow::Result<()> {
             decode_state(&row.data).context("the stored session data is not a JSON object")?
         }
     };
-    println!("{}", serde_json::to_string_pretty(&decoded(state))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&Value::Object(state_as_json(&state)))?
+    );
     Ok(())
 }
 
@@ -450,16 +454,4 @@ fn bare_session_key(settings: &Settings, key: &str) -> anyhow::Result<String> {
     } else {
         Ok(key.to_owned())
     }
-}
-
-/// actix-session keeps each value as JSON text; show them as JSON values.
-fn decoded(state: std::collections::HashMap<String, String>) -> Value {
-    state
-        .into_iter()
-        .map(|(key, json)| {
-            let value = serde_json::from_str(&json).unwrap_or(Value::String(json));
-            (key, value)
-        })
-        .collect::<serde_json::Map<_, _>>()
-        .into()
 }

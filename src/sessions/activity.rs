@@ -2,10 +2,11 @@
 //! once a minute, so that "your sessions" can show it without a database
 //! write on every request.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix_session::SessionExt;
 
+use super::unix_now;
 use crate::client_ip::client_ip_text;
 use actix_web::{
     Error,
@@ -28,12 +29,6 @@ const MAX_USER_AGENT_LEN: usize = 256;
 /// How stale "last seen" may get before it is written again.
 pub const LAST_SEEN_GRANULARITY: Duration = Duration::from_secs(60);
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
-}
-
 /// Middleware, inside the session middleware: refreshes `_last_seen` on
 /// existing sessions when it is more than a minute old, and notes the
 /// browser and address the first time. Anonymous visitors without a session
@@ -47,9 +42,10 @@ pub async fn track_last_seen(
     let has_data = !session.entries().is_empty();
     if has_data {
         let now = unix_now();
-        let last_seen = session.get::<u64>(LAST_SEEN_KEY).ok().flatten();
-        if last_seen.is_none_or(|seen| now.saturating_sub(seen) >= LAST_SEEN_GRANULARITY.as_secs())
-        {
+        let last_seen = session.get::<i64>(LAST_SEEN_KEY).ok().flatten();
+        if last_seen.is_none_or(|seen| {
+            Duration::from_secs(u64::try_from(now - seen).unwrap_or(0)) >= LAST_SEEN_GRANULARITY
+        }) {
             // Also moves the expiry forward: an idle timeout, a minute coarse.
             let _ = session.insert(LAST_SEEN_KEY, now);
             if !session.contains_key(USER_AGENT_KEY) {

@@ -15,10 +15,7 @@ use anyhow::Context;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::{Map, Value};
 
-use super::{
-    expiry::expiry_of,
-    models::{self, NewStoredSession},
-};
+use super::models::{self, NewStoredSession};
 use crate::db::{DbPool, with_conn};
 
 /// The session state actix-session works with: keys to JSON texts.
@@ -71,16 +68,23 @@ impl std::fmt::Debug for DbSessionStore {
     }
 }
 
-/// Encodes actix-session's map of JSON texts as one JSON object.
-pub fn encode_state(state: &SessionState) -> String {
-    let object: Map<String, Value> = state
-        .iter()
+/// actix-session's map of JSON texts as JSON values: what `session show`,
+/// the trace page and the `data` column show.
+pub fn state_as_json<'a>(
+    state: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Map<String, Value> {
+    state
+        .into_iter()
         .map(|(key, json)| {
             let value = serde_json::from_str(json).unwrap_or_else(|_| Value::String(json.clone()));
             (key.clone(), value)
         })
-        .collect();
-    Value::Object(object).to_string()
+        .collect()
+}
+
+/// Encodes actix-session's map of JSON texts as one JSON object.
+pub fn encode_state(state: &SessionState) -> String {
+    Value::Object(state_as_json(state)).to_string()
 }
 
 /// Decodes a stored JSON object back into actix-session's map of JSON texts.
@@ -92,13 +96,10 @@ pub fn decode_state(data: &str) -> Result<SessionState, serde_json::Error> {
         .collect())
 }
 
-/// When a session saved now expires: after its own expiry if it set one
-/// (remember me), else after the configured idle timeout.
-fn expiry_for(state: &SessionState, ttl: &Duration) -> time::PrimitiveDateTime {
-    let ttl = expiry_of(state)
-        .and_then(|own| Duration::try_from(own).ok())
-        .unwrap_or(*ttl);
-    models::now().saturating_add(ttl)
+/// When a session saved now expires. (A session's own expiry, "remember
+/// me", is applied by `SessionBackend` before it calls the store.)
+fn expiry_after(ttl: &Duration) -> time::PrimitiveDateTime {
+    models::now().saturating_add(*ttl)
 }
 
 impl SessionStore for DbSessionStore {
@@ -118,7 +119,7 @@ impl SessionStore for DbSessionStore {
     async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
         let data = encode_state(&state);
         let user_id = self.user_id(&state);
-        let expires_at = expiry_for(&state, ttl);
+        let expires_at = expiry_after(ttl);
         with_conn(&self.pool, move |conn| {
             for _ in 0..SAVE_ATTEMPTS {
                 let key = generate_session_key();
@@ -153,7 +154,7 @@ impl SessionStore for DbSessionStore {
         let key_hash = models::hash_key(session_key.as_ref());
         let data = encode_state(&state);
         let user_id = self.user_id(&state);
-        let expires_at = expiry_for(&state, ttl);
+        let expires_at = expiry_after(ttl);
         let updated = with_conn(&self.pool, move |conn| {
             models::update_live(conn, &key_hash, &data, user_id, expires_at)
                 .map_err(anyhow::Error::from)
@@ -176,7 +177,7 @@ impl SessionStore for DbSessionStore {
         let key_hash = models::hash_key(session_key.as_ref());
         // Only called under `TtlExtensionPolicy::OnEveryRequest`, which Porter
         // does not use; without the state, the configured timeout applies.
-        let expires_at = models::now().saturating_add(*ttl);
+        let expires_at = expiry_after(ttl);
         with_conn(&self.pool, move |conn| {
             models::touch(conn, &key_hash, expires_at).map_err(anyhow::Error::from)
         })

@@ -84,7 +84,8 @@ const REDIS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 #[error("REDIS_URL: cannot connect to Redis: {0}")]
 pub struct EngineError(String);
 
-fn unix_now() -> i64 {
+/// Now, in Unix seconds, as sessions record times in their data.
+pub(crate) fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -142,7 +143,8 @@ impl SessionBackend {
         matches!(self, Self::Db(_))
     }
 
-    /// The lifetime a session asked for (remember me), else `ttl`.
+    /// The lifetime a session asked for (remember me), else `ttl`. Applied
+    /// here, once, for every engine.
     fn ttl_for(state: &SessionState, ttl: &Duration) -> Duration {
         expiry::expiry_of(state)
             .and_then(|own| Duration::try_from(own).ok())
@@ -151,7 +153,7 @@ impl SessionBackend {
 
     /// The cookie engine stamps its own expiry into the data it seals.
     fn stamp_cookie_expiry(mut state: SessionState, ttl: &Duration) -> SessionState {
-        let expires_at = unix_now() + Self::ttl_for(&state, ttl).whole_seconds();
+        let expires_at = unix_now() + ttl.whole_seconds();
         state.insert(COOKIE_EXPIRES_KEY.to_owned(), expires_at.to_string());
         state
     }
@@ -185,15 +187,13 @@ impl SessionStore for SessionBackend {
     }
 
     async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        let ttl = Self::ttl_for(&state, ttl);
         match self {
-            Self::Db(store) => store.save(state, ttl).await,
-            Self::Redis(store) => {
-                let ttl = Self::ttl_for(&state, ttl);
-                store.save(state, &ttl).await
-            }
+            Self::Db(store) => store.save(state, &ttl).await,
+            Self::Redis(store) => store.save(state, &ttl).await,
             Self::Cookie => {
-                let state = Self::stamp_cookie_expiry(state, ttl);
-                CookieSessionStore::default().save(state, ttl).await
+                let state = Self::stamp_cookie_expiry(state, &ttl);
+                CookieSessionStore::default().save(state, &ttl).await
             }
         }
     }
@@ -204,16 +204,14 @@ impl SessionStore for SessionBackend {
         state: SessionState,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
+        let ttl = Self::ttl_for(&state, ttl);
         match self {
-            Self::Db(store) => store.update(session_key, state, ttl).await,
-            Self::Redis(store) => {
-                let ttl = Self::ttl_for(&state, ttl);
-                store.update(session_key, state, &ttl).await
-            }
+            Self::Db(store) => store.update(session_key, state, &ttl).await,
+            Self::Redis(store) => store.update(session_key, state, &ttl).await,
             Self::Cookie => {
-                let state = Self::stamp_cookie_expiry(state, ttl);
+                let state = Self::stamp_cookie_expiry(state, &ttl);
                 CookieSessionStore::default()
-                    .update(session_key, state, ttl)
+                    .update(session_key, state, &ttl)
                     .await
             }
         }

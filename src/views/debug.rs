@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::{
     auth::{LazyUser, SessionKeys},
     errors::AppError,
-    sessions::{self, SESSION_COOKIE_NAME, SessionBackend},
+    sessions::{self, SESSION_COOKIE_NAME, SessionBackend, db_store::state_as_json},
     telemetry::RequestMetrics,
     views::render,
 };
@@ -81,18 +81,11 @@ fn ms(took: Option<std::time::Duration>) -> Option<f64> {
 
 /// The session's entries as JSON values, the auth hash masked.
 fn decoded_session(req: &HttpRequest) -> Map<String, Value> {
-    req.get_session()
-        .entries()
-        .iter()
-        .map(|(key, json)| {
-            let value = if key == SessionKeys::HASH {
-                Value::String("•••••••• (masked)".into())
-            } else {
-                serde_json::from_str(json).unwrap_or_else(|_| Value::String(json.clone()))
-            };
-            (key.clone(), value)
-        })
-        .collect()
+    let mut decoded = state_as_json(req.get_session().entries().iter());
+    if let Some(hash) = decoded.get_mut(SessionKeys::HASH) {
+        *hash = Value::String("•••••••• (masked)".into());
+    }
+    decoded
 }
 
 /// Builds the trace of `req`. Loads the lazy user, as a page would.
