@@ -13,7 +13,10 @@ use actix_web::{
 use askama::Template;
 use thiserror::Error;
 
-use crate::{auth::AuthError, db::DbError};
+use crate::{
+    auth::{AuthError, hashers::HashingPoolError},
+    db::DbError,
+};
 
 /// Any error a request can end in.
 #[derive(Debug, Error)]
@@ -36,10 +39,19 @@ pub enum AppError {
     /// The body is larger than the server accepts.
     #[error("request body too large")]
     PayloadTooLarge,
-    /// Too many failed logins: try again after this many seconds.
-    #[error("too many failed login attempts")]
+    /// Too many attempts of one kind: try again after this many seconds.
+    #[error("too many {action}")]
     Throttled {
+        /// What there were too many of, in words: "failed sign-in attempts".
+        action: &'static str,
         /// Seconds until the next attempt is accepted.
+        retry_after: u64,
+    },
+    /// The server is too busy for this request right now (the queue of
+    /// password work is full): try again after this many seconds.
+    #[error("server busy")]
+    Busy {
+        /// Seconds to wait before trying again.
         retry_after: u64,
     },
     /// An anonymous visitor reached a page that needs a user; carries the
@@ -84,10 +96,20 @@ impl AppError {
                 "Request too large",
                 "What you sent is larger than this site accepts.".into(),
             ),
-            Self::Throttled { retry_after } => (
+            Self::Throttled {
+                action,
+                retry_after,
+            } => (
                 "Too many attempts",
                 format!(
-                    "Too many failed sign-in attempts. Please wait {} before trying again.",
+                    "Too many {action}. Please wait {} before trying again.",
+                    wait_in_words(*retry_after)
+                ),
+            ),
+            Self::Busy { retry_after } => (
+                "Busy",
+                format!(
+                    "The server is busy right now and nothing was changed. Please try again in {}.",
                     wait_in_words(*retry_after)
                 ),
             ),
@@ -118,6 +140,7 @@ impl ResponseError for AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::LoginRequired(_) => StatusCode::SEE_OTHER,
             Self::Auth(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -127,7 +150,8 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        // A full queue is load, not a fault: answering it is the fix.
+        if status.is_server_error() && !matches!(self, Self::Busy { .. }) {
             tracing::error!(error.cause_chain = ?self, "request failed: {self}");
         } else if let Self::Csrf(reason) = self {
             tracing::warn!(reason, "CSRF verification failed");
@@ -143,7 +167,7 @@ impl ResponseError for AppError {
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, *allow));
             }
-            Self::Throttled { retry_after } => {
+            Self::Throttled { retry_after, .. } | Self::Busy { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             _ => {}
@@ -159,6 +183,15 @@ impl ResponseError for AppError {
             Err(_) => response
                 .content_type("text/plain; charset=utf-8")
                 .body(format!("{} {title}", status.as_u16())),
+        }
+    }
+}
+
+impl From<HashingPoolError> for AppError {
+    fn from(err: HashingPoolError) -> Self {
+        match err {
+            HashingPoolError::Busy => Self::Busy { retry_after: 1 },
+            HashingPoolError::Cancelled => Self::Unexpected(err.into()),
         }
     }
 }

@@ -5,6 +5,7 @@ diesel::table! {
         scope -> Text,
         failures -> Integer,
         last_failure_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
     }
 }
 

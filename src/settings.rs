@@ -145,6 +145,13 @@ pub struct Settings {
     /// `ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS`, `ARGON2_PARALLELISM`: the
     /// cost of new password hashes (defaults: OWASP's argon2id advice).
     pub argon2: argon2::Params,
+    /// `HASHING_QUEUE`: how many password checks and hashes may wait for a
+    /// hashing thread; past it, requests get `503` at once. `None`: 16 per
+    /// hashing thread.
+    pub hashing_queue: Option<usize>,
+    /// `SERVER_TIMING`: report per-request timings in a `Server-Timing`
+    /// header. Defaults to `debug`: timings can leak what a page did.
+    pub server_timing: bool,
     /// `RUST_LOG`: the tracing filter.
     pub rust_log: String,
 }
@@ -172,6 +179,8 @@ impl fmt::Debug for Settings {
             .field("session_remember_ttl", &self.session_remember_ttl)
             .field("trust_x_forwarded_for", &self.trust_x_forwarded_for)
             .field("argon2", &self.argon2)
+            .field("hashing_queue", &self.hashing_queue)
+            .field("server_timing", &self.server_timing)
             .field("rust_log", &self.rust_log)
             .finish_non_exhaustive()
     }
@@ -294,6 +303,19 @@ impl Settings {
             };
             SettingsError::new(setting, format!("is out of range for argon2 ({err})"))
         })?;
+        let hashing_queue = get("HASHING_QUEUE")
+            .map(|value| match value.trim().parse::<usize>() {
+                Ok(length) if length > 0 => Ok(length),
+                _ => Err(SettingsError::new(
+                    "HASHING_QUEUE",
+                    format!("{value:?} is not a whole number above zero"),
+                )),
+            })
+            .transpose()?;
+        let server_timing = match get("SERVER_TIMING") {
+            Some(value) => parse_bool("SERVER_TIMING", &value)?,
+            None => debug,
+        };
         // actix-session logs every bad cookie itself; Porter reports them as
         // rate-limited security events instead (see `sessions::cookies`).
         let rust_log = get("RUST_LOG").unwrap_or_else(|| "info,actix_session=error".into());
@@ -312,6 +334,8 @@ impl Settings {
             session_remember_ttl,
             trust_x_forwarded_for,
             argon2,
+            hashing_queue,
+            server_timing,
             rust_log,
         })
     }
@@ -423,6 +447,7 @@ mod tests {
         assert_eq!(s.bind, "127.0.0.1:8080");
         assert!(s.cookie_secure, "cookies are Secure outside debug");
         assert_eq!(s.session_ttl, DEFAULT_SESSION_TTL);
+        assert!(!s.server_timing, "no timings outside debug");
     }
 
     #[test]
@@ -462,6 +487,8 @@ mod tests {
             ("DATABASE_URL", "mysql://localhost/porter"),
             ("REDIS_URL", "localhost:6379"),
             ("DEBUG", "2"),
+            ("SERVER_TIMING", "sometimes"),
+            ("HASHING_QUEUE", "0"),
             ("ARGON2_ITERATIONS", "0"),
             ("ARGON2_MEMORY_KIB", "lots"),
             ("SECRET_KEY_FALLBACKS", "too-short"),

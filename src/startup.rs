@@ -21,9 +21,10 @@ use anyhow::Context;
 use crate::{
     auth::{
         self, AuthBackend, AuthContext, ModelBackend, PasswordHasher, SessionKeys,
+        device_cookies::DeviceCookies,
         hashers::HashingPool,
         signals::AuthListener,
-        throttle::{self, ThrottlePolicy},
+        throttle::{self, Throttle, ThrottlePolicy},
     },
     client_ip::ClientIpConfig,
     csrf::{self, CsrfConfig},
@@ -75,6 +76,8 @@ pub struct AppState {
     pub hasher: Arc<PasswordHasher>,
     /// The session engine's store.
     pub session_backend: SessionBackend,
+    /// The login throttle, with its device cookies.
+    pub throttle: web::Data<Throttle>,
     session_cookie: SessionCookieSettings,
 }
 
@@ -91,14 +94,14 @@ impl AppState {
         })?;
         // The dummy hash is made on the hashing thread, whose memory every
         // later hash reuses.
-        let hashing = HashingPool::for_this_machine();
+        let hashing = HashingPool::for_this_machine(settings.hashing_queue);
         let params = settings.argon2.clone();
         let hasher = Arc::new(hashing.run(move || PasswordHasher::new(params)).await??);
         let backends: Vec<Arc<dyn AuthBackend>> =
             vec![Arc::new(ModelBackend::new(Arc::clone(&hasher)))];
         let auth = web::Data::new(AuthContext::new(
             pool.clone(),
-            hashing,
+            (hashing, Arc::clone(&hasher)),
             &settings.secret_key,
             &settings.secret_key_fallbacks,
             backends,
@@ -122,12 +125,23 @@ impl AppState {
                 .collect(),
             debug: settings.debug,
         };
+        let throttle = web::Data::new(Throttle::new(
+            pool.clone(),
+            &settings.secret_key,
+            ThrottlePolicy::default(),
+            DeviceCookies::new(
+                &settings.secret_key,
+                &settings.secret_key_fallbacks,
+                settings.cookie_secure,
+            ),
+        ));
         Ok(Self {
             settings,
             pool,
             auth,
             hasher,
             session_backend,
+            throttle,
             session_cookie,
         })
     }
@@ -171,8 +185,7 @@ pub fn build_app(
         .app_data(web::Data::new(state.pool.clone()))
         .app_data(web::Data::new(state.session_backend.clone()))
         .app_data(web::Data::new(state.session_cookie.clone()))
-        .app_data(web::Data::new(Arc::clone(&state.hasher)))
-        .app_data(web::Data::new(ThrottlePolicy::default()))
+        .app_data(state.throttle.clone())
         .app_data(web::Data::new(ClientIpConfig {
             trust_x_forwarded_for: state.settings.trust_x_forwarded_for,
         }))

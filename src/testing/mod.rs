@@ -61,6 +61,8 @@ pub fn test_settings(dir: &TempDir, overrides: &[(&str, &str)]) -> Settings {
     let mut vars = BTreeMap::from([
         ("DEBUG".to_owned(), "false".to_owned()),
         ("SECRET_KEY".to_owned(), TEST_SECRET_KEY.to_owned()),
+        // Tests read query counts from `Server-Timing`.
+        ("SERVER_TIMING".to_owned(), "true".to_owned()),
         (
             "DATABASE_URL".to_owned(),
             format!("sqlite://{}", database.display()),

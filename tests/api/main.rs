@@ -23,5 +23,6 @@ mod services;
 mod sessions;
 mod signup;
 mod throttle;
+mod throttle_under_load;
 mod trace;
 mod your_sessions;
