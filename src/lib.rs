@@ -7,10 +7,10 @@
 //! | ---- | ------------ | ------ | ------ |
 //! | 1 | the session cookie is read and the session loaded, lazily saved later | [`sessions`] | `SessionMiddleware`, `SessionStore` |
 //! | 2 | the request gets a lazy user; nothing is loaded yet | [`auth::middleware`] | `AuthenticationMiddleware`, `LazyUser` |
-//! | 3 | `authenticate(credentials)` asks each backend | [`auth::backends`] | `authenticate()`, `ModelBackend` |
+//! | 3 | `authenticate(credentials)` asks each backend, once the throttle let the attempt through | [`auth::backends`], [`auth::throttle`] | `authenticate()`, `ModelBackend` (and django-axes) |
 //! | 4 | `login(request, user)` renews the key and stores who signed in | [`auth::login`](mod@auth::login) | `login()` |
 //! | 5 | `login_required` loads the user or redirects to the login page | [`auth::guards`] | `@login_required` |
-//! | 6 | the session middleware saves the modified session | [`sessions`] | `SessionMiddleware.process_response` |
+//! | 6 | the session middleware saves the modified session, unless it was deleted meanwhile | [`sessions`], [`sessions::interruption`] | `SessionMiddleware.process_response`, `SessionInterrupted` |
 //!
 //! Around them: [`settings`] (typed configuration), [`startup`] (the
 //! wiring, shared by `main` and the tests), [`urls`] and [`views`] (the
