@@ -8,7 +8,7 @@
 //! * **Tampering.** A cookie no key opens is dropped (the visitor is
 //!   anonymous) and reported as a rate-limited security event, not an error.
 //! * **Interruption.** When the session turned out to be gone at save time
-//!   (see [`interruption`](super::interruption)), the response removes the
+//!   (see [`interruption`]), the response removes the
 //!   cookie instead of setting it.
 //! * **Development.** With `DEBUG` on, a `Secure` cookie sent over plain
 //!   http, which a browser would drop, is explained in the log.
