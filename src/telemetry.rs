@@ -178,11 +178,12 @@ pub async fn observe(
         }
     };
     span.record("status", res.status().as_u16());
-    if server_timing && !metrics.withheld.get() {
-        if let Ok(value) = HeaderValue::from_str(&metrics.server_timing()) {
-            res.headers_mut()
-                .insert(HeaderName::from_static("server-timing"), value);
-        }
+    if server_timing
+        && !metrics.withheld.get()
+        && let Ok(value) = HeaderValue::from_str(&metrics.server_timing())
+    {
+        res.headers_mut()
+            .insert(HeaderName::from_static("server-timing"), value);
     }
     Ok(res)
 }
