@@ -21,6 +21,7 @@ mod query_counts;
 mod remember_me;
 mod services;
 mod sessions;
+mod settings_documented;
 mod signup;
 mod throttle;
 mod throttle_under_load;
