@@ -100,6 +100,33 @@ async fn a_session_from_before_the_backend_had_a_stable_name_stays_signed_in() {
 }
 
 #[actix_web::test]
+async fn a_session_auth_hash_made_by_an_earlier_version_still_matches() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    // A stored password hash, and the session auth hash Porter has always
+    // made for it under the test key. If the way that hash is derived ever
+    // changes (its key's label renamed with the crate, say), every session
+    // ends: this test says so first.
+    let password_hash =
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0123456789abcdefghijklmnopqrstuvwxyzABCDE";
+    let auth_hash = "5a0e54c7729330fb2b0b485c1336c26c99051d629ce7c73ecc4c9f779f349c0d";
+    diesel::update(users::table.find(alice.id))
+        .set(users::password.eq(password_hash))
+        .execute(&mut *app.db())
+        .expect("set the password hash");
+    app.plant_session(&[
+        ("_auth_user_id", &format!("\"{}\"", alice.id)),
+        ("_auth_user_backend", "\"model\""),
+        ("_auth_user_hash", &format!("\"{auth_hash}\"")),
+    ])
+    .await;
+
+    let profile = app.get("/profile").await;
+    assert_eq!(profile.status, StatusCode::OK);
+    assert!(profile.body.contains("alice"));
+}
+
+#[actix_web::test]
 async fn a_session_naming_a_backend_porter_does_not_have_is_anonymous() {
     profile_with_backend_stored_as("acme::auth::ModelBackend")
         .await
