@@ -7,6 +7,9 @@
 //!   is saved. Removing a fallback ends the sessions that still depend on it.
 //! * **Tampering.** A cookie no key opens is dropped (the visitor is
 //!   anonymous) and reported as a rate-limited security event, not an error.
+//! * **Interruption.** When the session turned out to be gone at save time
+//!   (see [`interruption`](super::interruption)), the response removes the
+//!   cookie instead of setting it.
 //! * **Development.** With `DEBUG` on, a `Secure` cookie sent over plain
 //!   http, which a browser would drop, is explained in the log.
 
@@ -20,7 +23,10 @@ use actix_web::{
     web,
 };
 
-use super::{SESSION_COOKIE_NAME, SessionCookieSettings, open_session_cookie, seal_session_cookie};
+use super::{
+    SESSION_COOKIE_NAME, SessionCookieSettings, interruption, open_session_cookie,
+    seal_session_cookie,
+};
 use crate::{settings::SessionEngine, telemetry::security_event};
 
 /// What to do with the incoming session cookie.
@@ -83,6 +89,25 @@ fn replace_session_cookie(req: &mut ServiceRequest, value: Option<&str>) {
     }
 }
 
+/// Replaces any session cookie the response sets with one that removes it.
+fn remove_session_cookie<B>(res: &mut ServiceResponse<B>) -> Result<(), Error> {
+    let prefix = format!("{SESSION_COOKIE_NAME}=");
+    let headers = res.headers_mut();
+    let others: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .filter(|value| !value.as_bytes().starts_with(prefix.as_bytes()))
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for value in others {
+        headers.append(header::SET_COOKIE, value);
+    }
+    let mut removal = Cookie::build(SESSION_COOKIE_NAME, "").path("/").finish();
+    removal.make_removal();
+    res.response_mut().add_cookie(&removal)?;
+    Ok(())
+}
+
 /// Middleware, outside everything that reads cookies.
 pub async fn check(
     mut req: ServiceRequest,
@@ -111,7 +136,11 @@ pub async fn check(
 
     let insecure_transport =
         settings.debug && settings.secure && req.connection_info().scheme() != "https";
-    let res = next.call(req).await?;
+    let (res, gone) = interruption::track(next.call(req)).await;
+    let mut res = res?;
+    if gone {
+        remove_session_cookie(&mut res)?;
+    }
     if insecure_transport
         && res
             .response()

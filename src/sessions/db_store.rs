@@ -15,7 +15,10 @@ use anyhow::Context;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::{Map, Value};
 
-use super::models::{self, NewStoredSession};
+use super::{
+    interruption,
+    models::{self, NewStoredSession},
+};
 use crate::db::{DbPool, with_conn};
 
 /// The session state actix-session works with: keys to JSON texts.
@@ -161,16 +164,12 @@ impl SessionStore for DbSessionStore {
         })
         .await
         .map_err(UpdateError::Other)?;
-        if updated {
-            Ok(session_key)
-        } else {
-            // The session expired or was deleted while this request ran:
-            // never resurrect it under the old key, start a new one.
-            self.save(state, ttl).await.map_err(|err| match err {
-                SaveError::Serialization(err) => UpdateError::Serialization(err),
-                SaveError::Other(err) => UpdateError::Other(err),
-            })
+        if !updated {
+            // Gone while this request ran (signed out, revoked, expired):
+            // never resurrect it, under its key or a new one.
+            interruption::note_gone();
         }
+        Ok(session_key)
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
@@ -186,10 +185,15 @@ impl SessionStore for DbSessionStore {
 
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
         let key_hash = models::hash_key(session_key.as_ref());
-        with_conn(&self.pool, move |conn| {
+        let deleted = with_conn(&self.pool, move |conn| {
             models::delete_by_key_hash(conn, &key_hash).map_err(anyhow::Error::from)
         })
-        .await
+        .await?;
+        if !deleted {
+            // Cycling the key of a session that is already gone.
+            interruption::note_gone();
+        }
+        Ok(())
     }
 }
 

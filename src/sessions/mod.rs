@@ -22,7 +22,9 @@ pub mod cookies;
 pub mod db_store;
 pub mod expiry;
 pub mod faults;
+pub mod interruption;
 pub mod models;
+pub mod redis_store;
 
 use std::time::Instant;
 
@@ -30,8 +32,8 @@ use actix_session::{
     SessionMiddleware,
     config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy},
     storage::{
-        CookieSessionStore, LoadError, RedisSessionStore, SaveError, SessionKey, SessionStore,
-        UpdateError,
+        CookieSessionStore, LoadError, SaveError, SessionKey, SessionStore, UpdateError,
+        generate_session_key,
     },
 };
 use actix_web::{
@@ -40,7 +42,10 @@ use actix_web::{
     web,
 };
 
-pub use self::db_store::{DbSessionStore, SessionState};
+pub use self::{
+    db_store::{DbSessionStore, SessionState},
+    redis_store::RedisSessionStore,
+};
 use crate::{
     db::{DbError, DbPool, with_conn},
     settings::SessionEngine,
@@ -56,7 +61,7 @@ pub const SESSION_COOKIE_NAME: &str = "sessionid";
 pub enum SessionBackend {
     /// The `db` engine.
     Db(DbSessionStore),
-    /// The `redis` engine: actix-session's Redis store.
+    /// The `redis` engine.
     Redis(RedisSessionStore),
     /// The `cookie` engine.
     Cookie,
@@ -105,12 +110,8 @@ impl SessionBackend {
                 Self::Db(DbSessionStore::new(pool.clone()).with_user_id_key(user_id_key))
             }
             SessionEngine::Redis => {
-                let prefix = redis.key_prefix.clone();
-                // Redis keys hold a hash of the session key, as the table does.
-                let connecting = RedisSessionStore::builder(redis.url.clone())
-                    .cache_keygen(move |key| format!("{prefix}{}", models::hash_key(key)))
-                    .build();
-                // The Redis client retries for minutes; start-up should not.
+                let connecting = RedisSessionStore::connect(&redis.url, &redis.key_prefix);
+                // Start-up should say at once that Redis is not there.
                 let store = actix_web::rt::time::timeout(REDIS_CONNECT_TIMEOUT, connecting)
                     .await
                     .map_err(|_| EngineError("no answer within 5 seconds".into()))?
@@ -202,6 +203,11 @@ impl SessionStore for SessionBackend {
     }
 
     async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        if interruption::is_gone() {
+            // The key being cycled was already gone: store nothing. The
+            // key returned names no session, and the cookie is removed.
+            return Ok(generate_session_key());
+        }
         let ttl = Self::ttl_for(&state, ttl);
         let saved = match self {
             Self::Db(store) => store.save(state, &ttl).await,

@@ -114,11 +114,11 @@ pub fn touch(
     .map(drop)
 }
 
-/// Deletes a session, live or not.
-pub fn delete_by_key_hash(conn: &mut DbConnection, key_hash: &str) -> QueryResult<()> {
+/// Deletes a session, live or not; returns whether there was one.
+pub fn delete_by_key_hash(conn: &mut DbConnection, key_hash: &str) -> QueryResult<bool> {
     diesel::delete(sessions::table.filter(sessions::key_hash.eq(key_hash)))
         .execute(conn)
-        .map(drop)
+        .map(|rows| rows > 0)
 }
 
 /// Deletes every expired session (Django's `clearsessions`); returns how many.

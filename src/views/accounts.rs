@@ -407,7 +407,12 @@ pub async fn password_submit(
                 .map_err(|err| AppError::Unexpected(err.into()))
         })
         .await??;
-    auth::update_session_auth_hash(&req.get_session(), &auth, &user)?;
+    let session = req.get_session();
+    auth::update_session_auth_hash(&session, &auth, &user)?;
+    // As Django: a new key too, so that a copy of this session's cookie taken
+    // before the change (the very thing a password change may be about)
+    // dies with it.
+    session.renew();
     if backend.can_list_sessions() {
         // The auth hash already ends them; deleting the rows also takes
         // them off "your sessions" at once.

@@ -2,14 +2,17 @@
 //! `cookie`): the same scenarios, run against each. Where an engine cannot
 //! do something, the test asserts its documented behaviour instead.
 
-use actix_session::storage::SessionStore;
+use actix_session::storage::{SessionKey, SessionStore};
 use actix_web::{
     body::MessageBody,
     cookie::time::Duration,
     dev::{Service, ServiceResponse},
     http::StatusCode,
 };
-use porter::{sessions::seal_session_cookie, startup::cookie_key};
+use porter::{
+    sessions::{interruption, seal_session_cookie},
+    startup::cookie_key,
+};
 
 use crate::{
     helpers::{TestApp, TestUser, spawn_app_with_owned},
@@ -216,6 +219,158 @@ async fn a_password_change_ends_other_sessions(engine: Engine) {
     );
 }
 
+async fn a_password_change_cycles_this_sessions_key(engine: Engine) {
+    let Some((laptop, _namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let alice = TestUser::create(&laptop, "alice");
+    alice.login(&laptop).await;
+    let before = laptop.cookie("sessionid").expect("a session cookie");
+    let res = laptop
+        .submit_form(
+            "/password",
+            "/password",
+            &[
+                ("old_password", &alice.password),
+                ("new_password1", "another fine passphrase"),
+                ("new_password2", "another fine passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(res.location(), Some("/profile"), "{engine:?}");
+    let after = laptop.cookie("sessionid").expect("still a session cookie");
+    assert_ne!(before, after, "{engine:?}: a new key");
+    let page = laptop.get("/profile").await;
+    assert_eq!(page.status, StatusCode::OK, "{engine:?}: still signed in");
+    assert!(page.body.contains("alice"));
+
+    // A copy of the cookie taken before the change is dead.
+    let thief = laptop.new_browser();
+    thief.set_cookie("sessionid", &before);
+    assert_eq!(
+        thief.get("/profile").await.status,
+        StatusCode::SEE_OTHER,
+        "{engine:?}"
+    );
+}
+
+fn same_key(key: &SessionKey) -> SessionKey {
+    SessionKey::try_from(key.as_ref().to_owned()).expect("a valid key")
+}
+
+/// The store-level race: a request loaded the session, the session was then
+/// deleted (signed out, revoked), and the request saves it.
+async fn a_session_gone_at_save_time_is_not_resurrected(engine: Engine) {
+    let Some((app, namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let alice = TestUser::create(&app, "alice");
+    let backend = &app.state.session_backend;
+    let signed_in = |last_seen: &str| {
+        [
+            ("_auth_user_id".to_owned(), format!("\"{}\"", alice.id)),
+            ("_last_seen".to_owned(), last_seen.to_owned()),
+        ]
+        .into()
+    };
+    let stored_sessions = || match engine {
+        Engine::Db => usize::try_from(app.session_rows()).expect("a count"),
+        Engine::Redis => namespace.as_ref().expect("a namespace").key_count(),
+        Engine::Cookie => 0,
+    };
+    let ttl = Duration::hours(1);
+
+    // An update (the once-a-minute "last seen" write, say).
+    let key = backend.save(signed_in("1"), &ttl).await.expect("save");
+    backend.delete(&key).await.expect("sign out");
+    let (updated, gone) =
+        interruption::track(backend.update(same_key(&key), signed_in("2"), &ttl)).await;
+    updated.expect("an interrupted update is not an error");
+    let old_key = key;
+
+    // A key cycle (a password change, say).
+    let key = backend.save(signed_in("1"), &ttl).await.expect("save");
+    backend.delete(&key).await.expect("sign out");
+    let (cycled, cycle_gone) = interruption::track(async {
+        backend.delete(&key).await.expect("delete");
+        backend.save(signed_in("2"), &ttl).await
+    })
+    .await;
+    let new_key = cycled.expect("an interrupted cycle is not an error");
+
+    if engine == Engine::Cookie {
+        // Nothing is stored server-side: there is nothing to find gone.
+        assert!(!gone && !cycle_gone);
+        return;
+    }
+    assert!(
+        gone && cycle_gone,
+        "{engine:?}: the interruption is reported"
+    );
+    assert_eq!(stored_sessions(), 0, "{engine:?}: nothing was re-created");
+    for key in [old_key, key, new_key] {
+        assert!(
+            backend.load(&key).await.expect("load").is_none(),
+            "{engine:?}: no key names a session"
+        );
+    }
+}
+
+/// The same race through HTTP: a password change (slow: two argon2 hashes)
+/// is in flight when the same browser signs out in another tab.
+async fn signing_out_during_a_request_that_writes_the_session_leaves_the_browser_anonymous(
+    engine: Engine,
+) {
+    let Some((app, _namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    let cookie = app.cookie("sessionid").expect("a session cookie");
+    let tab = app.new_browser();
+    tab.set_cookie("sessionid", &cookie);
+    let csrf = app.cookie("csrftoken").expect("a CSRF cookie");
+    tab.set_cookie("csrftoken", &csrf);
+    let token = app.get("/password").await.csrf_token();
+
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("old_password", alice.password.as_str()),
+        ("new_password1", "another fine passphrase"),
+        ("new_password2", "another fine passphrase"),
+    ];
+    let change = app.post_form("/password", &fields);
+    let logout = async {
+        // Once the password change has loaded its session.
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(5)).await;
+        tab.logout().await
+    };
+    let (change, logout) = tokio::join!(change, logout);
+    assert_eq!(logout.location(), Some("/"));
+    if engine == Engine::Cookie {
+        // No server-side session to find gone: the cookie engine cannot
+        // tell (see the README's engine table).
+        assert_eq!(change.status, StatusCode::SEE_OTHER);
+        return;
+    }
+    let removed = change
+        .set_cookie("sessionid")
+        .expect("the interrupted request answers with a session cookie");
+    assert!(
+        removed.value().is_empty(),
+        "{engine:?}: the cookie is removed, not re-issued"
+    );
+    assert!(app.cookie("sessionid").is_none());
+    for browser in [&app, &tab] {
+        browser.set_cookie("sessionid", &cookie);
+        assert_eq!(
+            browser.get("/profile").await.status,
+            StatusCode::SEE_OTHER,
+            "{engine:?}: anonymous"
+        );
+    }
+}
+
 async fn a_tampered_cookie_is_anonymous(engine: Engine) {
     let Some((app, _namespace)) = spawn(engine, &[]).await else {
         return;
@@ -277,6 +432,9 @@ conformance!(
     logout_ends_the_session,
     another_session_can_be_revoked_where_the_engine_lists_them,
     a_password_change_ends_other_sessions,
+    a_password_change_cycles_this_sessions_key,
+    a_session_gone_at_save_time_is_not_resurrected,
+    signing_out_during_a_request_that_writes_the_session_leaves_the_browser_anonymous,
     a_tampered_cookie_is_anonymous,
     redis_keys_hold_hashes_and_go_at_logout,
 );
