@@ -15,10 +15,25 @@ tokio::task_local! {
     static OUTAGE_SEEN: Rc<Cell<bool>>;
 }
 
-/// How long one call to a remote store (Redis) may take before the request
-/// gives up on it: the Redis client waits and retries for much longer, and
-/// requests should fail fast during an outage rather than pile up.
-pub const STORE_CALL_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one call to a remote store (Redis) may take. While the server
+/// is away, the client waits for its reconnection to succeed; a request
+/// should rather fail fast than pile up behind it.
+const REMOTE_CALL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Runs one call to a remote store, failing with `error` after
+/// [`REMOTE_CALL_TIMEOUT`].
+pub(crate) async fn bounded<T, E>(
+    call: impl Future<Output = Result<T, E>>,
+    error: impl FnOnce(anyhow::Error) -> E,
+) -> Result<T, E> {
+    actix_web::rt::time::timeout(REMOTE_CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(error(anyhow::anyhow!(
+                "no answer from the session store within {REMOTE_CALL_TIMEOUT:?}"
+            )))
+        })
+}
 
 /// Runs `work` (the session middleware) and says whether the store reported
 /// an outage while it ran.

@@ -177,7 +177,7 @@ impl SessionStore for SessionBackend {
         let started = Instant::now();
         let state = match self {
             Self::Db(store) => store.load(session_key).await,
-            Self::Redis(store) => store.load(session_key).await,
+            Self::Redis(store) => faults::bounded(store.load(session_key), LoadError::Other).await,
             Self::Cookie => CookieSessionStore::default()
                 .load(session_key)
                 .await
@@ -211,7 +211,7 @@ impl SessionStore for SessionBackend {
         let ttl = Self::ttl_for(&state, ttl);
         let saved = match self {
             Self::Db(store) => store.save(state, &ttl).await,
-            Self::Redis(store) => store.save(state, &ttl).await,
+            Self::Redis(store) => faults::bounded(store.save(state, &ttl), SaveError::Other).await,
             Self::Cookie => {
                 let state = Self::stamp_cookie_expiry(state, &ttl);
                 CookieSessionStore::default().save(state, &ttl).await
@@ -232,7 +232,9 @@ impl SessionStore for SessionBackend {
         let ttl = Self::ttl_for(&state, ttl);
         let updated = match self {
             Self::Db(store) => store.update(session_key, state, &ttl).await,
-            Self::Redis(store) => store.update(session_key, state, &ttl).await,
+            Self::Redis(store) => {
+                faults::bounded(store.update(session_key, state, &ttl), UpdateError::Other).await
+            }
             Self::Cookie => {
                 let state = Self::stamp_cookie_expiry(state, &ttl);
                 CookieSessionStore::default()
@@ -249,7 +251,7 @@ impl SessionStore for SessionBackend {
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
         let updated = match self {
             Self::Db(store) => store.update_ttl(session_key, ttl).await,
-            Self::Redis(store) => store.update_ttl(session_key, ttl).await,
+            Self::Redis(store) => faults::bounded(store.update_ttl(session_key, ttl), |e| e).await,
             Self::Cookie => {
                 CookieSessionStore::default()
                     .update_ttl(session_key, ttl)
@@ -265,7 +267,7 @@ impl SessionStore for SessionBackend {
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
         let deleted = match self {
             Self::Db(store) => store.delete(session_key).await,
-            Self::Redis(store) => store.delete(session_key).await,
+            Self::Redis(store) => faults::bounded(store.delete(session_key), |e| e).await,
             Self::Cookie => CookieSessionStore::default().delete(session_key).await,
         };
         if let Err(err) = &deleted {
