@@ -21,7 +21,7 @@ use std::{
     fmt,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -58,8 +58,43 @@ mod connection {
     }
 }
 
-/// A pool of [`DbConnection`]s.
-pub type DbPool = Pool<DbConnectionManager>;
+/// A pool of [`DbConnection`]s: r2d2's, which it derefs to, with a
+/// checkout that fails fast while the server is known to be unreachable.
+#[derive(Clone, Debug)]
+pub struct DbPool {
+    pool: Pool<DbConnectionManager>,
+    health: Arc<ServerHealth>,
+}
+
+impl std::ops::Deref for DbPool {
+    type Target = Pool<DbConnectionManager>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.pool
+    }
+}
+
+impl DbPool {
+    /// Checks a connection out, waiting up to the pool's checkout timeout;
+    /// see [`get_timeout`](Self::get_timeout).
+    pub fn get(&self) -> Result<PooledConn, r2d2::PoolError> {
+        self.get_timeout(self.pool.connection_timeout())
+    }
+
+    /// Checks a connection out, waiting up to `timeout`, or only briefly
+    /// while the pool's last attempt to connect failed: during an outage
+    /// every request would otherwise hold a thread for the whole timeout
+    /// before failing, and requests would pile up behind them. (These
+    /// shadow r2d2's methods of the same names, so every caller gets this.)
+    pub fn get_timeout(&self, timeout: Duration) -> Result<PooledConn, r2d2::PoolError> {
+        let timeout = if self.health.unreachable.load(Ordering::Acquire) {
+            timeout.min(OUTAGE_CHECKOUT_TIMEOUT)
+        } else {
+            timeout
+        };
+        self.pool.get_timeout(timeout)
+    }
+}
 /// A connection checked out of the pool.
 pub type PooledConn = PooledConnection<DbConnectionManager>;
 
@@ -79,6 +114,10 @@ const SQLITE_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// during an outage fail within a second instead of piling up, and the pool
 /// reconnects within half a second of the server's return.
 const POSTGRES_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a checkout waits while the server is known to be unreachable
+/// (see [`DbPool::get_timeout`]).
+const OUTAGE_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// libpq's `connect_timeout` (seconds; 2 is its minimum) when the URL sets
 /// none: without it, connecting to a host that drops packets waits for the
@@ -238,6 +277,9 @@ pub struct DbConnectionManager {
 struct ServerHealth {
     /// How many times a connection lost the server or a connect failed.
     failures: AtomicU64,
+    /// The last attempt to connect failed. r2d2 retries until one succeeds,
+    /// so this clears itself soon after the server is back.
+    unreachable: AtomicBool,
 }
 
 impl ServerHealth {
@@ -292,6 +334,7 @@ impl ManageConnection for DbConnectionManager {
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
         match self.establish() {
             Ok(mut conn) => {
+                self.health.unreachable.store(false, Ordering::Release);
                 conn.set_instrumentation(ConnectionWatch {
                     health: Arc::clone(&self.health),
                     known_good_at: self.health.failures(),
@@ -300,6 +343,7 @@ impl ManageConnection for DbConnectionManager {
                 Ok(conn)
             }
             Err(err) => {
+                self.health.unreachable.store(true, Ordering::Release);
                 self.health.note_failure();
                 Err(r2d2::Error::ConnectionError(err))
             }
@@ -337,6 +381,7 @@ impl ManageConnection for DbConnectionManager {
 pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
     let url = DatabaseUrl::parse(database_url).map_err(DbError::Connect)?;
     let manager = DbConnectionManager::new(url.clone());
+    let health = Arc::clone(&manager.health);
     // One connection first: for SQLite it switches the file to WAL (a
     // setting stored in the file, which needs the database to itself), and
     // migrations run before the pool opens its connections.
@@ -369,7 +414,7 @@ pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
         .test_on_check_out(true)
         .connection_customizer(Box::new(ConnectionSetup))
         .build(manager)?;
-    Ok(pool)
+    Ok(DbPool { pool, health })
 }
 
 /// How many blocking threads each server worker gets. SQLite answers in
