@@ -132,25 +132,64 @@ impl Browser {
         }
     }
 
-    /// Signs in through the login form.
-    async fn sign_in(&self, base: &str, username: &str) {
-        let form = self.get(base, "/login").await;
+    /// Loads the form at `path` and posts `fields` to it with its CSRF
+    /// token. `None` when the server did not answer.
+    async fn submit(
+        &self,
+        base: &str,
+        path: &'static str,
+        fields: &[(&str, &str)],
+    ) -> Option<Answer> {
+        let form = self.get(base, path).await;
+        form.status?;
         let marker = "name=\"csrf_token\" value=\"";
         let start = form.body.find(marker).expect("a CSRF token") + marker.len();
         let token = &form.body[start..start + form.body[start..].find('"').expect("a quote")];
+        let mut fields = fields.to_vec();
+        fields.push(("csrf_token", token));
+        let sent = Instant::now();
         let res = self
             .client
-            .post(format!("{base}/login"))
+            .post(format!("{base}{path}"))
             .insert_header(("cookie", self.cookie_header()))
-            .send_form(&[
-                ("csrf_token", token),
-                ("username", username),
-                ("password", PASSWORD),
-            ])
+            .send_form(&fields)
             .await
-            .expect("POST /login answers");
+            .ok()?;
         self.keep_cookies(res.headers());
-        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{username} signs in");
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        Some(Answer {
+            path,
+            sent,
+            took: sent.elapsed(),
+            status: Some(res.status()),
+            location,
+            retry_after: None,
+            body: String::new(),
+        })
+    }
+
+    /// Signs in through the login form; says whether it worked.
+    async fn sign_in(&self, base: &str, username: &str) -> bool {
+        let answer = self
+            .submit(
+                base,
+                "/login",
+                &[("username", username), ("password", PASSWORD)],
+            )
+            .await;
+        answer.is_some_and(|answer| {
+            answer.status == Some(StatusCode::SEE_OTHER)
+                && answer.location.as_deref() == Some("/profile")
+        })
+    }
+
+    /// The session cookie's value, if the browser holds one.
+    fn session_cookie(&self) -> Option<String> {
+        self.cookies.borrow().get("sessionid").cloned()
     }
 }
 
@@ -208,7 +247,10 @@ async fn load_through_outage(
     let mut browsers = Vec::new();
     for username in users {
         let browser = Rc::new(Browser::new());
-        browser.sign_in(&base, username).await;
+        assert!(
+            browser.sign_in(&base, username).await,
+            "{username} signs in"
+        );
         let profile = browser.get(&base, "/profile").await;
         assert_eq!(
             profile.status,
@@ -282,6 +324,7 @@ fn assert_survived(
 ) {
     let recovered_at = outage.restored_at + RECOVERY;
     let mut during = 0;
+    let mut slowest_during = Duration::ZERO;
     let mut after = 0;
     for answer in answers {
         let answered = answer.sent + answer.took;
@@ -294,6 +337,7 @@ fn assert_survived(
             assert!(is_success(answer), "before the cut: {answer:?}");
         } else if answer.sent >= outage.cut_at && answered < outage.restored_at {
             during += 1;
+            slowest_during = slowest_during.max(answer.took);
             assert!(
                 acceptable_during_cut(answer),
                 "during the cut, at {:?}: {answer:?}",
@@ -319,6 +363,16 @@ fn assert_survived(
             );
         }
     }
+    let last_failure_after_restore = answers
+        .iter()
+        .filter(|answer| answer.sent >= outage.restored_at && !is_success(answer))
+        .map(|answer| answer.sent - outage.restored_at)
+        .max();
+    eprintln!(
+        "{} answers: {during} during the cut (slowest {slowest_during:?}), {after} after \
+         recovery; last failure sent {last_failure_after_restore:?} after the restore",
+        answers.len()
+    );
     assert!(during > 10, "the load went on during the cut ({during})");
     assert!(after > 10, "the load went on after recovery ({after})");
 }
@@ -389,4 +443,182 @@ async fn a_redis_outage_answers_503_or_anonymous_and_every_request_succeeds_two_
             || is_outage_page(answer)
             || anonymous(answer)
     });
+
+    // Sessions lost with Redis's data are anonymous visitors, not errors.
+    let browser = Browser::new();
+    assert!(browser.sign_in(&base, &users[0]).await);
+    drop(namespace); // deletes every session key
+    let profile = browser.get(&base, "/profile").await;
+    assert!(
+        anonymous(&profile),
+        "a lost session is anonymous: {profile:?}"
+    );
+}
+
+/// The real `porter` binary on a SQLite file in `dir`, on `port`.
+fn porter(dir: &std::path::Path, port: u16) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_porter"));
+    command
+        // No `.env` of the developer's, no settings from the test's
+        // environment: exactly these.
+        .current_dir(dir)
+        .env_clear()
+        .env("DEBUG", "false")
+        .env("SECRET_KEY", porter::testing::TEST_SECRET_KEY)
+        .env("SITE_URL", format!("http://localhost:{port}"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.join("porter.db").display()),
+        )
+        .env("BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Waits until the server at `base` answers `/healthz`.
+async fn wait_until_serving(base: &str) {
+    let browser = Browser::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if browser.get(base, "/healthz").await.status == Some(StatusCode::OK) {
+            return;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("porter did not start serving at {base}");
+}
+
+/// What the storm was told had succeeded.
+#[derive(Default)]
+struct Acknowledged {
+    /// Session cookies of answered logins and sign-ups, with their user.
+    sessions: Vec<(String, String)>,
+    /// Users whose sign-up was answered.
+    signed_up: Vec<String>,
+}
+
+/// Logs in (even tasks) or signs up (odd tasks) over and over, until the
+/// server stops answering; records every success it was told of.
+async fn storm(base: Rc<str>, task: usize, acknowledged: Rc<RefCell<Acknowledged>>) {
+    for attempt in 0..200 {
+        let browser = Browser::new();
+        let (username, answer) = if task % 2 == 0 {
+            let username = format!("existing{}", task % 3);
+            let fields = [("username", username.as_str()), ("password", PASSWORD)];
+            let answer = browser.submit(&base, "/login", &fields).await;
+            (username, answer)
+        } else {
+            let username = format!("storm{task}x{attempt}");
+            let fields = [
+                ("username", username.as_str()),
+                ("password1", PASSWORD),
+                ("password2", PASSWORD),
+            ];
+            let answer = browser.submit(&base, "/signup", &fields).await;
+            (username, answer)
+        };
+        let Some(answer) = answer else {
+            return; // the server is gone
+        };
+        assert_eq!(
+            answer.location.as_deref(),
+            Some("/profile"),
+            "{username}: {answer:?}"
+        );
+        let mut acknowledged = acknowledged.borrow_mut();
+        if task % 2 == 1 {
+            acknowledged.signed_up.push(username.clone());
+        }
+        let cookie = browser.session_cookie().expect("a session cookie");
+        acknowledged.sessions.push((username, cookie));
+    }
+}
+
+#[actix_web::test]
+async fn a_killed_sqlite_server_loses_no_session_or_user_it_acknowledged() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let port = free_port();
+    for n in 0..3 {
+        let mut createuser = porter(dir.path(), port)
+            .args(["createuser", &format!("existing{n}"), "--password-stdin"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("porter createuser runs");
+        use std::io::Write;
+        createuser
+            .stdin
+            .take()
+            .expect("a stdin")
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .expect("the password is written");
+        assert!(createuser.wait().expect("createuser ends").success());
+    }
+    let mut server = porter(dir.path(), port)
+        .arg("serve")
+        .spawn()
+        .expect("porter serves");
+    let base: Rc<str> = Rc::from(format!("http://127.0.0.1:{port}"));
+    wait_until_serving(&base).await;
+
+    // The storm: 16 browsers logging in and signing up at once.
+    let acknowledged = Rc::new(RefCell::new(Acknowledged::default()));
+    let tasks: Vec<_> = (0..16)
+        .map(|task| actix_web::rt::spawn(storm(Rc::clone(&base), task, Rc::clone(&acknowledged))))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acknowledged.borrow().sessions.len() < 24 && Instant::now() < deadline {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Mid-storm: requests are in flight, some of them half-written.
+    server.kill().expect("SIGKILL is sent");
+    server.wait().expect("the server is gone");
+    for task in tasks {
+        task.await.expect("a storm task ends");
+    }
+    let acknowledged = acknowledged.take();
+    assert!(
+        acknowledged.sessions.len() >= 24 && !acknowledged.signed_up.is_empty(),
+        "the storm got going ({} sessions, {} sign-ups)",
+        acknowledged.sessions.len(),
+        acknowledged.signed_up.len()
+    );
+
+    let port = free_port();
+    let mut server = porter(dir.path(), port)
+        .arg("serve")
+        .spawn()
+        .expect("porter serves again");
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_serving(&base).await;
+
+    for (username, cookie) in &acknowledged.sessions {
+        let browser = Browser::new();
+        browser
+            .cookies
+            .borrow_mut()
+            .insert("sessionid".into(), cookie.clone());
+        let profile = browser.get(&base, "/profile").await;
+        assert!(
+            profile.status == Some(StatusCode::OK) && profile.body.contains(username.as_str()),
+            "{username}'s acknowledged session survives the kill: {:?}",
+            profile.status
+        );
+    }
+    for username in &acknowledged.signed_up {
+        assert!(
+            Browser::new().sign_in(&base, username).await,
+            "{username}, whose sign-up was acknowledged, can sign in"
+        );
+    }
+    server.kill().expect("the server stops");
+    let _ = server.wait();
 }
