@@ -95,6 +95,7 @@ impl DbPool {
         self.pool.get_timeout(timeout)
     }
 }
+
 /// A connection checked out of the pool.
 pub type PooledConn = PooledConnection<DbConnectionManager>;
 
@@ -110,8 +111,7 @@ const SQLITE_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a request waits for a PostgreSQL connection before it gets a
 /// 503. r2d2 also retries a failed connect at most every half of this, so it
-/// bounds how soon the pool notices the server is back: at 1 s, requests
-/// during an outage fail within a second instead of piling up, and the pool
+/// bounds how soon the pool notices the server is back: at 1 s, the pool
 /// reconnects within half a second of the server's return.
 const POSTGRES_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -367,8 +367,11 @@ impl ManageConnection for DbConnectionManager {
 
     /// Runs when a connection comes back to the pool; must not block.
     fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        // A panic mid-query may leave a transaction open; Diesel's own check
-        // sees a transaction left open or failed.
+        // A panic mid-query may leave a transaction open. Diesel's own check
+        // sees a transaction left open or failed, and (on PostgreSQL) a
+        // connection whose state libpq lost with its socket; `lost` is the
+        // watch's own record of the server going away, however Diesel
+        // reported it.
         std::thread::panicking()
             || R2D2Connection::is_broken(conn)
             || watch_of(conn).is_some_and(|watch| watch.lost)
@@ -620,6 +623,22 @@ mod tests {
         assert_eq!(
             DatabaseUrl::describe("postgres://u:secret@db:5432/p"),
             "postgres://u:***@db:5432/p"
+        );
+    }
+
+    #[test]
+    fn postgres_connections_give_up_connecting_unless_the_url_says_otherwise() {
+        assert_eq!(
+            with_connect_timeout("postgres://u@db/p"),
+            "postgres://u@db/p?connect_timeout=2"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://u@db/p?sslmode=require"),
+            "postgres://u@db/p?sslmode=require&connect_timeout=2"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://u@db/p?connect_timeout=10"),
+            "postgres://u@db/p?connect_timeout=10"
         );
     }
 }
