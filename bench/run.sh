@@ -90,7 +90,8 @@ PAGE_BYTES=""
 for engine in db cookie redis; do
     echo "== engine: $engine"
     export SESSION_ENGINE="$engine" DATABASE_URL="sqlite://$WORK/$engine.db" \
-        REDIS_URL REDIS_KEY_PREFIX="porter:bench:$$:" BIND="127.0.0.1:$PORT"
+        REDIS_URL REDIS_KEY_PREFIX="porter:bench:$$:" BIND="127.0.0.1:$PORT" \
+        SITE_URL="http://127.0.0.1:$PORT"
     echo "$BENCH_PASSWORD" | "$PORTER" createuser "$BENCH_USER" --password-stdin >/dev/null
     "$PORTER" serve >"$WORK/server-$engine.log" 2>&1 &
     SERVER_PID=$!

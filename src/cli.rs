@@ -237,8 +237,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings.clone()).await?;
         let host = match settings.bind.rsplit_once(':') {
-            // Browsers treat `localhost` as a secure context, so the Secure
-            // flash-message cookie survives plain http in development.
+            // Browsers treat `localhost` as a secure context, so even with
+            // COOKIE_SECURE on, cookies survive plain http in development.
             Some(("127.0.0.1", _)) | None => "localhost",
             Some((host, _)) => host,
         };

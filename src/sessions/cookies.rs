@@ -6,7 +6,8 @@
 //!   the browser gets a cookie under the new key the next time the session
 //!   is saved. Removing a fallback ends the sessions that still depend on it.
 //! * **Tampering.** A cookie no key opens is dropped (the visitor is
-//!   anonymous) and reported as a rate-limited security event, not an error.
+//!   anonymous), removed from the browser, and reported as a rate-limited
+//!   security event, not an error.
 //! * **Development.** With `DEBUG` on, a `Secure` cookie sent over plain
 //!   http, which a browser would drop, is explained in the log.
 
@@ -21,7 +22,7 @@ use actix_web::{
 };
 
 use super::{SESSION_COOKIE_NAME, SessionCookieSettings, open_session_cookie, seal_session_cookie};
-use crate::{settings::SessionEngine, telemetry::security_event};
+use crate::{cookie_header, settings::SessionEngine, telemetry::security_event};
 
 /// What to do with the incoming session cookie.
 enum Verdict {
@@ -93,8 +94,9 @@ pub async fn check(
     };
     // Read from the raw header: actix caches parsed cookies, and the session
     // middleware must see the rewritten header, not a cached parse.
-    if let Some(value) = raw_session_cookie(&req) {
-        match judge(&settings, &value) {
+    let mut bad_cookie = false;
+    match raw_session_cookie(&req) {
+        Some(value) => match judge(&settings, &value) {
             Verdict::Valid => {}
             Verdict::Resealed(value) => {
                 tracing::debug!("session cookie sealed with a fallback key; re-sealed");
@@ -105,13 +107,27 @@ pub async fn check(
                     "a session cookie failed its signature check (tampered, or made with another SECRET_KEY)",
                 );
                 replace_session_cookie(&mut req, None);
+                bad_cookie = true;
             }
-        }
+        },
+        // Sent, but not even readable as a cookie (bytes that are not
+        // text, escapes that decode to none): nobody's session either.
+        None => bad_cookie = cookie_header::sent(req.headers(), SESSION_COOKIE_NAME),
     }
 
     let insecure_transport =
         settings.debug && settings.secure && req.connection_info().scheme() != "https";
-    let res = next.call(req).await?;
+    let mut res = next.call(req).await?;
+    // A browser keeps sending a bad cookie until told to drop it.
+    if bad_cookie
+        && res
+            .response()
+            .cookies()
+            .all(|c| c.name() != SESSION_COOKIE_NAME)
+    {
+        res.response_mut()
+            .add_cookie(&cookie_header::removal(SESSION_COOKIE_NAME))?;
+    }
     if insecure_transport
         && res
             .response()
