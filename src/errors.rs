@@ -13,7 +13,7 @@ use actix_web::{
 use askama::Template;
 use thiserror::Error;
 
-use crate::{auth::AuthError, db::DbError};
+use crate::{auth::AuthError, db::DbError, telemetry};
 
 /// Any error a request can end in.
 #[derive(Debug, Error)]
@@ -130,7 +130,9 @@ impl ResponseError for AppError {
         if status.is_server_error() {
             tracing::error!(error.cause_chain = ?self, "request failed: {self}");
         } else if let Self::Csrf(reason) = self {
-            tracing::warn!(reason, "CSRF verification failed");
+            // Anyone can send forged POSTs in bulk: rate-limited, as
+            // tampered cookies are.
+            telemetry::security_event_because("CSRF verification failed", Some(reason));
         }
 
         let mut response = HttpResponse::build(status);
