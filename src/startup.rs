@@ -91,6 +91,12 @@ impl AppState {
                 db::DatabaseUrl::describe(&settings.database_url)
             )
         })?;
+        // Legacy usernames get their Unicode lookup keys (see
+        // `auth::models`) before anyone signs in.
+        let refreshed = auth::models::refresh_username_keys(&mut *pool.get()?)?;
+        if refreshed > 0 {
+            tracing::info!(refreshed, "username lookup keys recomputed");
+        }
         // The dummy hash is made on the hashing thread, whose memory every
         // later hash reuses.
         let hashing = HashingPool::for_this_machine();

@@ -27,7 +27,8 @@ pub enum AccountError {
 }
 
 /// Creates an active user after checking the username and the password.
-/// The username is trimmed; a name taken in any case is refused.
+/// The username is trimmed and normalised (NFKC); a name taken in any case
+/// or Unicode spelling is refused.
 pub fn create_user(
     conn: &mut DbConnection,
     hasher: &PasswordHasher,
@@ -35,14 +36,14 @@ pub fn create_user(
     password: &str,
     is_superuser: bool,
 ) -> Result<User, AccountError> {
-    let username = username.trim();
-    validate_username(username).map_err(|err| AccountError::Invalid(vec![err]))?;
-    let problems = validate_password(password, username);
+    let username = models::normalize_username(username);
+    validate_username(&username).map_err(|err| AccountError::Invalid(vec![err]))?;
+    let problems = validate_password(password, &username);
     if !problems.is_empty() {
         return Err(AccountError::Invalid(problems));
     }
     let hash = hasher.hash(password)?;
-    match models::create(conn, &NewUser::new(username, &hash, is_superuser)) {
+    match models::create(conn, &NewUser::new(&username, &hash, is_superuser)) {
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
             Err(AccountError::Invalid(vec![ValidationError::UsernameTaken]))
         }

@@ -174,6 +174,30 @@ async fn changepassword_sets_a_new_password_and_refuses_weak_ones() {
 }
 
 #[actix_web::test]
+async fn commands_find_a_user_by_any_unicode_spelling_of_the_name() {
+    let app = spawn_app().await;
+    TestUser::create(&app, "émile");
+    let url = app.database_url();
+
+    let out = porter(
+        &url,
+        &["createuser", "ÉMILE", "--password-stdin"],
+        "long enough pw\n",
+    );
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+
+    let out = porter(&url, &["deactivate", "ＥＭＩＬＥ"], "");
+    assert!(!out.status.success(), "a different name: E is not É");
+    let out = porter(&url, &["deactivate", "ÉMILE"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"émile\" is deactivated"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[actix_web::test]
 async fn deactivate_and_activate_control_who_can_sign_in() {
     let app = spawn_app().await;
     let alice = TestUser::create(&app, "alice");

@@ -1,6 +1,6 @@
 //! The smaller holes of the security review: the client address behind a
 //! proxy, the CSRF origin check, bad cookies, the flash cookie's `Secure`
-//! flag and HSTS.
+//! flag, HSTS, and usernames that differ only in Unicode spelling.
 
 use actix_web::{
     cookie::Key,
@@ -10,9 +10,12 @@ use actix_web::{
     },
     test::TestRequest,
 };
-use porter::sessions::seal_session_cookie;
+use diesel::prelude::*;
+use porter::{schema::users, sessions::seal_session_cookie};
 
-use crate::helpers::{Request, TestApp, TestResponse, TestUser, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Request, TestApp, TestResponse, TestUser, spawn_app, spawn_app_with, spawn_sibling,
+};
 
 /// What the "your sessions" page says about this browser's session under
 /// `label` (`Address`, `Last seen`).
@@ -412,4 +415,114 @@ async fn hsts_is_sent_on_every_response_only_when_cookies_are_secure() {
             "{path}"
         );
     }
+}
+
+// 7. Usernames: NFKC at sign-up and login, compared in full Unicode case.
+
+/// Signs up through the form; returns the response to the POST.
+async fn sign_up<S, B>(app: &TestApp<S>, username: &str) -> TestResponse
+where
+    S: actix_web::dev::Service<
+            Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
+    B: actix_web::body::MessageBody,
+{
+    app.submit_form(
+        "/signup",
+        "/signup",
+        &[
+            ("username", username),
+            ("password1", "a long enough passphrase"),
+            ("password2", "a long enough passphrase"),
+        ],
+    )
+    .await
+}
+
+fn usernames<S>(app: &TestApp<S>) -> Vec<String> {
+    users::table
+        .select(users::username)
+        .order(users::id)
+        .load(&mut *app.db())
+        .expect("usernames")
+}
+
+#[actix_web::test]
+async fn a_fullwidth_twin_cannot_sign_up_and_signs_in_as_the_original() {
+    let app = spawn_app().await;
+    let victim = TestUser::create(&app, "victim");
+
+    let twin = sign_up(&app, "ｖｉｃｔｉｍ").await;
+    assert_eq!(twin.status, StatusCode::OK, "the form comes back");
+    assert!(
+        twin.body
+            .contains("A user with that username already exists."),
+        "{}",
+        twin.body
+    );
+    assert_eq!(usernames(&app), ["victim"]);
+
+    let login = app
+        .submit_form(
+            "/login",
+            "/login",
+            &[("username", "ｖｉｃｔｉｍ"), ("password", &victim.password)],
+        )
+        .await;
+    assert_eq!(login.location(), Some("/profile"));
+    let profile = app.get("/profile").await;
+    assert!(profile.body.contains("victim"));
+    assert!(!profile.body.contains("ｖｉｃｔｉｍ"));
+}
+
+#[actix_web::test]
+async fn case_is_folded_beyond_ascii() {
+    let app = spawn_app().await;
+    assert_eq!(sign_up(&app, "émile").await.location(), Some("/profile"));
+    app.clear_cookies();
+    assert!(
+        sign_up(&app, "ÉMILE")
+            .await
+            .body
+            .contains("A user with that username already exists.")
+    );
+    let emile = TestUser {
+        username: "ÉMILE".into(),
+        password: "a long enough passphrase".into(),
+        id: 0,
+    };
+    assert_eq!(emile.login(&app).await.location(), Some("/profile"));
+    let profile = app.get("/profile").await;
+    assert!(profile.body.contains("émile"), "shown as it was typed");
+    assert_eq!(usernames(&app), ["émile"]);
+}
+
+#[actix_web::test]
+async fn a_new_name_is_stored_in_nfkc_keeping_its_case() {
+    let app = spawn_app().await;
+    // Fullwidth letters and the "ﬁ" ligature: compatibility forms.
+    assert_eq!(
+        sign_up(&app, "Ｇｒａｃｅ_ﬁ").await.location(),
+        Some("/profile")
+    );
+    assert_eq!(usernames(&app), ["Grace_fi"]);
+}
+
+#[actix_web::test]
+async fn legacy_keys_are_recomputed_when_the_app_starts() {
+    let app = spawn_app().await;
+    let emile = TestUser::create(&app, "Émile");
+    // As the migration left a non-ASCII name: SQL's lower(), ASCII only.
+    diesel::update(users::table.find(emile.id))
+        .set(users::username_key.eq("Émile"))
+        .execute(&mut *app.db())
+        .expect("a legacy key");
+    let restarted = spawn_sibling(&app, &[]).await;
+    let typed = TestUser {
+        username: "émile".into(),
+        ..emile
+    };
+    assert_eq!(typed.login(&restarted).await.location(), Some("/profile"));
 }
