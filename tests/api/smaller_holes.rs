@@ -13,23 +13,10 @@ use actix_web::{
 use diesel::prelude::*;
 use porter::{schema::users, sessions::seal_session_cookie};
 
-use crate::helpers::{
-    Request, TestApp, TestResponse, TestUser, spawn_app, spawn_app_with, spawn_sibling,
+use crate::{
+    helpers::{Request, TestApp, TestResponse, TestUser, spawn_app, spawn_app_with, spawn_sibling},
+    your_sessions::this_session_fact,
 };
-
-/// What the "your sessions" page says about this browser's session under
-/// `label` (`Address`, `Last seen`).
-pub fn this_session_fact(page: &TestResponse, label: &str) -> String {
-    let current = page
-        .body
-        .split("<li class=\"session current\">")
-        .nth(1)
-        .expect("this browser's session on the page");
-    let marker = format!("<dt>{label}</dt><dd>");
-    let start = current.find(&marker).expect("the fact") + marker.len();
-    let len = current[start..].find("</dd>").expect("its end");
-    current[start..start + len].to_owned()
-}
 
 /// Signs `user` in through the form, the login POST carrying `headers`.
 async fn login_with_headers<S, B>(
