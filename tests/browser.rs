@@ -17,7 +17,7 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator};
 use porter::{
     startup::{AppState, Application},
-    testing::{local_listener, test_settings},
+    testing::{local_listener, services, test_settings},
 };
 
 const PASSWORD: &str = "a browser passphrase";
@@ -37,7 +37,7 @@ fn chromedriver() -> Option<PathBuf> {
         if std::env::var("CI").is_ok_and(|ci| ci == "true") {
             panic!("chromedriver is required under CI=true (apt-get install chromium-driver)");
         }
-        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+        services::skipped("no chromedriver (apt-get install chromium chromium-driver)");
     }
     found
 }

@@ -9,7 +9,11 @@ use actix_web::{
     dev::{Service, ServiceResponse},
     http::StatusCode,
 };
-use porter::{sessions::seal_session_cookie, startup::cookie_key};
+use porter::{
+    sessions::{open_session_cookie, seal_session_cookie},
+    startup::cookie_key,
+};
+use sha2::{Digest, Sha256};
 
 use crate::{
     helpers::{TestApp, TestUser, spawn_app_with_owned},
@@ -232,7 +236,7 @@ async fn a_tampered_cookie_is_anonymous(engine: Engine) {
     assert!(home.body.contains("You are not signed in"));
 }
 
-async fn redis_keys_hold_hashes_and_go_at_logout(engine: Engine) {
+async fn redis_keys_hold_hashes_with_a_ttl_and_go_at_logout(engine: Engine) {
     if engine != Engine::Redis {
         return;
     }
@@ -242,7 +246,24 @@ async fn redis_keys_hold_hashes_and_go_at_logout(engine: Engine) {
     let namespace = namespace.expect("a namespace");
     let alice = TestUser::create(&app, "alice");
     alice.login(&app).await;
-    assert_eq!(namespace.key_count(), 1);
+
+    let cookie = app.cookie("sessionid").expect("a session cookie");
+    let session_key = open_session_cookie(&cookie_key(&app.state.settings), &cookie, false)
+        .expect("a cookie the app signed");
+    let hashed = hex::encode(Sha256::digest(session_key.as_bytes()));
+    let key = format!("{}{hashed}", namespace.prefix);
+    assert_eq!(
+        namespace.keys(),
+        std::slice::from_ref(&key),
+        "one key: the SHA-256"
+    );
+    assert!(!key.contains(&session_key), "never the session key itself");
+    let ttl = namespace.ttl(&key);
+    assert!(
+        (1..=24 * 60 * 60).contains(&ttl),
+        "a TTL of at most SESSION_TTL, got {ttl}"
+    );
+
     app.logout().await;
     assert_eq!(namespace.key_count(), 0);
 }
@@ -278,5 +299,5 @@ conformance!(
     another_session_can_be_revoked_where_the_engine_lists_them,
     a_password_change_ends_other_sessions,
     a_tampered_cookie_is_anonymous,
-    redis_keys_hold_hashes_and_go_at_logout,
+    redis_keys_hold_hashes_with_a_ttl_and_go_at_logout,
 );
