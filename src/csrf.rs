@@ -167,11 +167,14 @@ fn request_origin(req: &ServiceRequest) -> Option<Origin> {
 /// one its `Referer`, names an origin (scheme, host and port) other than the
 /// site's own (`SITE_URL`, else the request's) or a trusted one.
 fn cross_site(req: &ServiceRequest, config: &CsrfConfig) -> Option<&'static str> {
-    let own = config.site_url.clone().or_else(|| request_origin(req));
+    let sent_to = match &config.site_url {
+        Some(_) => None,
+        None => request_origin(req),
+    };
+    let own = config.site_url.as_ref().or(sent_to.as_ref());
     let accepted = |url: &str| {
-        Origin::parse(url).is_some_and(|origin| {
-            own.as_ref() == Some(&origin) || config.trusted_origins.contains(&origin)
-        })
+        Origin::parse(url)
+            .is_some_and(|origin| own == Some(&origin) || config.trusted_origins.contains(&origin))
     };
     let header = |name| {
         req.headers()
@@ -234,11 +237,13 @@ pub async fn protect(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let config = req
         .app_data::<web::Data<CsrfConfig>>()
-        .map(|config| config.get_ref().clone())
-        .unwrap_or(CsrfConfig {
-            cookie_secure: true,
-            site_url: None,
-            trusted_origins: Vec::new(),
+        .cloned()
+        .unwrap_or_else(|| {
+            web::Data::new(CsrfConfig {
+                cookie_secure: true,
+                site_url: None,
+                trusted_origins: Vec::new(),
+            })
         });
     let cookie_secret = req
         .cookie(CSRF_COOKIE_NAME)
