@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::{
     auth::{AuthError, hashers::HashingPoolError},
     db::DbError,
+    telemetry,
 };
 
 /// Any error a request can end in.
@@ -154,7 +155,9 @@ impl ResponseError for AppError {
         if status.is_server_error() && !matches!(self, Self::Busy { .. }) {
             tracing::error!(error.cause_chain = ?self, "request failed: {self}");
         } else if let Self::Csrf(reason) = self {
-            tracing::warn!(reason, "CSRF verification failed");
+            // Anyone can send forged POSTs in bulk: rate-limited, as
+            // tampered cookies are.
+            telemetry::security_event_because("CSRF verification failed", Some(reason));
         }
 
         let mut response = HttpResponse::build(status);

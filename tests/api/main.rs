@@ -22,6 +22,7 @@ mod remember_me;
 mod services;
 mod sessions;
 mod signup;
+mod smaller_holes;
 mod throttle;
 mod throttle_under_load;
 mod trace;
