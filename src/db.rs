@@ -454,7 +454,6 @@ where
     T: Send + 'static,
 {
     let span = tracing::Span::current();
-    let started = std::time::Instant::now();
     let record_sql = RequestMetrics::records_sql();
     let (value, queries) = actix_web::web::block(move || {
         let _entered = span.enter();
@@ -462,20 +461,24 @@ where
     })
     .await
     .map_err(|_| DbError::Cancelled)?;
-    RequestMetrics::record_queries(queries, started.elapsed());
+    RequestMetrics::record_queries(queries);
     Ok(value)
 }
 
-/// Runs `work` on this thread and returns how many queries it ran, and
-/// their SQL when `record_sql` (the trace page, in debug). For code that
-/// moves work to threads of its own, as [`run_blocking`] does.
+/// Runs `work` on this thread and returns how many queries it ran, how long
+/// they took, and their SQL when `record_sql` (the trace page, in debug).
+/// For code that moves work to threads of its own, as [`run_blocking`] does.
 pub fn count_queries<T>(record_sql: bool, work: impl FnOnce() -> T) -> (T, Queries) {
-    let before = QUERIES_ON_THIS_THREAD.get();
+    let (count_before, time_before) = (
+        QUERIES_ON_THIS_THREAD.get(),
+        QUERY_TIME_ON_THIS_THREAD.get(),
+    );
     RECORDING_SQL.set(record_sql);
     let value = work();
     RECORDING_SQL.set(false);
     let queries = Queries {
-        count: QUERIES_ON_THIS_THREAD.get() - before,
+        count: QUERIES_ON_THIS_THREAD.get() - count_before,
+        time: QUERY_TIME_ON_THIS_THREAD.get().saturating_sub(time_before),
         sql: RECORDED_SQL.with_borrow_mut(std::mem::take),
     };
     (value, queries)
@@ -486,6 +489,9 @@ pub fn count_queries<T>(record_sql: bool, work: impl FnOnce() -> T) -> (T, Queri
 pub struct Queries {
     /// How many queries ran.
     pub count: u64,
+    /// How long they took, from the start of each to its end: not the wait
+    /// for a thread or a connection, nor any password hashing around them.
+    pub time: Duration,
     /// Their SQL, without bound values, when it was recorded.
     pub sql: Vec<String>,
 }
@@ -527,6 +533,10 @@ thread_local! {
     /// start to finish on one thread, so the difference before and after it
     /// is exactly what it ran.
     static QUERIES_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+    /// Time spent in those queries, ever.
+    static QUERY_TIME_ON_THIS_THREAD: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+    /// When the query running on this thread started.
+    static QUERY_STARTED: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
     /// Whether the work running on this thread wants its SQL kept.
     static RECORDING_SQL: Cell<bool> = const { Cell::new(false) };
     /// The SQL run on this thread since the current work began, when recording.
@@ -547,17 +557,18 @@ struct ConnectionWatch {
 
 impl Instrumentation for ConnectionWatch {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::FinishQuery {
-            error: Some(err), ..
-        } = event
-        {
-            if is_connection_lost(err) && !self.lost {
+        if let InstrumentationEvent::FinishQuery { error, .. } = event {
+            if let Some(started) = QUERY_STARTED.take() {
+                QUERY_TIME_ON_THIS_THREAD.set(QUERY_TIME_ON_THIS_THREAD.get() + started.elapsed());
+            }
+            if error.is_some_and(is_connection_lost) && !self.lost {
                 self.lost = true;
                 self.health.note_failure();
             }
             return;
         }
         if let InstrumentationEvent::StartQuery { query, .. } = event {
+            QUERY_STARTED.set(Some(std::time::Instant::now()));
             QUERIES_ON_THIS_THREAD.set(QUERIES_ON_THIS_THREAD.get() + 1);
             let recording = RECORDING_SQL.get();
             if recording || tracing::enabled!(target: "porter::sql", tracing::Level::DEBUG) {

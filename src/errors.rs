@@ -21,9 +21,10 @@ use askama::Template;
 use thiserror::Error;
 
 use crate::{
-    auth::AuthError,
+    auth::{AuthError, hashers::HashingPoolError},
     db::{self, DbError},
     sessions::faults,
+    telemetry,
 };
 
 /// What `Retry-After` says while the database or session store is
@@ -51,10 +52,19 @@ pub enum AppError {
     /// The body is larger than the server accepts.
     #[error("request body too large")]
     PayloadTooLarge,
-    /// Too many failed logins: try again after this many seconds.
-    #[error("too many failed login attempts")]
+    /// Too many attempts of one kind: try again after this many seconds.
+    #[error("too many {action}")]
     Throttled {
+        /// What there were too many of, in words: "failed sign-in attempts".
+        action: &'static str,
         /// Seconds until the next attempt is accepted.
+        retry_after: u64,
+    },
+    /// The server is too busy for this request right now (the queue of
+    /// password work is full): try again after this many seconds.
+    #[error("server busy")]
+    Busy {
+        /// Seconds to wait before trying again.
         retry_after: u64,
     },
     /// An anonymous visitor reached a page that needs a user; carries the
@@ -144,10 +154,20 @@ impl AppError {
                 "Request too large",
                 "What you sent is larger than this site accepts.".into(),
             ),
-            Self::Throttled { retry_after } => (
+            Self::Throttled {
+                action,
+                retry_after,
+            } => (
                 "Too many attempts",
                 format!(
-                    "Too many failed sign-in attempts. Please wait {} before trying again.",
+                    "Too many {action}. Please wait {} before trying again.",
+                    wait_in_words(*retry_after)
+                ),
+            ),
+            Self::Busy { retry_after } => (
+                "Busy",
+                format!(
+                    "The server is busy right now and nothing was changed. Please try again in {}.",
                     wait_in_words(*retry_after)
                 ),
             ),
@@ -185,6 +205,7 @@ impl ResponseError for AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::LoginRequired(_) => StatusCode::SEE_OTHER,
             Self::Unavailable(_)
             | Self::Auth(_)
@@ -196,13 +217,17 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if self.is_unavailable() {
             // An outage fails every request: a warning each, not an alarm.
             tracing::warn!(error.cause_chain = ?self, "request failed: {self}");
-        } else if status.is_server_error() {
+        } else if status.is_server_error() && !matches!(self, Self::Busy { .. }) {
+            // A full queue (`Busy`) is load, not a fault: answering it is
+            // the fix.
             tracing::error!(error.cause_chain = ?self, "request failed: {self}");
         } else if let Self::Csrf(reason) = self {
-            tracing::warn!(reason, "CSRF verification failed");
+            // Anyone can send forged POSTs in bulk: rate-limited, as
+            // tampered cookies are.
+            telemetry::security_event_because("CSRF verification failed", Some(reason));
         }
 
         let mut response = HttpResponse::build(status);
@@ -215,10 +240,10 @@ impl ResponseError for AppError {
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, *allow));
             }
-            Self::Throttled { retry_after } => {
+            Self::Throttled { retry_after, .. } | Self::Busy { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
-            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+            _ if self.is_unavailable() => {
                 response.insert_header((header::RETRY_AFTER, RETRY_UNAVAILABLE_AFTER.to_string()));
             }
             _ => {}
@@ -251,6 +276,15 @@ pub async fn session_store_outage(
             Err(AppError::Unavailable(anyhow::anyhow!("the session store failed: {err}")).into())
         }
         (res, _) => res,
+    }
+}
+
+impl From<HashingPoolError> for AppError {
+    fn from(err: HashingPoolError) -> Self {
+        match err {
+            HashingPoolError::Busy => Self::Busy { retry_after: 1 },
+            HashingPoolError::Cancelled => Self::Unexpected(err.into()),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ diesel::table! {
         scope -> Text,
         failures -> Integer,
         last_failure_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
     }
 }
 
@@ -28,6 +29,7 @@ diesel::table! {
         is_superuser -> Bool,
         date_joined -> Timestamp,
         last_login -> Nullable<Timestamp>,
+        username_key -> Text,
     }
 }
 

@@ -15,20 +15,23 @@ use actix_web::{
     middleware::from_fn,
     web,
 };
-use actix_web_flash_messages::{FlashMessagesFramework, storage::CookieMessageStore};
+use actix_web_flash_messages::FlashMessagesFramework;
 use anyhow::Context;
 
 use crate::{
     auth::{
         self, AuthBackend, AuthContext, ModelBackend, PasswordHasher, SessionKeys,
+        device_cookies::DeviceCookies,
         hashers::HashingPool,
         signals::AuthListener,
-        throttle::{self, ThrottlePolicy},
+        throttle::{self, Throttle, ThrottlePolicy},
     },
     client_ip::ClientIpConfig,
     csrf::{self, CsrfConfig},
     db::{self, DbPool},
-    errors, security_headers,
+    errors,
+    flash::FlashCookieStore,
+    security_headers::{self, SecurityHeadersConfig},
     sessions::{self, RedisSettings, SessionBackend, SessionCookieSettings},
     settings::Settings,
     telemetry, urls,
@@ -75,6 +78,8 @@ pub struct AppState {
     pub hasher: Arc<PasswordHasher>,
     /// The session engine's store.
     pub session_backend: SessionBackend,
+    /// The login throttle, with its device cookies.
+    pub throttle: web::Data<Throttle>,
     session_cookie: SessionCookieSettings,
 }
 
@@ -89,16 +94,22 @@ impl AppState {
                 db::DatabaseUrl::describe(&settings.database_url)
             )
         })?;
+        // Legacy usernames get their Unicode lookup keys (see
+        // `auth::models`) before anyone signs in.
+        let refreshed = auth::models::refresh_username_keys(&mut *pool.get()?)?;
+        if refreshed > 0 {
+            tracing::info!(refreshed, "username lookup keys recomputed");
+        }
         // The dummy hash is made on the hashing thread, whose memory every
         // later hash reuses.
-        let hashing = HashingPool::for_this_machine();
+        let hashing = HashingPool::for_this_machine(settings.hashing_queue);
         let params = settings.argon2.clone();
         let hasher = Arc::new(hashing.run(move || PasswordHasher::new(params)).await??);
         let backends: Vec<Arc<dyn AuthBackend>> =
             vec![Arc::new(ModelBackend::new(Arc::clone(&hasher)))];
         let auth = web::Data::new(AuthContext::new(
             pool.clone(),
-            hashing,
+            (hashing, Arc::clone(&hasher)),
             &settings.secret_key,
             &settings.secret_key_fallbacks,
             backends,
@@ -122,12 +133,23 @@ impl AppState {
                 .collect(),
             debug: settings.debug,
         };
+        let throttle = web::Data::new(Throttle::new(
+            pool.clone(),
+            &settings.secret_key,
+            ThrottlePolicy::default(),
+            DeviceCookies::new(
+                &settings.secret_key,
+                &settings.secret_key_fallbacks,
+                settings.cookie_secure,
+            ),
+        ));
         Ok(Self {
             settings,
             pool,
             auth,
             hasher,
             session_backend,
+            throttle,
             session_cookie,
         })
     }
@@ -163,22 +185,29 @@ pub fn build_app(
         InitError = (),
     > + use<>,
 > {
-    let flash_store = CookieMessageStore::builder(state.session_cookie.key.clone())
-        .cookie_name("messages".to_owned())
-        .build();
+    let flash_store = FlashCookieStore::new(
+        state.session_cookie.key.clone(),
+        state.settings.cookie_secure,
+    );
     App::new()
         .app_data(web::Data::new(state.settings.clone()))
         .app_data(web::Data::new(state.pool.clone()))
         .app_data(web::Data::new(state.session_backend.clone()))
         .app_data(web::Data::new(state.session_cookie.clone()))
-        .app_data(web::Data::new(Arc::clone(&state.hasher)))
-        .app_data(web::Data::new(ThrottlePolicy::default()))
+        .app_data(state.throttle.clone())
         .app_data(web::Data::new(ClientIpConfig {
-            trust_x_forwarded_for: state.settings.trust_x_forwarded_for,
+            trusted_proxies: state.settings.trusted_proxies,
+        }))
+        .app_data(web::Data::new(SecurityHeadersConfig {
+            // HSTS promises the browser HTTPS for a year: only when the
+            // site is served over HTTPS, which COOKIE_SECURE says it is.
+            strict_transport_security: state.settings.cookie_secure,
         }))
         .app_data(state.auth.clone())
         .app_data(web::Data::new(CsrfConfig {
             cookie_secure: state.settings.cookie_secure,
+            site_url: state.settings.site_url.clone(),
+            trusted_origins: state.settings.trusted_origins.clone(),
         }))
         .app_data(web::PayloadConfig::new(FORM_LIMIT))
         .app_data(
@@ -237,11 +266,17 @@ impl Application {
         Self::serve(state)
     }
 
-    /// Binds and starts serving an already built state. Expired sessions
-    /// are cleared every hour while it runs.
+    /// Binds `BIND` and starts serving an already built state.
     pub fn serve(state: AppState) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(&state.settings.bind)
             .with_context(|| format!("BIND: cannot listen on {}", state.settings.bind))?;
+        Self::serve_on(state, listener)
+    }
+
+    /// Starts serving an already built state on a bound listener (a test
+    /// binds port 0 first, so that its `SITE_URL` can name the real port).
+    /// Expired sessions are cleared every hour while it runs.
+    pub fn serve_on(state: AppState, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         actix_web::rt::spawn(housekeeping(state.pool.clone()));
         // Database work needs few threads; actix's default (hundreds) only

@@ -1,7 +1,8 @@
 //! Observability: the tracing subscriber, a span per request, and
 //! per-request metrics reported in a `Server-Timing` header (what Django Debug Toolbar shows in a panel).
 //!
-//! The header says how long the session took to load (`session`), how long
+//! The header is sent when `SERVER_TIMING` is on (by default only with
+//! `DEBUG`), never on `POST /login`. It says how long the session took to load (`session`), how long
 //! the user took to load (`user`, present only when the lazy user was
 //! actually loaded), and how many database queries the request ran (`db`):
 //!
@@ -54,6 +55,8 @@ pub struct RequestMetrics {
     db_time: Cell<Duration>,
     /// Keep the SQL text (the trace page, in debug): an allocation per query.
     record_sql: bool,
+    /// This response must not carry `Server-Timing` (see [`Self::withhold_server_timing`]).
+    withheld: Cell<bool>,
     sql: RefCell<Vec<String>>,
 }
 
@@ -90,12 +93,19 @@ impl RequestMetrics {
     }
 
     /// Records database work done on the request's behalf.
-    pub fn record_queries(queries: Queries, took: Duration) {
+    pub fn record_queries(queries: Queries) {
         Self::with_current(|m| {
             m.queries.set(m.queries.get() + queries.count);
-            m.db_time.set(m.db_time.get() + took);
+            m.db_time.set(m.db_time.get() + queries.time);
             m.sql.borrow_mut().extend(queries.sql);
         });
+    }
+
+    /// Keeps `Server-Timing` off the current response, whatever
+    /// `SERVER_TIMING` says: for responses whose timings could tell an
+    /// unknown username from a wrong password (`POST /login`).
+    pub fn withhold_server_timing() {
+        Self::with_current(|m| m.withheld.set(true));
     }
 
     /// Whether the current request keeps the SQL it runs.
@@ -147,10 +157,13 @@ pub async fn observe(
         path = %req.path(),
         status = tracing::field::Empty,
     );
+    let (debug, server_timing) = req
+        .app_data::<web::Data<Settings>>()
+        .map_or((false, false), |settings| {
+            (settings.debug, settings.server_timing)
+        });
     let metrics = Rc::new(RequestMetrics {
-        record_sql: req
-            .app_data::<web::Data<Settings>>()
-            .is_some_and(|settings| settings.debug),
+        record_sql: debug,
         ..RequestMetrics::default()
     });
     let res = CURRENT
@@ -165,9 +178,11 @@ pub async fn observe(
         }
     };
     span.record("status", res.status().as_u16());
-    if let Ok(value) = HeaderValue::from_str(&metrics.server_timing()) {
-        res.headers_mut()
-            .insert(HeaderName::from_static("server-timing"), value);
+    if server_timing && !metrics.withheld.get() {
+        if let Ok(value) = HeaderValue::from_str(&metrics.server_timing()) {
+            res.headers_mut()
+                .insert(HeaderName::from_static("server-timing"), value);
+        }
     }
     Ok(res)
 }
@@ -179,20 +194,37 @@ const SECURITY_EVENT_PERIOD: Duration = Duration::from_secs(10);
 /// Logs a security event (`target: "porter::security"`, level `warn`),
 /// rate-limited so that an attacker cannot flood the log.
 pub fn security_event(what: &'static str) {
-    static LIMITER: Mutex<Option<HashMap<&'static str, (Instant, u64)>>> = Mutex::new(None);
+    security_event_because(what, None);
+}
+
+/// [`security_event`] with the reason it happened (logged as `reason`);
+/// each (event, reason) pair is rate-limited on its own.
+pub fn security_event_because(what: &'static str, reason: Option<&'static str>) {
+    type Seen = HashMap<(&'static str, Option<&'static str>), (Instant, u64)>;
+    static LIMITER: Mutex<Option<Seen>> = Mutex::new(None);
     let Ok(mut guard) = LIMITER.lock() else {
         return;
     };
     let seen = guard.get_or_insert_with(HashMap::new);
     let now = Instant::now();
-    match seen.get_mut(what) {
+    match seen.get_mut(&(what, reason)) {
         Some((last, suppressed)) if now.duration_since(*last) < SECURITY_EVENT_PERIOD => {
             *suppressed += 1;
         }
         entry => {
             let suppressed = entry.map_or(0, |(_, suppressed)| *suppressed);
-            seen.insert(what, (now, 0));
-            tracing::warn!(target: "porter::security", suppressed, "security event: {what}");
+            seen.insert((what, reason), (now, 0));
+            match reason {
+                Some(reason) => tracing::warn!(
+                    target: "porter::security",
+                    suppressed,
+                    reason,
+                    "security event: {what}"
+                ),
+                None => {
+                    tracing::warn!(target: "porter::security", suppressed, "security event: {what}")
+                }
+            }
         }
     }
 }

@@ -11,15 +11,20 @@ use porter::testing::{TestUser, spawn_app};
 #[actix_web::test]
 async fn unknown_users_and_wrong_passwords_take_the_same_time() {
     let app = spawn_app().await;
-    let alice = TestUser::create(&app, "alice");
+    // Several accounts, so that no account reaches its own limit (20).
+    let users: Vec<TestUser> = (0..4)
+        .map(|n| TestUser::create(&app, &format!("alice{n}")))
+        .collect();
     let mut unknown = Vec::new();
     let mut wrong = Vec::new();
     for n in 0..31 {
         // A fresh address each time, so the throttle never answers first.
         app.set_peer(&format!("127.0.{}.{}:40000", n / 200 + 1, n % 200 + 1));
+        // Unknown names of the same length as the real ones.
+        let nobody = format!("nobod{}", n % 4);
         for (username, samples) in [
-            ("nobody", &mut unknown),
-            (alice.username.as_str(), &mut wrong),
+            (nobody.as_str(), &mut unknown),
+            (users[n % 4].username.as_str(), &mut wrong),
         ] {
             let token = app.get("/login").await.csrf_token();
             let started = Instant::now();

@@ -24,25 +24,54 @@ pub enum AccountError {
     /// Hashing failed.
     #[error(transparent)]
     Hash(#[from] HashError),
+    /// No connection could be had.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
 }
 
-/// Creates an active user after checking the username and the password.
-/// The username is trimmed; a name taken in any case is refused.
-pub fn create_user(
-    conn: &mut DbConnection,
+/// A new account, checked and with its password hashed: ready to insert.
+/// Made apart from any database connection, so that none is held while
+/// hashing.
+#[derive(Debug)]
+pub struct NewAccount {
+    username: String,
+    /// The argon2 hash; `Debug` shows it, but it is no secret worth more
+    /// than the table it goes into.
+    password_hash: String,
+    is_superuser: bool,
+}
+
+/// Checks the username and the password and hashes the password (slow:
+/// call it on the hashing threads). The username is trimmed and normalised
+/// (NFKC).
+pub fn prepare_user(
     hasher: &PasswordHasher,
     username: &str,
     password: &str,
     is_superuser: bool,
-) -> Result<User, AccountError> {
-    let username = username.trim();
-    validate_username(username).map_err(|err| AccountError::Invalid(vec![err]))?;
-    let problems = validate_password(password, username);
+) -> Result<NewAccount, AccountError> {
+    let username = models::normalize_username(username);
+    validate_username(&username).map_err(|err| AccountError::Invalid(vec![err]))?;
+    let problems = validate_password(password, &username);
     if !problems.is_empty() {
         return Err(AccountError::Invalid(problems));
     }
-    let hash = hasher.hash(password)?;
-    match models::create(conn, &NewUser::new(username, &hash, is_superuser)) {
+    Ok(NewAccount {
+        username,
+        password_hash: hasher.hash(password)?,
+        is_superuser,
+    })
+}
+
+/// Inserts a prepared account as an active user; a name taken in any case
+/// or Unicode spelling is refused.
+pub fn insert_user(conn: &mut DbConnection, account: &NewAccount) -> Result<User, AccountError> {
+    let new_user = NewUser::new(
+        &account.username,
+        &account.password_hash,
+        account.is_superuser,
+    );
+    match models::create(conn, &new_user) {
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
             Err(AccountError::Invalid(vec![ValidationError::UsernameTaken]))
         }
@@ -50,23 +79,57 @@ pub fn create_user(
     }
 }
 
-/// Replaces `user`'s password after checking it; returns the updated user.
+/// Creates an active user after checking the username and the password:
+/// [`prepare_user`] then [`insert_user`], for the command line.
+pub fn create_user(
+    conn: &mut DbConnection,
+    hasher: &PasswordHasher,
+    username: &str,
+    password: &str,
+    is_superuser: bool,
+) -> Result<User, AccountError> {
+    insert_user(
+        conn,
+        &prepare_user(hasher, username, password, is_superuser)?,
+    )
+}
+
+/// Checks a new password for `user` and hashes it (slow: call it on the
+/// hashing threads).
+pub fn prepare_password(
+    hasher: &PasswordHasher,
+    user: &User,
+    password: &str,
+) -> Result<String, AccountError> {
+    let problems = validate_password(password, &user.username);
+    if !problems.is_empty() {
+        return Err(AccountError::Invalid(problems));
+    }
+    Ok(hasher.hash(password)?)
+}
+
+/// Stores a hash made by [`prepare_password`]; returns the updated user.
 /// Every session signed in with the old password stops matching its auth
 /// hash, so they end on their next request.
+pub fn store_password(
+    conn: &mut DbConnection,
+    user: &User,
+    password_hash: String,
+) -> Result<User, AccountError> {
+    models::set_password_hash(conn, user.id, &password_hash)?;
+    Ok(User {
+        password: password_hash,
+        ..user.clone()
+    })
+}
+
+/// Replaces `user`'s password after checking it: [`prepare_password`] then
+/// [`store_password`], for the command line.
 pub fn set_password(
     conn: &mut DbConnection,
     hasher: &PasswordHasher,
     user: &User,
     password: &str,
 ) -> Result<User, AccountError> {
-    let problems = validate_password(password, &user.username);
-    if !problems.is_empty() {
-        return Err(AccountError::Invalid(problems));
-    }
-    let hash = hasher.hash(password)?;
-    models::set_password_hash(conn, user.id, &hash)?;
-    Ok(User {
-        password: hash,
-        ..user.clone()
-    })
+    store_password(conn, user, prepare_password(hasher, user, password)?)
 }

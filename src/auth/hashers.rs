@@ -6,9 +6,12 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex, mpsc},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
     thread,
-    time::Instant,
 };
 
 use argon2::{
@@ -17,10 +20,7 @@ use argon2::{
 };
 use thiserror::Error;
 
-use crate::{
-    db::{DbError, count_queries},
-    telemetry::RequestMetrics,
-};
+use crate::{db::count_queries, telemetry::RequestMetrics};
 
 /// A password could not be hashed.
 #[derive(Debug, Error)]
@@ -114,16 +114,36 @@ impl PasswordHasher {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Password work that did not run.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum HashingPoolError {
+    /// The queue is full: the server is busy, try again shortly.
+    #[error("too much password work is waiting; try again shortly")]
+    Busy,
+    /// The threads are gone (the server is shutting down).
+    #[error("the password work was cancelled")]
+    Cancelled,
+}
+
+/// How many jobs may wait per hashing thread before more are refused. At
+/// OWASP's argon2 costs a hash takes tens of milliseconds, so a full queue
+/// is well under a second of waiting.
+pub const QUEUE_PER_THREAD: usize = 16;
+
 /// A few threads that do nothing but password work (login, sign-up,
 /// password change), one fewer than there are cores.
 ///
 /// Argon2 is slow on purpose and takes 19 MiB a go. On threads of their own,
-/// a burst of logins queues here (it waits, it does not fail) while a core
-/// stays free for every other request, and the memory each hash needs is
-/// reused by the same few threads instead of being spread over the whole
-/// blocking pool.
+/// a burst of logins queues here while a core stays free for every other
+/// request, and the memory each hash needs is reused by the same few threads
+/// instead of being spread over the whole blocking pool. The queue is
+/// bounded: past it, work is refused at once ([`HashingPoolError::Busy`],
+/// a `503` with `Retry-After`) rather than left to wait without end.
 pub struct HashingPool {
     jobs: mpsc::Sender<Job>,
+    /// Jobs sent and not yet started.
+    waiting: Arc<AtomicUsize>,
+    capacity: usize,
 }
 
 impl fmt::Debug for HashingPool {
@@ -133,14 +153,17 @@ impl fmt::Debug for HashingPool {
 }
 
 impl HashingPool {
-    /// One thread per core but one, and at least one.
-    pub fn for_this_machine() -> Self {
+    /// One thread per core but one, and at least one, with a queue of
+    /// `queue` jobs (by default [`QUEUE_PER_THREAD`] per thread).
+    pub fn for_this_machine(queue: Option<usize>) -> Self {
         let cores = thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        Self::new(cores.saturating_sub(1).max(1))
+        let threads = cores.saturating_sub(1).max(1);
+        Self::new(threads, queue.unwrap_or(threads * QUEUE_PER_THREAD))
     }
 
-    /// A pool of `threads` threads. They end when the pool is dropped.
-    pub fn new(threads: usize) -> Self {
+    /// A pool of `threads` threads, refusing work when `capacity` jobs are
+    /// waiting. The threads end when the pool is dropped.
+    pub fn new(threads: usize, capacity: usize) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..threads {
@@ -162,27 +185,46 @@ impl HashingPool {
                 })
                 .expect("start-up can start the hashing threads");
         }
-        Self { jobs }
+        Self {
+            jobs,
+            waiting: Arc::new(AtomicUsize::new(0)),
+            capacity,
+        }
     }
 
     /// Runs `work` on a hashing thread, inside the caller's tracing span, and
-    /// counts its queries for the request's metrics.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, DbError>
+    /// counts its queries (not the hashing) for the request's metrics.
+    ///
+    /// Refused at once with [`HashingPoolError::Busy`] when the queue is full.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, HashingPoolError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        // Count this job in, unless that would overfill the queue.
+        let admitted = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
+                (waiting < self.capacity).then_some(waiting + 1)
+            });
+        if admitted.is_err() {
+            return Err(HashingPoolError::Busy);
+        }
         let (done, result) = tokio::sync::oneshot::channel();
         let span = tracing::Span::current();
-        let started = Instant::now();
         let record_sql = RequestMetrics::records_sql();
+        let waiting = Arc::clone(&self.waiting);
         let job: Job = Box::new(move || {
+            waiting.fetch_sub(1, Ordering::AcqRel);
             let _entered = span.enter();
             let _ = done.send(count_queries(record_sql, work));
         });
-        self.jobs.send(job).map_err(|_| DbError::Cancelled)?;
-        let (value, queries) = result.await.map_err(|_| DbError::Cancelled)?;
-        RequestMetrics::record_queries(queries, started.elapsed());
+        if self.jobs.send(job).is_err() {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(HashingPoolError::Cancelled);
+        }
+        let (value, queries) = result.await.map_err(|_| HashingPoolError::Cancelled)?;
+        RequestMetrics::record_queries(queries);
         Ok(value)
     }
 }

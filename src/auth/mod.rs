@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod backends;
+pub mod device_cookies;
 pub mod guards;
 pub mod hashers;
 pub mod login;
@@ -65,6 +66,9 @@ pub enum AuthError {
     /// Hashing failed.
     #[error(transparent)]
     Hash(#[from] hashers::HashError),
+    /// The password work did not run (too busy, or shutting down).
+    #[error(transparent)]
+    Hashing(#[from] hashers::HashingPoolError),
 }
 
 /// What the dance needs at run time, shared by every worker: Django's
@@ -72,6 +76,7 @@ pub enum AuthError {
 pub struct AuthContext {
     pool: DbPool,
     hashing: HashingPool,
+    hasher: Arc<PasswordHasher>,
     backends: Vec<Arc<dyn AuthBackend>>,
     listeners: Vec<Arc<dyn AuthListener>>,
     /// The key for session auth hashes, then those of `SECRET_KEY_FALLBACKS`.
@@ -99,12 +104,12 @@ impl fmt::Debug for AuthContext {
 }
 
 impl AuthContext {
-    /// The context for `backends`, tried in order, hashing on `hashing`.
-    /// Session auth hashes are made with `secret_key` and accepted under any
-    /// of `fallbacks`.
+    /// The context for `backends`, tried in order, hashing with `hasher` on
+    /// the threads of `hashing`. Session auth hashes are made with
+    /// `secret_key` and accepted under any of `fallbacks`.
     pub fn new(
         pool: DbPool,
-        hashing: HashingPool,
+        (hashing, hasher): (HashingPool, Arc<PasswordHasher>),
         secret_key: &SecretKey,
         fallbacks: &[SecretKey],
         backends: Vec<Arc<dyn AuthBackend>>,
@@ -120,6 +125,7 @@ impl AuthContext {
         Self {
             pool,
             hashing,
+            hasher,
             backends,
             listeners: Vec::new(),
             auth_hash_keys: std::iter::once(secret_key)
@@ -150,6 +156,11 @@ impl AuthContext {
     /// The threads that hash and check passwords.
     pub fn hashing(&self) -> &HashingPool {
         &self.hashing
+    }
+
+    /// The password hasher, for sign-up and password changes.
+    pub fn hasher(&self) -> &Arc<PasswordHasher> {
+        &self.hasher
     }
 
     /// The configured backends, in the order they are asked.

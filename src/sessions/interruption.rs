@@ -8,8 +8,8 @@
 //! browser that was just signed out would be signed in again.
 //!
 //! So the stores report a session that is gone at save time
-//! ([`note_gone`]); from then on nothing of this request's session is
-//! stored ([`is_gone`]), and [`track`], around the session middleware, removes
+//! (`note_gone`); from then on nothing of this request's session is
+//! stored (`is_gone`), and [`track`], around the session middleware, removes
 //! the session cookie from the response. The next request is anonymous.
 
 use std::{cell::Cell, future::Future};

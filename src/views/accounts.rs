@@ -11,20 +11,22 @@ use serde::Deserialize;
 
 use crate::{
     auth::{
-        self, AuthContext, Authenticated, Credentials, CurrentUser, LazyUser, ModelBackend,
-        PasswordHasher,
+        self, AuthContext, AuthError, Authenticated, Credentials, CurrentUser, LazyUser,
+        ModelBackend,
         accounts::{self, AccountError},
+        models,
         redirects::safe_next_or,
         signals::AuthEvent,
-        throttle::ThrottlePolicy,
+        throttle::{Scope, Throttle, ThrottleError},
         validators::{MAX_USERNAME_LEN, ValidationError, validate_password, validate_username},
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
-    db::DbError,
+    db::with_conn,
     errors::AppError,
     sessions::{self, SessionBackend, expiry::set_expiry},
     settings::Settings,
+    telemetry::RequestMetrics,
     urls,
     views::{Message, display_time, messages, render, see_other},
 };
@@ -102,7 +104,7 @@ pub async fn login_submit(
     form: web::Form<LoginForm>,
     auth: web::Data<AuthContext>,
     settings: web::Data<Settings>,
-    throttle: web::Data<ThrottlePolicy>,
+    throttle: web::Data<Throttle>,
     user: LazyUser,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
@@ -136,33 +138,70 @@ pub async fn login_submit(
         return failed(INVALID_LOGIN);
     }
 
+    // Whatever happens next, this response must not tell an unknown
+    // username from a wrong password, not even in its timings.
+    RequestMetrics::withhold_server_timing();
     let address = client_ip_text(&req);
-    if let Some(wait) = throttle.check(auth.pool(), username, &address).await? {
-        return Err(AppError::Throttled {
-            retry_after: wait.as_secs().max(1),
-        });
-    }
+    // A browser this user signed in from before counts against its own
+    // limit only; every other browser against all the others.
+    let trusted_device = throttle.devices().trusted_for(&req, username);
+    let scopes = match trusted_device.as_deref() {
+        Some(nonce) => vec![Scope::Device(nonce)],
+        None => vec![
+            Scope::UsernameAtAddress {
+                username,
+                address: &address,
+            },
+            Scope::Address(&address),
+            Scope::Account(username),
+        ],
+    };
+    let reservation = throttle
+        .reserve(&scopes)
+        .await
+        .map_err(|err| refused(err, "failed sign-in attempts"))?;
 
     let credentials = Credentials {
         username: username.to_owned(),
         password,
     };
-    let Some(authenticated) = auth::authenticate(&auth, credentials).await? else {
-        throttle
-            .record_failure(auth.pool(), username, &address)
-            .await?;
-        auth.send(&AuthEvent::LoginFailed { username }, &req);
-        return failed(INVALID_LOGIN);
+    let authenticated = match auth::authenticate(&auth, credentials).await {
+        Ok(Some(authenticated)) => authenticated,
+        Ok(None) => {
+            // The reservation stays counted: this was a failure.
+            drop(reservation);
+            auth.send(&AuthEvent::LoginFailed { username }, &req);
+            return failed(INVALID_LOGIN);
+        }
+        Err(AuthError::Hashing(busy)) => {
+            // The password was never checked: nothing to count.
+            reservation.give_back().await?;
+            return Err(busy.into());
+        }
+        Err(err) => return Err(err.into()),
     };
-    throttle
-        .record_success(auth.pool(), username, &address)
-        .await?;
+    reservation.succeeded().await?;
     auth::login(&req, &auth, &authenticated).await?;
     if remember_me {
         set_expiry(&req.get_session(), settings.session_remember_ttl)
             .map_err(|err| AppError::Unexpected(err.into()))?;
     }
-    Ok(see_other(safe_next_or(next.as_deref(), urls::PROFILE)))
+    let mut response = see_other(safe_next_or(next.as_deref(), urls::PROFILE));
+    response
+        .add_cookie(&throttle.devices().issue(username))
+        .map_err(|err| AppError::Unexpected(err.into()))?;
+    Ok(response)
+}
+
+/// A throttled attempt as a page, or the database fault behind it.
+fn refused(err: ThrottleError, action: &'static str) -> AppError {
+    match err {
+        ThrottleError::Locked(wait) => AppError::Throttled {
+            action,
+            retry_after: wait.as_secs().max(1),
+        },
+        ThrottleError::Db(err) => err.into(),
+    }
 }
 
 /// `POST /logout`: ends the session, server side and cookie.
@@ -268,7 +307,7 @@ pub async fn signup_submit(
     req: HttpRequest,
     form: web::Form<SignupForm>,
     auth: web::Data<AuthContext>,
-    hasher: web::Data<Arc<PasswordHasher>>,
+    throttle: web::Data<Throttle>,
     user: LazyUser,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
@@ -280,7 +319,7 @@ pub async fn signup_submit(
         password1,
         password2,
     } = form.into_inner();
-    let username = username.trim().to_owned();
+    let username = models::normalize_username(&username);
 
     let mut errors = FieldErrors::default();
     errors.add(validate_username(&username).err());
@@ -290,17 +329,34 @@ pub async fn signup_submit(
     }
 
     if errors.is_empty() {
-        let (hasher, pool, name) = (Arc::clone(&hasher), auth.pool().clone(), username.clone());
-        let created = auth
-            .hashing()
-            .run(move || {
-                let mut conn = pool.get().map_err(DbError::from)?;
-                accounts::create_user(&mut conn, &hasher, &name, &password1, false)
-                    .map_err(SignupError::Account)
-            })
+        let address = client_ip_text(&req);
+        // Every sign-up counts, made or not: the limit is on trying.
+        let reservation = throttle
+            .reserve(&[Scope::Signup(&address)])
             .await
-            .map_err(SignupError::Db)
-            .and_then(|created| created);
+            .map_err(|err| refused(err, "sign-ups from your address"))?;
+        let (hasher, name) = (Arc::clone(auth.hasher()), username.clone());
+        let prepared = match auth
+            .hashing()
+            .run(move || accounts::prepare_user(&hasher, &name, &password1, false))
+            .await
+        {
+            Ok(prepared) => prepared,
+            Err(busy) => {
+                reservation.give_back().await?;
+                return Err(busy.into());
+            }
+        };
+        drop(reservation);
+        let created = match prepared {
+            Ok(account) => {
+                with_conn(auth.pool(), move |conn| {
+                    accounts::insert_user(conn, &account)
+                })
+                .await
+            }
+            Err(err) => Err(err),
+        };
         match created {
             Ok(user) => {
                 let authenticated = Authenticated {
@@ -311,9 +367,9 @@ pub async fn signup_submit(
                 FlashMessage::success("Welcome! Your account has been created.").send();
                 return Ok(see_other(urls::PROFILE));
             }
-            Err(SignupError::Account(AccountError::Invalid(problems))) => errors.add(problems),
-            Err(SignupError::Account(other)) => return Err(AppError::Unexpected(other.into())),
-            Err(SignupError::Db(err)) => return Err(err.into()),
+            Err(AccountError::Invalid(problems)) => errors.add(problems),
+            Err(AccountError::Db(err)) => return Err(err.into()),
+            Err(other) => return Err(AppError::Unexpected(other.into())),
         }
     }
 
@@ -323,15 +379,6 @@ pub async fn signup_submit(
         username: &username,
         errors,
     })
-}
-
-/// What can go wrong creating an account on the blocking pool.
-#[derive(Debug, thiserror::Error)]
-enum SignupError {
-    #[error(transparent)]
-    Account(AccountError),
-    #[error(transparent)]
-    Db(#[from] crate::db::DbError),
 }
 
 #[derive(Template)]
@@ -369,8 +416,8 @@ pub async fn password_submit(
     CurrentUser(user): CurrentUser,
     form: web::Form<PasswordForm>,
     auth: web::Data<AuthContext>,
-    hasher: web::Data<Arc<PasswordHasher>>,
     backend: web::Data<SessionBackend>,
+    throttle: web::Data<Throttle>,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let PasswordForm {
@@ -379,11 +426,26 @@ pub async fn password_submit(
         new_password2,
     } = form.into_inner();
 
-    let (checker, stored) = (Arc::clone(&hasher), user.password.clone());
-    let old_ok = auth
+    // The old-password check is a password oracle: throttled per user.
+    let reservation = throttle
+        .reserve(&[Scope::PasswordCheck(user.id)])
+        .await
+        .map_err(|err| refused(err, "wrong passwords"))?;
+    let (checker, stored) = (Arc::clone(auth.hasher()), user.password.clone());
+    let old_ok = match auth
         .hashing()
         .run(move || checker.verify(&old_password, &stored))
-        .await?;
+        .await
+    {
+        Ok(old_ok) => old_ok,
+        Err(busy) => {
+            reservation.give_back().await?;
+            return Err(busy.into());
+        }
+    };
+    if old_ok {
+        reservation.succeeded().await?;
+    }
     let mut errors = FieldErrors::default();
     errors.add(validate_password(&new_password1, &user.username));
     if new_password1 != new_password2 {
@@ -398,15 +460,17 @@ pub async fn password_submit(
         });
     }
 
-    let (hasher, pool, old_user) = (Arc::clone(&hasher), auth.pool().clone(), user.clone());
-    let user = auth
+    let (hasher, old_user) = (Arc::clone(auth.hasher()), user.clone());
+    let new_hash = auth
         .hashing()
-        .run(move || {
-            let mut conn = pool.get().map_err(DbError::from)?;
-            accounts::set_password(&mut conn, &hasher, &old_user, &new_password1)
-                .map_err(|err| AppError::Unexpected(err.into()))
-        })
-        .await??;
+        .run(move || accounts::prepare_password(&hasher, &old_user, &new_password1))
+        .await?
+        .map_err(|err| AppError::Unexpected(err.into()))?;
+    let user = with_conn(auth.pool(), move |conn| {
+        accounts::store_password(conn, &user, new_hash)
+    })
+    .await
+    .map_err(|err| AppError::Unexpected(err.into()))?;
     let session = req.get_session();
     auth::update_session_auth_hash(&session, &auth, &user)?;
     // As Django: a new key too, so that a copy of this session's cookie taken

@@ -23,6 +23,8 @@ mod remember_me;
 mod services;
 mod sessions;
 mod signup;
+mod smaller_holes;
 mod throttle;
+mod throttle_under_load;
 mod trace;
 mod your_sessions;

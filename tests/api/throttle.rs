@@ -2,7 +2,8 @@
 
 use actix_web::http::StatusCode;
 use diesel::prelude::*;
-use porter::{schema::login_attempts, sessions::models::now};
+use porter::schema::login_attempts;
+use time::PrimitiveDateTime;
 
 use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with};
 
@@ -22,6 +23,28 @@ where
     )
     .await
     .status
+}
+
+/// Moves every counter `by` into the past, as if that much time had gone by.
+fn backdate_counters<S>(app: &TestApp<S>, by: time::Duration) {
+    let mut conn = app.db();
+    let rows: Vec<(String, PrimitiveDateTime, Option<PrimitiveDateTime>)> = login_attempts::table
+        .select((
+            login_attempts::scope,
+            login_attempts::last_failure_at,
+            login_attempts::locked_until,
+        ))
+        .load(&mut *conn)
+        .expect("the counters");
+    for (scope, last, locked) in rows {
+        diesel::update(login_attempts::table.find(scope))
+            .set((
+                login_attempts::last_failure_at.eq(last - by),
+                login_attempts::locked_until.eq(locked.map(|locked| locked - by)),
+            ))
+            .execute(&mut *conn)
+            .expect("backdate a counter");
+    }
 }
 
 #[actix_web::test]
@@ -82,12 +105,7 @@ async fn the_wait_grows_with_failures_and_the_counter_decays() {
     );
 
     // Thirty seconds later, one more failure doubles the wait.
-    let backdate = |by: time::Duration| {
-        diesel::update(login_attempts::table)
-            .set(login_attempts::last_failure_at.eq(now() - by))
-            .execute(&mut *app.db())
-            .expect("backdate the counters");
-    };
+    let backdate = |by: time::Duration| backdate_counters(&app, by);
     backdate(time::Duration::seconds(31));
     assert_eq!(fail_login(&app, "alice").await, StatusCode::OK);
     let res = app
@@ -134,10 +152,18 @@ async fn one_address_is_generous_to_an_office_but_stops_a_spray() {
             StatusCode::OK
         );
     }
+    let fresh = app.new_browser();
+    fresh.set_peer("127.0.0.2:40001");
     assert_eq!(
-        colleagues[0].login(&app).await.status,
+        colleagues[0].login(&fresh).await.status,
         StatusCode::TOO_MANY_REQUESTS,
         "the address is throttled as a whole"
+    );
+    // The last colleague to sign in from that browser is still let in: it
+    // holds their device cookie.
+    assert_eq!(
+        colleagues[2].login(&app).await.status,
+        StatusCode::SEE_OTHER
     );
 
     // Another address is not affected.
