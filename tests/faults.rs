@@ -44,6 +44,8 @@ const MAX_REQUESTS_PER_CLIENT: usize = 5_000;
 struct Browser {
     client: Client,
     cookies: RefCell<BTreeMap<String, String>>,
+    /// The address a trusted proxy says the browser has, if any.
+    forwarded_for: Option<String>,
 }
 
 /// What one request got, and when it was sent.
@@ -67,6 +69,24 @@ impl Browser {
                 .timeout(Duration::from_secs(20))
                 .finish(),
             cookies: RefCell::default(),
+            forwarded_for: None,
+        }
+    }
+
+    /// A browser at `address`, as a reverse proxy in front reports it.
+    fn at(address: String) -> Self {
+        Self {
+            forwarded_for: Some(address),
+            ..Self::new()
+        }
+    }
+
+    /// `request` with the browser's cookies and address.
+    fn dress(&self, request: awc::ClientRequest) -> awc::ClientRequest {
+        let request = request.insert_header(("cookie", self.cookie_header()));
+        match &self.forwarded_for {
+            Some(address) => request.insert_header(("x-forwarded-for", address.as_str())),
+            None => request,
         }
     }
 
@@ -97,9 +117,7 @@ impl Browser {
     async fn get(&self, base: &str, path: &'static str) -> Answer {
         let sent = Instant::now();
         let res = self
-            .client
-            .get(format!("{base}{path}"))
-            .insert_header(("cookie", self.cookie_header()))
+            .dress(self.client.get(format!("{base}{path}")))
             .send()
             .await;
         let Ok(mut res) = res else {
@@ -149,9 +167,7 @@ impl Browser {
         fields.push(("csrf_token", token));
         let sent = Instant::now();
         let res = self
-            .client
-            .post(format!("{base}{path}"))
-            .insert_header(("cookie", self.cookie_header()))
+            .dress(self.client.post(format!("{base}{path}")))
             .send_form(&fields)
             .await
             .ok()?;
@@ -472,6 +488,9 @@ fn porter(dir: &std::path::Path, port: u16) -> std::process::Command {
         )
         .env("BIND", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "error")
+        // The storm comes from many addresses, as through a reverse proxy:
+        // sign-ups are limited per address.
+        .env("TRUST_X_FORWARDED_FOR", "true")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     command
@@ -510,7 +529,7 @@ struct Acknowledged {
 /// server stops answering; records every success it was told of.
 async fn storm(base: Rc<str>, task: usize, acknowledged: Rc<RefCell<Acknowledged>>) {
     for attempt in 0..200 {
-        let browser = Browser::new();
+        let browser = Browser::at(format!("10.0.{task}.{attempt}"));
         let (username, answer) = if task % 2 == 0 {
             let username = format!("existing{}", task % 3);
             let fields = [("username", username.as_str()), ("password", PASSWORD)];
