@@ -14,7 +14,9 @@
 //!   token, and [`TestApp::force_login`] signs a user in without the form;
 //! * [`TestResponse`] reads what a user would see, the queries the request
 //!   ran ([`TestResponse::query_count`]), and
-//!   [`TestResponse::assert_redirects_to_login`].
+//!   [`TestResponse::assert_redirects_to_login`];
+//! * [`proxy::TcpProxy`] stands between the app and PostgreSQL or Redis and
+//!   plays an outage ([`proxy::TcpProxy::cut`]) for fault tests.
 
 use std::{
     cell::{Cell, RefCell},
@@ -49,6 +51,7 @@ use actix_web::{
 use diesel::prelude::*;
 use tempfile::TempDir;
 
+pub mod proxy;
 pub mod services;
 
 use self::services::{PostgresDatabase, suite_on_postgres};

@@ -16,6 +16,7 @@ mod health;
 mod helpers;
 mod login_failures;
 mod next_redirect;
+mod outages;
 mod password_change;
 mod query_counts;
 mod remember_me;
