@@ -92,7 +92,8 @@ PAGE_BYTES=""
 for engine in db cookie redis; do
     echo "== engine: $engine"
     export SESSION_ENGINE="$engine" DATABASE_URL="sqlite://$WORK/$engine.db" \
-        REDIS_URL REDIS_KEY_PREFIX="porter:bench:$$:" BIND="127.0.0.1:$PORT"
+        REDIS_URL REDIS_KEY_PREFIX="porter:bench:$$:" BIND="127.0.0.1:$PORT" \
+        SITE_URL="http://127.0.0.1:$PORT"
     for n in $(seq 0 $((BENCH_USERS - 1))); do
         echo "$BENCH_PASSWORD" | "$PORTER" createuser "$BENCH_USER$n" --password-stdin >/dev/null
     done

@@ -129,6 +129,22 @@ pub fn deploy_checks(settings: &Settings) -> Vec<Finding> {
             "use at least ARGON2_MEMORY_KIB=19456 and ARGON2_ITERATIONS=2 (the defaults).",
         );
     }
+    match &settings.site_url {
+        None => add(
+            "porter.W008",
+            "SITE_URL is unset: the CSRF origin check trusts the Host header each request brings."
+                .into(),
+            "set SITE_URL to the site's public https:// address.",
+        ),
+        Some(site) if !site.is_https() => add(
+            "porter.W008",
+            format!(
+                "SITE_URL={site} is not https: the site is meant to be served over plain http."
+            ),
+            "set SITE_URL to the site's public https:// address.",
+        ),
+        Some(_) => {}
+    }
     findings
 }
 

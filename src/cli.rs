@@ -225,20 +225,23 @@ fn check(settings: &Settings, deploy: bool) -> anyhow::Result<()> {
 }
 
 fn connect(settings: &Settings) -> anyhow::Result<db::DbPool> {
-    db::connect(&settings.database_url).with_context(|| {
+    let pool = db::connect(&settings.database_url).with_context(|| {
         format!(
             "DATABASE_URL: cannot open {}",
             db::DatabaseUrl::describe(&settings.database_url)
         )
-    })
+    })?;
+    // Commands find users by name: their lookup keys must be complete.
+    models::refresh_username_keys(&mut *pool.get()?)?;
+    Ok(pool)
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings.clone()).await?;
         let host = match settings.bind.rsplit_once(':') {
-            // Browsers treat `localhost` as a secure context, so the Secure
-            // flash-message cookie survives plain http in development.
+            // Browsers treat `localhost` as a secure context, so even with
+            // COOKIE_SECURE on, cookies survive plain http in development.
             Some(("127.0.0.1", _)) | None => "localhost",
             Some((host, _)) => host,
         };
@@ -263,7 +266,7 @@ fn createuser(
     superuser: bool,
     password_stdin: bool,
 ) -> anyhow::Result<()> {
-    validate_username(name.trim())?;
+    validate_username(&models::normalize_username(name))?;
     let password = read_new_password(password_stdin)?;
     let pool = connect(settings)?;
     let user = accounts::create_user(

@@ -12,7 +12,10 @@
 //! * `login` rotates the secret, so a token seen before login is useless
 //!   after it;
 //! * in depth, an unsafe request whose `Origin` (or, without one, `Referer`)
-//!   names another site is refused even with a valid token.
+//!   names another origin than the site's (`SITE_URL`) or a trusted one
+//!   (`TRUSTED_ORIGINS`) is refused even with a valid token;
+//! * a `csrftoken` cookie that is not a secret Porter made is ignored and
+//!   removed, never an error.
 //!
 //! It is written out here rather than taken from a crate because it is
 //! small, it is part of the machinery this project explains, and the actix
@@ -32,7 +35,11 @@ use actix_web::{
 use futures_util::future::{Ready, ready};
 use subtle::ConstantTimeEq;
 
-use crate::errors::{self, AppError};
+use crate::{
+    cookie_header,
+    errors::{self, AppError},
+    origin::Origin,
+};
 
 /// The cookie holding the secret: Django's `CSRF_COOKIE_NAME`.
 pub const CSRF_COOKIE_NAME: &str = "csrftoken";
@@ -43,11 +50,17 @@ pub const CSRF_HEADER: &str = "x-csrftoken";
 
 const SECRET_LEN: usize = 32;
 
-/// How the CSRF cookie is issued; registered as app data.
-#[derive(Debug, Clone, Copy)]
+/// How the CSRF cookie is issued and which origins may post; registered as
+/// app data.
+#[derive(Debug, Clone)]
 pub struct CsrfConfig {
     /// Send the cookie over HTTPS only.
     pub cookie_secure: bool,
+    /// The site's own origin (`SITE_URL`); without it, the origin the
+    /// request was sent to.
+    pub site_url: Option<Origin>,
+    /// Other origins whose requests are accepted (`TRUSTED_ORIGINS`).
+    pub trusted_origins: Vec<Origin>,
 }
 
 type Secret = [u8; SECRET_LEN];
@@ -133,34 +146,46 @@ pub fn rotate_token(req: &HttpRequest) {
     }
 }
 
-/// The authority (`host[:port]`) of an absolute URL, lowercased.
-fn authority(url: &str) -> Option<String> {
-    let (_, rest) = url.split_once("://")?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    // Drop any user info: "https://user@host/" names host.
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+/// The origin the request was sent to: its own `Host` header (or, in
+/// HTTP/2, the URI's authority) and the scheme of the connection itself.
+/// Forwarding headers (`X-Forwarded-Host`, `Forwarded`) are ignored: any
+/// client can write them.
+fn request_origin(req: &ServiceRequest) -> Option<Origin> {
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = match req.headers().get(header::HOST) {
+        Some(host) => host.to_str().ok()?,
+        None => req.uri().authority()?.as_str(),
+    };
+    Origin::from_parts(scheme, host)
 }
 
 /// Why the request looks cross-site, if it does: its `Origin`, or without
-/// one its `Referer`, names a host other than the one it was sent to.
-fn cross_site(req: &ServiceRequest) -> Option<&'static str> {
-    let host = req.connection_info().host().to_ascii_lowercase();
+/// one its `Referer`, names an origin (scheme, host and port) other than the
+/// site's own (`SITE_URL`, else the request's) or a trusted one.
+fn cross_site(req: &ServiceRequest, config: &CsrfConfig) -> Option<&'static str> {
+    let sent_to = match &config.site_url {
+        Some(_) => None,
+        None => request_origin(req),
+    };
+    let own = config.site_url.as_ref().or(sent_to.as_ref());
+    let accepted = |url: &str| {
+        Origin::parse(url)
+            .is_some_and(|origin| own == Some(&origin) || config.trusted_origins.contains(&origin))
+    };
     let header = |name| {
         req.headers()
             .get(name)
-            .and_then(|value| value.to_str().ok())
+            .map(|value| value.to_str().unwrap_or_default())
     };
     if let Some(origin) = header(header::ORIGIN) {
-        return (authority(origin).as_deref() != Some(host.as_str()))
-            .then_some("the request came from another site (Origin)");
+        return (!accepted(origin)).then_some("the request came from another site (Origin)");
     }
     if let Some(referer) = header(header::REFERER) {
-        return (authority(referer).as_deref() != Some(host.as_str()))
-            .then_some("the request came from another site (Referer)");
+        return (!accepted(referer)).then_some("the request came from another site (Referer)");
     }
     None
 }
@@ -210,21 +235,58 @@ pub async fn protect(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    match check(&mut req).await {
-        Ok(cookie_secret) => Ok(pass(req, next, cookie_secret).await?.map_into_left_body()),
-        Err(refusal) => Ok(req.error_response(refusal).map_into_right_body()),
-    }
-}
-
-/// Checks an unsafe request; returns the cookie's secret, if any.
-async fn check(req: &mut ServiceRequest) -> Result<Option<Secret>, AppError> {
+    let config = req
+        .app_data::<web::Data<CsrfConfig>>()
+        .cloned()
+        .unwrap_or_else(|| {
+            web::Data::new(CsrfConfig {
+                cookie_secure: true,
+                site_url: None,
+                trusted_origins: Vec::new(),
+            })
+        });
     let cookie_secret = req
         .cookie(CSRF_COOKIE_NAME)
         .and_then(|cookie| parse_secret(cookie.value()));
-    if !is_unsafe(req.method()) {
-        return Ok(cookie_secret);
+    // A cookie that holds no secret of ours (garbage, or a value that does
+    // not even decode) counts as absent, and the browser is told to drop it.
+    let bad_cookie =
+        cookie_secret.is_none() && cookie_header::sent(req.headers(), CSRF_COOKIE_NAME);
+    match check(&mut req, &config, cookie_secret).await {
+        Ok(()) => {
+            let mut res = pass(req, next, config.cookie_secure, cookie_secret).await?;
+            if bad_cookie
+                && res
+                    .response()
+                    .cookies()
+                    .all(|c| c.name() != CSRF_COOKIE_NAME)
+            {
+                res.response_mut()
+                    .add_cookie(&cookie_header::removal(CSRF_COOKIE_NAME))?;
+            }
+            Ok(res.map_into_left_body())
+        }
+        Err(refusal) => {
+            let mut res = req.error_response(refusal);
+            if bad_cookie {
+                res.response_mut()
+                    .add_cookie(&cookie_header::removal(CSRF_COOKIE_NAME))?;
+            }
+            Ok(res.map_into_right_body())
+        }
     }
-    if let Some(reason) = cross_site(req) {
+}
+
+/// Checks an unsafe request against the cookie's secret, if any.
+async fn check(
+    req: &mut ServiceRequest,
+    config: &CsrfConfig,
+    cookie_secret: Option<Secret>,
+) -> Result<(), AppError> {
+    if !is_unsafe(req.method()) {
+        return Ok(());
+    }
+    if let Some(reason) = cross_site(req, config) {
         return Err(AppError::Csrf(reason));
     }
     let Some(secret) = cookie_secret else {
@@ -237,7 +299,7 @@ async fn check(req: &mut ServiceRequest) -> Result<Option<Secret>, AppError> {
     if !bool::from(submitted.ct_eq(&secret)) {
         return Err(AppError::Csrf("the CSRF token is incorrect"));
     }
-    Ok(Some(secret))
+    Ok(())
 }
 
 /// Lets a request through with its [`CsrfToken`]; sets the cookie when a
@@ -245,15 +307,9 @@ async fn check(req: &mut ServiceRequest) -> Result<Option<Secret>, AppError> {
 async fn pass(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
+    cookie_secure: bool,
     cookie_secret: Option<Secret>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let config = req
-        .app_data::<web::Data<CsrfConfig>>()
-        .map(|config| *config.get_ref())
-        .unwrap_or(CsrfConfig {
-            cookie_secure: true,
-        });
-
     let token = CsrfToken(Rc::new(RefCell::new(CsrfState {
         secret: cookie_secret.unwrap_or_else(new_secret),
         pending: cookie_secret.is_none(),
@@ -266,7 +322,7 @@ async fn pass(
         let cookie = Cookie::build(CSRF_COOKIE_NAME, value)
             .path("/")
             .http_only(true)
-            .secure(config.cookie_secure)
+            .secure(cookie_secure)
             .same_site(SameSite::Lax)
             // As Django's CSRF_COOKIE_AGE: a year.
             .max_age(Duration::days(365))
@@ -287,23 +343,6 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(unmask(&a), Some(secret));
         assert_eq!(unmask(&b), Some(secret));
-    }
-
-    #[test]
-    fn authorities_are_read_from_origins_and_referers() {
-        assert_eq!(
-            authority("https://Example.com").as_deref(),
-            Some("example.com")
-        );
-        assert_eq!(
-            authority("http://localhost:8080/login?next=/").as_deref(),
-            Some("localhost:8080")
-        );
-        assert_eq!(
-            authority("https://user@evil.example/").as_deref(),
-            Some("evil.example")
-        );
-        assert_eq!(authority("null"), None);
     }
 
     #[test]

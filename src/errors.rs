@@ -4,19 +4,32 @@
 //! Every module has its own error type; [`AppError`] gathers them and turns
 //! each into a status code and a readable page. A 5xx page never shows the
 //! cause: the log gets the whole chain, the visitor a short apology.
+//!
+//! A database or session store that cannot be reached is not a bug: those
+//! errors become [`AppError::Unavailable`], a `503` with `Retry-After`,
+//! while a query that is wrong stays a `500`.
 
 use actix_web::{
     HttpResponse, ResponseError,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
     error::{PayloadError, UrlencodedError},
     http::{StatusCode, header},
+    middleware::Next,
 };
 use askama::Template;
 use thiserror::Error;
 
 use crate::{
     auth::{AuthError, hashers::HashingPoolError},
-    db::DbError,
+    db::{self, DbError},
+    sessions::faults,
+    telemetry,
 };
+
+/// What `Retry-After` says while the database or session store is
+/// unreachable, in seconds: a restart or failover is usually over by then.
+pub const RETRY_UNAVAILABLE_AFTER: u64 = 5;
 
 /// Any error a request can end in.
 #[derive(Debug, Error)]
@@ -58,12 +71,18 @@ pub enum AppError {
     /// login URL to redirect to.
     #[error("login required")]
     LoginRequired(String),
+    /// The database or the session store cannot be reached right now (a
+    /// restart, a failover, a cut network): the visitor gets a `503` and is
+    /// asked to come back shortly. Errors that mean this become this
+    /// variant on conversion.
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
     /// The authentication machinery failed.
     #[error(transparent)]
-    Auth(#[from] AuthError),
+    Auth(AuthError),
     /// The database failed.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(DbError),
     /// A template failed to render.
     #[error("template rendering failed")]
     Template(#[from] askama::Error),
@@ -72,13 +91,52 @@ pub enum AppError {
     Unexpected(#[from] anyhow::Error),
 }
 
+impl From<DbError> for AppError {
+    fn from(err: DbError) -> Self {
+        if err.is_unavailable() {
+            Self::Unavailable(err.into())
+        } else {
+            Self::Db(err)
+        }
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(err: AuthError) -> Self {
+        if db::is_unavailable(&err) {
+            Self::Unavailable(err.into())
+        } else {
+            Self::Auth(err)
+        }
+    }
+}
+
 impl AppError {
     /// An unexpected failure described by `message`.
     pub fn unexpected(message: &'static str) -> Self {
         Self::Unexpected(anyhow::anyhow!(message))
     }
 
+    /// Whether this is an outage rather than a fault: [`Self::Unavailable`],
+    /// or an unexpected error whose cause is an unreachable database (some
+    /// views wrap errors before they reach this type).
+    fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Unexpected(err) => err.chain().any(db::is_unavailable),
+            _ => false,
+        }
+    }
+
     fn title_and_message(&self) -> (&'static str, String) {
+        if self.is_unavailable() {
+            return (
+                "Service unavailable",
+                "We cannot reach our data store right now; this usually passes in seconds. \
+                 Please try again shortly."
+                    .into(),
+            );
+        }
         match self {
             Self::NotFound => ("Page not found", "There is no page at this address.".into()),
             Self::MethodNotAllowed { allow } => (
@@ -114,7 +172,11 @@ impl AppError {
                 ),
             ),
             Self::LoginRequired(_) => ("Sign in required", "Please sign in.".into()),
-            Self::Auth(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => (
+            Self::Unavailable(_)
+            | Self::Auth(_)
+            | Self::Db(_)
+            | Self::Template(_)
+            | Self::Unexpected(_) => (
                 "Server error",
                 "Something went wrong on our side. It has been logged; please try again.".into(),
             ),
@@ -133,6 +195,9 @@ struct ErrorPage<'a> {
 
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
+        if self.is_unavailable() {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -142,19 +207,27 @@ impl ResponseError for AppError {
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::LoginRequired(_) => StatusCode::SEE_OTHER,
-            Self::Auth(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Unavailable(_)
+            | Self::Auth(_)
+            | Self::Db(_)
+            | Self::Template(_)
+            | Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        // A full queue is load, not a fault: answering it is the fix.
-        if status.is_server_error() && !matches!(self, Self::Busy { .. }) {
+        if self.is_unavailable() {
+            // An outage fails every request: a warning each, not an alarm.
+            tracing::warn!(error.cause_chain = ?self, "request failed: {self}");
+        } else if status.is_server_error() && !matches!(self, Self::Busy { .. }) {
+            // A full queue (`Busy`) is load, not a fault: answering it is
+            // the fix.
             tracing::error!(error.cause_chain = ?self, "request failed: {self}");
         } else if let Self::Csrf(reason) = self {
-            tracing::warn!(reason, "CSRF verification failed");
+            // Anyone can send forged POSTs in bulk: rate-limited, as
+            // tampered cookies are.
+            telemetry::security_event_because("CSRF verification failed", Some(reason));
         }
 
         let mut response = HttpResponse::build(status);
@@ -170,6 +243,9 @@ impl ResponseError for AppError {
             Self::Throttled { retry_after, .. } | Self::Busy { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
+            _ if self.is_unavailable() => {
+                response.insert_header((header::RETRY_AFTER, RETRY_UNAVAILABLE_AFTER.to_string()));
+            }
             _ => {}
         }
         let (title, message) = self.title_and_message();
@@ -184,6 +260,22 @@ impl ResponseError for AppError {
                 .content_type("text/plain; charset=utf-8")
                 .body(format!("{} {title}", status.as_u16())),
         }
+    }
+}
+
+/// Middleware, just outside the session middleware: a request whose
+/// session store could not be reached ends in the 503 page rather than
+/// actix-session's bare 500 (see [`sessions::faults`](crate::sessions::faults)).
+pub async fn session_store_outage(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    match faults::watch(next.call(req)).await {
+        (Err(err), true) => {
+            // The error keeps its cause for the log; actix renders the page.
+            Err(AppError::Unavailable(anyhow::anyhow!("the session store failed: {err}")).into())
+        }
+        (res, _) => res,
     }
 }
 

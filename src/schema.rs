@@ -29,6 +29,7 @@ diesel::table! {
         is_superuser -> Bool,
         date_joined -> Timestamp,
         last_login -> Nullable<Timestamp>,
+        username_key -> Text,
     }
 }
 

@@ -13,7 +13,7 @@ use std::{
 
 use thiserror::Error;
 
-use crate::db::DatabaseUrl;
+use crate::{db::DatabaseUrl, origin::Origin};
 
 /// How long a session lives without activity: a day.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -139,9 +139,17 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// `SESSION_REMEMBER_TTL`: how long a "remember me" session lives.
     pub session_remember_ttl: Duration,
-    /// `TRUST_X_FORWARDED_FOR`: take the client address from the proxy's
-    /// `X-Forwarded-For` entry. Only behind a reverse proxy.
-    pub trust_x_forwarded_for: bool,
+    /// `TRUST_X_FORWARDED_FOR`: how many reverse proxies in front of Porter
+    /// append to `X-Forwarded-For` (`false` is 0, `true` is 1); the client
+    /// address is the entry the outermost one wrote. `0` uses the peer.
+    pub trusted_proxies: usize,
+    /// `SITE_URL`: the public origin (`https://example.com`), what a POST's
+    /// `Origin` must name. Required when `DEBUG` is off; without it, debug
+    /// takes the request's own `Host`.
+    pub site_url: Option<Origin>,
+    /// `TRUSTED_ORIGINS`: further origins, comma-separated, whose POSTs are
+    /// accepted (Django's `CSRF_TRUSTED_ORIGINS`).
+    pub trusted_origins: Vec<Origin>,
     /// `ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS`, `ARGON2_PARALLELISM`: the
     /// cost of new password hashes (defaults: OWASP's argon2id advice).
     pub argon2: argon2::Params,
@@ -177,7 +185,9 @@ impl fmt::Debug for Settings {
             .field("cookie_secure", &self.cookie_secure)
             .field("session_ttl", &self.session_ttl)
             .field("session_remember_ttl", &self.session_remember_ttl)
-            .field("trust_x_forwarded_for", &self.trust_x_forwarded_for)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("site_url", &self.site_url)
+            .field("trusted_origins", &self.trusted_origins)
             .field("argon2", &self.argon2)
             .field("hashing_queue", &self.hashing_queue)
             .field("server_timing", &self.server_timing)
@@ -279,10 +289,32 @@ impl Settings {
             Some(value) => parse_duration("SESSION_REMEMBER_TTL", &value)?,
             None => DEFAULT_SESSION_REMEMBER_TTL,
         };
-        let trust_x_forwarded_for = match get("TRUST_X_FORWARDED_FOR") {
-            Some(value) => parse_bool("TRUST_X_FORWARDED_FOR", &value)?,
-            None => false,
+        let trusted_proxies = match get("TRUST_X_FORWARDED_FOR") {
+            Some(value) => parse_proxy_count(&value)?,
+            None => 0,
         };
+        let site_url = match get("SITE_URL") {
+            Some(value) => Some(parse_origin("SITE_URL", &value)?),
+            None if debug => None,
+            None => {
+                return Err(SettingsError::new(
+                    "SITE_URL",
+                    "is required when DEBUG is off: the public address of the site, \
+                     for example https://example.com",
+                ));
+            }
+        };
+        let trusted_origins = get("TRUSTED_ORIGINS")
+            .map(|value| {
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|origin| !origin.is_empty())
+                    .map(|origin| parse_origin("TRUSTED_ORIGINS", origin))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let number = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
             get(name).map_or(Ok(default), |value| {
                 value.trim().parse().map_err(|_| {
@@ -332,7 +364,9 @@ impl Settings {
             cookie_secure,
             session_ttl,
             session_remember_ttl,
-            trust_x_forwarded_for,
+            trusted_proxies,
+            site_url,
+            trusted_origins,
             argon2,
             hashing_queue,
             server_timing,
@@ -350,6 +384,36 @@ fn parse_bool(setting: &'static str, value: &str) -> Result<bool, SettingsError>
             format!("{value:?} is not a boolean; use true or false"),
         )),
     }
+}
+
+/// `TRUST_X_FORWARDED_FOR`: a boolean (`true` is one proxy) or a count.
+fn parse_proxy_count(value: &str) -> Result<usize, SettingsError> {
+    if let Ok(count) = value.trim().parse::<usize>() {
+        return Ok(count);
+    }
+    parse_bool("TRUST_X_FORWARDED_FOR", value)
+        .map(usize::from)
+        .map_err(|_| {
+            SettingsError::new(
+                "TRUST_X_FORWARDED_FOR",
+                format!(
+                    "{value:?} is neither true, false nor a number of proxies \
+                     (how many reverse proxies append to X-Forwarded-For)"
+                ),
+            )
+        })
+}
+
+fn parse_origin(setting: &'static str, value: &str) -> Result<Origin, SettingsError> {
+    Origin::parse(value.trim()).ok_or_else(|| {
+        SettingsError::new(
+            setting,
+            format!(
+                "{value:?} is not an absolute http or https URL with a host \
+                 (for example https://example.com)"
+            ),
+        )
+    })
 }
 
 /// Parses `3600`, `3600s`, `60m`, `12h` or `14d`.
@@ -441,13 +505,64 @@ mod tests {
 
     #[test]
     fn defaults_are_sensible() {
-        let s = settings(&[("DEBUG", "false"), ("SECRET_KEY", KEY)]).expect("valid");
+        let s = settings(&[
+            ("DEBUG", "false"),
+            ("SECRET_KEY", KEY),
+            ("SITE_URL", "https://example.com"),
+        ])
+        .expect("valid");
         assert_eq!(s.database_url, "sqlite://porter.db");
         assert_eq!(s.session_engine, SessionEngine::Db);
         assert_eq!(s.bind, "127.0.0.1:8080");
         assert!(s.cookie_secure, "cookies are Secure outside debug");
         assert_eq!(s.session_ttl, DEFAULT_SESSION_TTL);
         assert!(!s.server_timing, "no timings outside debug");
+        assert_eq!(s.trusted_proxies, 0, "X-Forwarded-For is not trusted");
+        assert!(s.trusted_origins.is_empty());
+    }
+
+    #[test]
+    fn a_missing_site_url_outside_debug_names_the_setting() {
+        let err = settings(&[("DEBUG", "false"), ("SECRET_KEY", KEY)]).expect_err("must fail");
+        assert_eq!(err.setting, "SITE_URL");
+        let debug = settings(&[("DEBUG", "true"), ("SECRET_KEY", KEY)]).expect("valid");
+        assert_eq!(debug.site_url, None, "debug uses the request's own host");
+    }
+
+    #[test]
+    fn site_url_and_trusted_origins_are_origins() {
+        let s = settings(&[
+            ("SECRET_KEY", KEY),
+            ("SITE_URL", "https://Example.com:443/"),
+            (
+                "TRUSTED_ORIGINS",
+                "https://admin.example.com, http://localhost:3000",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(s.site_url, Origin::parse("https://example.com"));
+        let trusted: Vec<String> = s.trusted_origins.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            trusted,
+            ["https://admin.example.com", "http://localhost:3000"]
+        );
+    }
+
+    #[test]
+    fn trust_x_forwarded_for_takes_a_boolean_or_a_number_of_proxies() {
+        for (value, proxies) in [
+            ("false", 0),
+            ("true", 1),
+            ("off", 0),
+            ("0", 0),
+            ("1", 1),
+            ("2", 2),
+            (" 3 ", 3),
+        ] {
+            let s =
+                settings(&[("SECRET_KEY", KEY), ("TRUST_X_FORWARDED_FOR", value)]).expect(value);
+            assert_eq!(s.trusted_proxies, proxies, "{value}");
+        }
     }
 
     #[test]
@@ -492,6 +607,13 @@ mod tests {
             ("ARGON2_ITERATIONS", "0"),
             ("ARGON2_MEMORY_KIB", "lots"),
             ("SECRET_KEY_FALLBACKS", "too-short"),
+            ("TRUST_X_FORWARDED_FOR", "maybe"),
+            ("TRUST_X_FORWARDED_FOR", "-1"),
+            ("TRUST_X_FORWARDED_FOR", "1.5"),
+            ("SITE_URL", "example.com"),
+            ("SITE_URL", "ftp://example.com"),
+            ("SITE_URL", "https://"),
+            ("TRUSTED_ORIGINS", "https://ok.example, not-a-url"),
         ] {
             let err = settings(&[("SECRET_KEY", KEY), (name, value)]).expect_err(value);
             assert_eq!(err.setting, name, "{value}");

@@ -15,7 +15,7 @@ use actix_web::{
     middleware::from_fn,
     web,
 };
-use actix_web_flash_messages::{FlashMessagesFramework, storage::CookieMessageStore};
+use actix_web_flash_messages::FlashMessagesFramework;
 use anyhow::Context;
 
 use crate::{
@@ -29,7 +29,9 @@ use crate::{
     client_ip::ClientIpConfig,
     csrf::{self, CsrfConfig},
     db::{self, DbPool},
-    errors, security_headers,
+    errors,
+    flash::FlashCookieStore,
+    security_headers::{self, SecurityHeadersConfig},
     sessions::{self, RedisSettings, SessionBackend, SessionCookieSettings},
     settings::Settings,
     telemetry, urls,
@@ -92,6 +94,12 @@ impl AppState {
                 db::DatabaseUrl::describe(&settings.database_url)
             )
         })?;
+        // Legacy usernames get their Unicode lookup keys (see
+        // `auth::models`) before anyone signs in.
+        let refreshed = auth::models::refresh_username_keys(&mut *pool.get()?)?;
+        if refreshed > 0 {
+            tracing::info!(refreshed, "username lookup keys recomputed");
+        }
         // The dummy hash is made on the hashing thread, whose memory every
         // later hash reuses.
         let hashing = HashingPool::for_this_machine(settings.hashing_queue);
@@ -177,9 +185,10 @@ pub fn build_app(
         InitError = (),
     > + use<>,
 > {
-    let flash_store = CookieMessageStore::builder(state.session_cookie.key.clone())
-        .cookie_name("messages".to_owned())
-        .build();
+    let flash_store = FlashCookieStore::new(
+        state.session_cookie.key.clone(),
+        state.settings.cookie_secure,
+    );
     App::new()
         .app_data(web::Data::new(state.settings.clone()))
         .app_data(web::Data::new(state.pool.clone()))
@@ -187,11 +196,18 @@ pub fn build_app(
         .app_data(web::Data::new(state.session_cookie.clone()))
         .app_data(state.throttle.clone())
         .app_data(web::Data::new(ClientIpConfig {
-            trust_x_forwarded_for: state.settings.trust_x_forwarded_for,
+            trusted_proxies: state.settings.trusted_proxies,
+        }))
+        .app_data(web::Data::new(SecurityHeadersConfig {
+            // HSTS promises the browser HTTPS for a year: only when the
+            // site is served over HTTPS, which COOKIE_SECURE says it is.
+            strict_transport_security: state.settings.cookie_secure,
         }))
         .app_data(state.auth.clone())
         .app_data(web::Data::new(CsrfConfig {
             cookie_secure: state.settings.cookie_secure,
+            site_url: state.settings.site_url.clone(),
+            trusted_origins: state.settings.trusted_origins.clone(),
         }))
         .app_data(web::PayloadConfig::new(FORM_LIMIT))
         .app_data(
@@ -208,12 +224,14 @@ pub fn build_app(
         // actix runs the middleware added last first. A request meets them
         // from the bottom up:
         //   tracing span and Server-Timing → security headers → session cookie checks
-        //   → CSRF → flash messages → session (1)
+        //   → CSRF → flash messages → session store outage → session (1)
         //   → identity → lazy user (2) → view
         // and the response goes back through them top down, the session
         // middleware saving a modified session on its way out (6). The
         // `activity` and `expiry` layers sit just inside the session
-        // middleware, to touch the session before it is saved.
+        // middleware, to touch the session before it is saved; the outage
+        // layer just outside it, to turn its failure to reach the store
+        // into a 503 page.
         .wrap(from_fn(auth::middleware::authentication))
         .wrap(
             IdentityMiddleware::builder()
@@ -226,6 +244,7 @@ pub fn build_app(
             state.session_backend.clone(),
             &state.session_cookie,
         ))
+        .wrap(from_fn(errors::session_store_outage))
         .wrap(from_fn(sessions::expiry::persistent_cookie))
         .wrap(FlashMessagesFramework::builder(flash_store).build())
         .wrap(from_fn(csrf::protect))
@@ -247,11 +266,17 @@ impl Application {
         Self::serve(state)
     }
 
-    /// Binds and starts serving an already built state. Expired sessions
-    /// are cleared every hour while it runs.
+    /// Binds `BIND` and starts serving an already built state.
     pub fn serve(state: AppState) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(&state.settings.bind)
             .with_context(|| format!("BIND: cannot listen on {}", state.settings.bind))?;
+        Self::serve_on(state, listener)
+    }
+
+    /// Starts serving an already built state on a bound listener (a test
+    /// binds port 0 first, so that its `SITE_URL` can name the real port).
+    /// Expired sessions are cleared every hour while it runs.
+    pub fn serve_on(state: AppState, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         actix_web::rt::spawn(housekeeping(state.pool.clone()));
         // Database work needs few threads; actix's default (hundreds) only

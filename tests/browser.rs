@@ -17,7 +17,7 @@ use std::{
 use fantoccini::{Client, ClientBuilder, Locator};
 use porter::{
     startup::{AppState, Application},
-    testing::test_settings,
+    testing::{local_listener, services, test_settings},
 };
 
 const PASSWORD: &str = "a browser passphrase";
@@ -37,7 +37,7 @@ fn chromedriver() -> Option<PathBuf> {
         if std::env::var("CI").is_ok_and(|ci| ci == "true") {
             panic!("chromedriver is required under CI=true (apt-get install chromium-driver)");
         }
-        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+        services::skipped("no chromedriver (apt-get install chromium chromium-driver)");
     }
     found
 }
@@ -173,10 +173,12 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let settings = test_settings(&dir, &[("DEBUG", "true"), ("BIND", "127.0.0.1:0")]);
-    let app = Application::serve(AppState::new(settings).await.expect("state")).expect("serve");
-    // `localhost`, a secure context, so the browser keeps Secure cookies over http.
-    let base = format!("http://localhost:{}", app.port());
+    // The browser posts with `Origin: http://localhost:PORT`, so SITE_URL
+    // must name the port this server really got.
+    let (listener, base) = local_listener("localhost");
+    let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &base)]);
+    let app = Application::serve_on(AppState::new(settings).await.expect("state"), listener)
+        .expect("serve");
     actix_web::rt::spawn(app.run_until_stopped());
 
     let driver_port = free_port();

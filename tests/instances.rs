@@ -14,6 +14,7 @@ use porter::{
 };
 
 use porter::testing::{
+    local_listener,
     services::{self, PostgresDatabase, RedisNamespace},
     test_settings,
 };
@@ -113,18 +114,20 @@ impl Browser {
     }
 }
 
-/// The settings of one instance; every instance gets the same.
+/// The settings of one instance, reached at `site_url`; every instance
+/// shares the rest.
 fn instance_settings(
     dir: &tempfile::TempDir,
     database: &PostgresDatabase,
     namespace: &RedisNamespace,
     engine: &str,
+    site_url: &str,
 ) -> Settings {
     let redis_url = services::redis_url();
     test_settings(
         dir,
         &[
-            ("BIND", "127.0.0.1:0"),
+            ("SITE_URL", site_url),
             ("DATABASE_URL", &database.url),
             ("SESSION_ENGINE", engine),
             ("REDIS_URL", &redis_url),
@@ -133,10 +136,11 @@ fn instance_settings(
     )
 }
 
-/// Starts an instance; returns its base URL.
-async fn start(settings: Settings) -> String {
-    let app = Application::serve(AppState::new(settings).await.expect("state")).expect("serve");
-    let base = format!("http://127.0.0.1:{}", app.port());
+/// Starts an instance on a port of its own; returns its base URL.
+async fn start(settings: impl FnOnce(&str) -> Settings) -> String {
+    let (listener, base) = local_listener("127.0.0.1");
+    let state = AppState::new(settings(&base)).await.expect("state");
+    let app = Application::serve_on(state, listener).expect("serve");
     actix_web::rt::spawn(app.run_until_stopped());
     base
 }
@@ -148,11 +152,12 @@ async fn two_instances_share_sessions(engine: &str) {
     let database = PostgresDatabase::create();
     let namespace = RedisNamespace::new();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let settings = || instance_settings(&dir, &database, &namespace, engine);
-    let a = start(settings()).await;
-    let b = start(settings()).await;
+    let settings =
+        |site_url: &str| instance_settings(&dir, &database, &namespace, engine, site_url);
+    let a = start(settings).await;
+    let b = start(settings).await;
 
-    let state = AppState::new(settings()).await.expect("state");
+    let state = AppState::new(settings(&a)).await.expect("state");
     let hash = state.hasher.hash(PASSWORD).expect("hash");
     models::create(
         &mut state.pool.get().expect("connection"),

@@ -14,7 +14,7 @@ use awc::{Client, Connector, http::StatusCode};
 use porter::{
     auth::models::{self, NewUser},
     startup::{AppState, Application},
-    testing::test_settings,
+    testing::{local_listener, test_settings},
 };
 
 const LOGINS: usize = 200;
@@ -117,7 +117,8 @@ async fn try_sign_in(client: &Client, base: &str, username: &str) -> Result<Atte
 #[actix_web::test]
 async fn two_hundred_simultaneous_logins_are_answered_at_once_and_all_sign_in_on_sqlite() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let settings = test_settings(&dir, &[("BIND", "127.0.0.1:0")]);
+    let (listener, base) = local_listener("127.0.0.1");
+    let settings = test_settings(&dir, &[("SITE_URL", &base)]);
     let state = AppState::new(settings).await.expect("state");
     let hash = state.hasher.hash(PASSWORD).expect("hash");
     for n in 0..USERS {
@@ -127,8 +128,7 @@ async fn two_hundred_simultaneous_logins_are_answered_at_once_and_all_sign_in_on
         )
         .expect("user");
     }
-    let app = Application::serve(state).expect("the server starts");
-    let base = format!("http://127.0.0.1:{}", app.port());
+    let app = Application::serve_on(state, listener).expect("the server starts");
     actix_web::rt::spawn(app.run_until_stopped());
 
     let logins: Vec<_> = (0..LOGINS)

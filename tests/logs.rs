@@ -1,7 +1,8 @@
 //! Secrets never reach the log: passwords, session keys and the secret key
 //! are absent from everything Porter logs, at every level, through a whole
-//! account's life. Its own test binary, because it installs a global
-//! tracing subscriber.
+//! account's life; attacks (tampered cookies, forged POSTs) are logged as
+//! rate-limited security events. Its own test binary, because it installs a
+//! global tracing subscriber.
 
 use std::{
     io::Write,
@@ -132,6 +133,19 @@ async fn secrets_never_reach_the_log() {
         assert_eq!(res.status(), actix_web::http::StatusCode::OK);
     }
 
+    // Forged POSTs: refused, and reported like tampered cookies.
+    for _ in 0..5 {
+        let res = test::call_service(
+            &app,
+            TestRequest::post()
+                .uri("/logout")
+                .set_form([("csrf_token", "forged")])
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), actix_web::http::StatusCode::FORBIDDEN);
+    }
+
     let debug_output = format!("{state:?}");
     let log = String::from_utf8(captured.0.lock().expect("not poisoned").clone()).expect("utf-8");
     assert!(log.contains("user logged in"), "the log was captured");
@@ -161,6 +175,17 @@ async fn secrets_never_reach_the_log() {
         .filter(|line| line.contains("security event: a session cookie failed its signature check"))
         .count();
     assert_eq!(tamper_reports, 1, "rate-limited to one line");
+    let csrf_reports: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("CSRF verification failed"))
+        .collect();
+    assert_eq!(csrf_reports.len(), 1, "rate-limited: {csrf_reports:?}");
+    assert!(
+        csrf_reports[0].contains("porter::security")
+            && csrf_reports[0].contains("the CSRF cookie is missing"),
+        "a security event with its reason: {}",
+        csrf_reports[0]
+    );
     assert!(
         !log.lines().any(|line| line.contains("ERROR")),
         "nothing logged as an error"

@@ -42,28 +42,29 @@ pub struct NewAccount {
 }
 
 /// Checks the username and the password and hashes the password (slow:
-/// call it on the hashing threads). The username is trimmed.
+/// call it on the hashing threads). The username is trimmed and normalised
+/// (NFKC).
 pub fn prepare_user(
     hasher: &PasswordHasher,
     username: &str,
     password: &str,
     is_superuser: bool,
 ) -> Result<NewAccount, AccountError> {
-    let username = username.trim();
-    validate_username(username).map_err(|err| AccountError::Invalid(vec![err]))?;
-    let problems = validate_password(password, username);
+    let username = models::normalize_username(username);
+    validate_username(&username).map_err(|err| AccountError::Invalid(vec![err]))?;
+    let problems = validate_password(password, &username);
     if !problems.is_empty() {
         return Err(AccountError::Invalid(problems));
     }
     Ok(NewAccount {
-        username: username.to_owned(),
+        username,
         password_hash: hasher.hash(password)?,
         is_superuser,
     })
 }
 
 /// Inserts a prepared account as an active user; a name taken in any case
-/// is refused.
+/// or Unicode spelling is refused.
 pub fn insert_user(conn: &mut DbConnection, account: &NewAccount) -> Result<User, AccountError> {
     let new_user = NewUser::new(
         &account.username,

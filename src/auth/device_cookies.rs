@@ -24,7 +24,7 @@ use actix_web::{
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use super::validators::username_key;
+use super::models::username_key;
 use crate::settings::SecretKey;
 
 /// The cookie's name.

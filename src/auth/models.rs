@@ -1,16 +1,41 @@
 //! The user model: Django's `django.contrib.auth.models.User`, reduced to
 //! what the dance needs.
+//!
+//! Usernames are normalised to Unicode NFKC when they are stored, as
+//! Django's `AbstractBaseUser.normalize_username` does, so that look-alike
+//! spellings ("ｖｉｃｔｉｍ" in fullwidth letters) are the same name. They
+//! are found by a lookup key, the NFKC form lowercased in full Unicode,
+//! kept in its own uniquely indexed column: databases' own `lower()` is no
+//! help (SQLite's folds ASCII only), so the key is computed here.
 
 use std::fmt;
 
 use diesel::prelude::*;
 use time::PrimitiveDateTime;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::{db::DbConnection, schema::users, sessions::models::now};
 
 diesel::define_sql_function! {
-    /// SQL `lower()`: usernames are compared without regard to case.
-    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+    /// SQL `length()`: a text's length in characters.
+    fn length(x: diesel::sql_types::Text) -> diesel::sql_types::Integer;
+}
+
+diesel::define_sql_function! {
+    /// SQL `octet_length()`: a text's length in bytes.
+    fn octet_length(x: diesel::sql_types::Text) -> diesel::sql_types::Integer;
+}
+
+/// A username as stored and shown: what the user typed, in Unicode NFKC
+/// (Django's `normalize_username`), without surrounding spaces.
+pub fn normalize_username(username: &str) -> String {
+    username.trim().nfkc().collect()
+}
+
+/// The key a username is found and kept unique by: its NFKC form,
+/// lowercased in full Unicode ("ÉMILE" and "émile" share one).
+pub fn username_key(username: &str) -> String {
+    normalize_username(username).to_lowercase()
 }
 
 /// A user account.
@@ -49,8 +74,10 @@ impl fmt::Debug for User {
 #[derive(Insertable)]
 #[diesel(table_name = users)]
 pub struct NewUser<'a> {
-    /// The username, already validated.
+    /// The username, already validated and normalised.
     pub username: &'a str,
+    /// [`username_key`] of `username`.
+    pub username_key: String,
     /// An argon2id PHC string.
     pub password: &'a str,
     /// Whether the account starts out as a superuser.
@@ -64,6 +91,7 @@ impl<'a> NewUser<'a> {
     pub fn new(username: &'a str, password_hash: &'a str, is_superuser: bool) -> Self {
         Self {
             username,
+            username_key: username_key(username),
             password: password_hash,
             is_superuser,
             date_joined: now(),
@@ -80,10 +108,12 @@ pub fn find_by_id(conn: &mut DbConnection, id: i32) -> QueryResult<Option<User>>
         .optional()
 }
 
-/// The user with this username, compared without regard to case.
+/// The user with this username, however it is spelled: compared by
+/// [`username_key`], so without regard to case or Unicode compatibility
+/// forms.
 pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {
     users::table
-        .filter(lower(users::username).eq(lower(username)))
+        .filter(users::username_key.eq(username_key(username)))
         .select(User::as_select())
         .first(conn)
         .optional()
@@ -96,7 +126,7 @@ pub fn create(conn: &mut DbConnection, new_user: &NewUser<'_>) -> QueryResult<Us
             .values(new_user)
             .execute(conn)?;
         users::table
-            .filter(users::username.eq(new_user.username))
+            .filter(users::username_key.eq(&new_user.username_key))
             .select(User::as_select())
             .first(conn)
     })
@@ -130,7 +160,42 @@ pub fn set_active(conn: &mut DbConnection, id: i32, is_active: bool) -> QueryRes
 /// Every user, by username.
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
     users::table
-        .order(lower(users::username))
+        .order(users::username_key)
         .select(User::as_select())
         .load(conn)
+}
+
+/// Recomputes the lookup key of every username that is not plain ASCII.
+/// The migration that added the key could only fill it with SQL's
+/// `lower()`, which is right for ASCII names alone; this finishes the job
+/// and is cheap once done. Returns how many keys changed. A name whose
+/// true key another account already holds keeps its old key, with a
+/// warning: one of the two must be renamed by hand.
+pub fn refresh_username_keys(conn: &mut DbConnection) -> QueryResult<usize> {
+    let non_ascii: Vec<(i32, String, String)> = users::table
+        .filter(octet_length(users::username).ne(length(users::username)))
+        .select((users::id, users::username, users::username_key))
+        .load(conn)?;
+    let mut changed = 0;
+    for (id, username, stored) in non_ascii {
+        let key = username_key(&username);
+        if key == stored {
+            continue;
+        }
+        let update = diesel::update(users::table.find(id))
+            .set(users::username_key.eq(&key))
+            .execute(conn);
+        match update {
+            Ok(_) => changed += 1,
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => tracing::warn!(
+                user.id = id,
+                "this username is another account's under Unicode normalisation; rename one"
+            ),
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(changed)
 }

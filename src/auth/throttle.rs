@@ -37,7 +37,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use time::PrimitiveDateTime;
 
-use super::{device_cookies::DeviceCookies, validators::username_key};
+use super::{device_cookies::DeviceCookies, models::username_key};
 use crate::{
     db::{DbConnection, DbError, DbPool, with_conn},
     schema::login_attempts,

@@ -68,12 +68,6 @@ impl ValidationError {
     }
 }
 
-/// The form of a username that two spellings of one account share: what
-/// throttling and device cookies are keyed by.
-pub fn username_key(username: &str) -> String {
-    username.trim().to_lowercase()
-}
-
 /// Checks a username, already trimmed: letters, digits and `@.+-_`.
 pub fn validate_username(username: &str) -> Result<(), ValidationError> {
     let length_ok = (1..=MAX_USERNAME_LEN).contains(&username.chars().count());

@@ -6,10 +6,11 @@
 //!   the browser gets a cookie under the new key the next time the session
 //!   is saved. Removing a fallback ends the sessions that still depend on it.
 //! * **Tampering.** A cookie no key opens is dropped (the visitor is
-//!   anonymous) and reported as a rate-limited security event, not an error.
+//!   anonymous), removed from the browser, and reported as a rate-limited
+//!   security event, not an error.
 //! * **Interruption.** When the session turned out to be gone at save time
-//!   (see [`interruption`]), the response removes the
-//!   cookie instead of setting it.
+//!   (see [`interruption`]), the response removes the cookie instead of
+//!   setting it.
 //! * **Development.** With `DEBUG` on, a `Secure` cookie sent over plain
 //!   http, which a browser would drop, is explained in the log.
 
@@ -27,7 +28,7 @@ use super::{
     SESSION_COOKIE_NAME, SessionCookieSettings, interruption, open_session_cookie,
     seal_session_cookie,
 };
-use crate::{settings::SessionEngine, telemetry::security_event};
+use crate::{cookie_header, settings::SessionEngine, telemetry::security_event};
 
 /// What to do with the incoming session cookie.
 enum Verdict {
@@ -102,9 +103,8 @@ fn remove_session_cookie<B>(res: &mut ServiceResponse<B>) -> Result<(), Error> {
     for value in others {
         headers.append(header::SET_COOKIE, value);
     }
-    let mut removal = Cookie::build(SESSION_COOKIE_NAME, "").path("/").finish();
-    removal.make_removal();
-    res.response_mut().add_cookie(&removal)?;
+    res.response_mut()
+        .add_cookie(&cookie_header::removal(SESSION_COOKIE_NAME))?;
     Ok(())
 }
 
@@ -118,8 +118,9 @@ pub async fn check(
     };
     // Read from the raw header: actix caches parsed cookies, and the session
     // middleware must see the rewritten header, not a cached parse.
-    if let Some(value) = raw_session_cookie(&req) {
-        match judge(&settings, &value) {
+    let mut bad_cookie = false;
+    match raw_session_cookie(&req) {
+        Some(value) => match judge(&settings, &value) {
             Verdict::Valid => {}
             Verdict::Resealed(value) => {
                 tracing::debug!("session cookie sealed with a fallback key; re-sealed");
@@ -130,8 +131,12 @@ pub async fn check(
                     "a session cookie failed its signature check (tampered, or made with another SECRET_KEY)",
                 );
                 replace_session_cookie(&mut req, None);
+                bad_cookie = true;
             }
-        }
+        },
+        // Sent, but not even readable as a cookie (bytes that are not
+        // text, escapes that decode to none): nobody's session either.
+        None => bad_cookie = cookie_header::sent(req.headers(), SESSION_COOKIE_NAME),
     }
 
     let insecure_transport =
@@ -140,6 +145,15 @@ pub async fn check(
     let mut res = res?;
     if gone {
         remove_session_cookie(&mut res)?;
+    } else if bad_cookie
+        && res
+            .response()
+            .cookies()
+            .all(|c| c.name() != SESSION_COOKIE_NAME)
+    {
+        // A browser keeps sending a bad cookie until told to drop it.
+        res.response_mut()
+            .add_cookie(&cookie_header::removal(SESSION_COOKIE_NAME))?;
     }
     if insecure_transport
         && res

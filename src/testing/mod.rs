@@ -14,7 +14,9 @@
 //!   token, and [`TestApp::force_login`] signs a user in without the form;
 //! * [`TestResponse`] reads what a user would see, the queries the request
 //!   ran ([`TestResponse::query_count`]), and
-//!   [`TestResponse::assert_redirects_to_login`].
+//!   [`TestResponse::assert_redirects_to_login`];
+//! * [`proxy::TcpProxy`] stands between the app and PostgreSQL or Redis and
+//!   plays an outage ([`proxy::TcpProxy::cut`]) for fault tests.
 
 use std::{
     cell::{Cell, RefCell},
@@ -35,7 +37,9 @@ use crate::{
     settings::{SessionEngine, Settings},
     startup::{AppState, build_app, cookie_key},
 };
-use actix_http::Request;
+/// The request the app under test takes: for helpers generic over
+/// [`TestApp`]'s service, as `S: Service<Request, …>`.
+pub use actix_http::Request;
 use actix_session::storage::SessionStore;
 use actix_web::{
     body::MessageBody,
@@ -47,6 +51,7 @@ use actix_web::{
 use diesel::prelude::*;
 use tempfile::TempDir;
 
+pub mod proxy;
 pub mod services;
 
 use self::services::{PostgresDatabase, suite_on_postgres};
@@ -54,6 +59,10 @@ use self::services::{PostgresDatabase, suite_on_postgres};
 /// A secret key for tests only.
 pub const TEST_SECRET_KEY: &str =
     "test-secret-key-test-secret-key-test-secret-key-test-secret-key-0123456789";
+
+/// The public address test apps are given (`SITE_URL`): the host actix's
+/// test requests are sent to.
+pub const TEST_SITE_URL: &str = "http://localhost:8080";
 
 /// Settings for a test: a database in `dir`, plus `overrides`.
 pub fn test_settings(dir: &TempDir, overrides: &[(&str, &str)]) -> Settings {
@@ -63,6 +72,7 @@ pub fn test_settings(dir: &TempDir, overrides: &[(&str, &str)]) -> Settings {
         ("SECRET_KEY".to_owned(), TEST_SECRET_KEY.to_owned()),
         // Tests read query counts from `Server-Timing`.
         ("SERVER_TIMING".to_owned(), "true".to_owned()),
+        ("SITE_URL".to_owned(), TEST_SITE_URL.to_owned()),
         (
             "DATABASE_URL".to_owned(),
             format!("sqlite://{}", database.display()),
@@ -72,6 +82,17 @@ pub fn test_settings(dir: &TempDir, overrides: &[(&str, &str)]) -> Settings {
         vars.insert((*name).to_owned(), (*value).to_owned());
     }
     Settings::from_lookup(|name| vars.get(name).cloned(), dir.path()).expect("valid test settings")
+}
+
+/// A listener on a free port of 127.0.0.1, for a test that serves on a
+/// real socket ([`Application::serve_on`](crate::startup::Application::serve_on)),
+/// and the base URL that reaches it as `host` (`127.0.0.1`, or `localhost`
+/// for a browser), to use as `SITE_URL`: bound first, so the URL names the
+/// port actually used.
+pub fn local_listener(host: &str) -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free local port");
+    let port = listener.local_addr().expect("a bound address").port();
+    (listener, format!("http://{host}:{port}"))
 }
 
 /// The app under test and a client with its own cookie jar: one browser.

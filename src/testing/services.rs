@@ -5,7 +5,7 @@
 //! (default `redis://127.0.0.1:6379`). A test whose service is absent
 //! reports itself skipped, except under `CI=true`, where it fails.
 
-use std::{net::TcpStream, time::Duration};
+use std::{io::Write, net::TcpStream, time::Duration};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
@@ -20,17 +20,22 @@ pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-fn reachable(url: &str, default_port: u16) -> bool {
+/// The `host:port` a service URL names, `default_port` when it names none:
+/// what a [`TcpProxy`](super::proxy::TcpProxy) forwards to.
+pub fn address_of(url: &str, default_port: u16) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let host_port = authority.rsplit('@').next().unwrap_or_default();
-    let address = if host_port.contains(':') {
+    if host_port.contains(':') {
         host_port.to_owned()
     } else {
         format!("{host_port}:{default_port}")
-    };
+    }
+}
+
+fn reachable(url: &str, default_port: u16) -> bool {
     use std::net::ToSocketAddrs;
-    address
+    address_of(url, default_port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut addresses| addresses.next())
@@ -51,8 +56,15 @@ pub fn available(service: &str) -> bool {
     if std::env::var("CI").is_ok_and(|ci| ci == "true") {
         panic!("{service} is required under CI=true but is not reachable");
     }
-    eprintln!("skipped: {service} is not reachable");
+    skipped(&format!("{service} is not reachable"));
     false
+}
+
+/// Says that a test was skipped, and why, where `cargo test` shows it:
+/// libtest captures `eprintln!` from passing tests, so the notice is
+/// written to the process's standard error directly.
+pub fn skipped(why: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
 /// Whether the suite runs on PostgreSQL (`PORTER_TEST_DATABASE=postgres`).
@@ -129,7 +141,17 @@ impl RedisNamespace {
         self.keys().len()
     }
 
-    fn keys(&self) -> Vec<String> {
+    /// The seconds until `key` expires: `-1` when it never does, `-2`
+    /// when there is no such key (Redis's `TTL`).
+    pub fn ttl(&self, key: &str) -> i64 {
+        redis::Client::open(redis_url())
+            .and_then(|client| client.get_connection())
+            .and_then(|mut conn| redis::cmd("TTL").arg(key).query(&mut conn))
+            .unwrap_or(-2)
+    }
+
+    /// Every key under the prefix.
+    pub fn keys(&self) -> Vec<String> {
         let Ok(client) = redis::Client::open(redis_url()) else {
             return Vec::new();
         };

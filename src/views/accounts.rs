@@ -14,6 +14,7 @@ use crate::{
         self, AuthContext, AuthError, Authenticated, Credentials, CurrentUser, LazyUser,
         ModelBackend,
         accounts::{self, AccountError},
+        models,
         redirects::safe_next_or,
         signals::AuthEvent,
         throttle::{Scope, Throttle, ThrottleError},
@@ -318,7 +319,7 @@ pub async fn signup_submit(
         password1,
         password2,
     } = form.into_inner();
-    let username = username.trim().to_owned();
+    let username = models::normalize_username(&username);
 
     let mut errors = FieldErrors::default();
     errors.add(validate_username(&username).err());

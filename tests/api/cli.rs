@@ -7,7 +7,7 @@ use std::{
 
 use actix_web::http::StatusCode;
 
-use crate::helpers::{TEST_SECRET_KEY, TestUser, spawn_app};
+use crate::helpers::{TEST_SECRET_KEY, TEST_SITE_URL, TestUser, spawn_app};
 
 fn porter(database_url: &str, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_porter"))
@@ -15,6 +15,7 @@ fn porter(database_url: &str, args: &[&str], stdin: &str) -> Output {
         .env("DATABASE_URL", database_url)
         .env("SECRET_KEY", TEST_SECRET_KEY)
         .env("DEBUG", "false")
+        .env("SITE_URL", TEST_SITE_URL)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -173,6 +174,30 @@ async fn changepassword_sets_a_new_password_and_refuses_weak_ones() {
 }
 
 #[actix_web::test]
+async fn commands_find_a_user_by_any_unicode_spelling_of_the_name() {
+    let app = spawn_app().await;
+    TestUser::create(&app, "émile");
+    let url = app.database_url();
+
+    let out = porter(
+        &url,
+        &["createuser", "ÉMILE", "--password-stdin"],
+        "long enough pw\n",
+    );
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+
+    let out = porter(&url, &["deactivate", "ＥＭＩＬＥ"], "");
+    assert!(!out.status.success(), "a different name: E is not É");
+    let out = porter(&url, &["deactivate", "ÉMILE"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"émile\" is deactivated"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[actix_web::test]
 async fn deactivate_and_activate_control_who_can_sign_in() {
     let app = spawn_app().await;
     let alice = TestUser::create(&app, "alice");
@@ -272,7 +297,7 @@ async fn check_deploy_lists_unsafe_settings_with_a_fix_each() {
         .expect("porter runs");
     assert!(!out.status.success());
     let report = stdout(&out);
-    for id in ["W001", "W002", "W003", "W005", "W006", "W007"] {
+    for id in ["W001", "W002", "W003", "W005", "W006", "W007", "W008"] {
         assert!(report.contains(&format!("porter.{id}")), "{id} in {report}");
     }
     assert!(
@@ -290,6 +315,7 @@ async fn check_deploy_lists_unsafe_settings_with_a_fix_each() {
         .env("DATABASE_URL", app.database_url())
         .env("DEBUG", "false")
         .env("SECRET_KEY", &key)
+        .env("SITE_URL", "https://porter.example")
         .output()
         .expect("porter runs");
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
@@ -308,6 +334,7 @@ async fn a_postgres_server_that_is_down_stops_start_up_without_a_sqlite_fallback
         )
         .env("SECRET_KEY", TEST_SECRET_KEY)
         .env("DEBUG", "false")
+        .env("SITE_URL", TEST_SITE_URL)
         .output()
         .expect("porter runs");
     assert_eq!(out.status.code(), Some(1));
@@ -332,6 +359,7 @@ async fn an_unreachable_redis_stops_start_up_with_a_clear_message() {
         .env("DATABASE_URL", app.database_url())
         .env("SECRET_KEY", TEST_SECRET_KEY)
         .env("DEBUG", "false")
+        .env("SITE_URL", TEST_SITE_URL)
         .env("BIND", "127.0.0.1:0")
         .env("SESSION_ENGINE", "redis")
         .env("REDIS_URL", "redis://127.0.0.1:1")

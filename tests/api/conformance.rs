@@ -10,9 +10,10 @@ use actix_web::{
     http::StatusCode,
 };
 use porter::{
-    sessions::{interruption, seal_session_cookie},
+    sessions::{interruption, open_session_cookie, seal_session_cookie},
     startup::cookie_key,
 };
+use sha2::{Digest, Sha256};
 
 use crate::{
     helpers::{TestApp, TestUser, spawn_app_with_owned},
@@ -387,7 +388,7 @@ async fn a_tampered_cookie_is_anonymous(engine: Engine) {
     assert!(home.body.contains("You are not signed in"));
 }
 
-async fn redis_keys_hold_hashes_and_go_at_logout(engine: Engine) {
+async fn redis_keys_hold_hashes_with_a_ttl_and_go_at_logout(engine: Engine) {
     if engine != Engine::Redis {
         return;
     }
@@ -397,7 +398,24 @@ async fn redis_keys_hold_hashes_and_go_at_logout(engine: Engine) {
     let namespace = namespace.expect("a namespace");
     let alice = TestUser::create(&app, "alice");
     alice.login(&app).await;
-    assert_eq!(namespace.key_count(), 1);
+
+    let cookie = app.cookie("sessionid").expect("a session cookie");
+    let session_key = open_session_cookie(&cookie_key(&app.state.settings), &cookie, false)
+        .expect("a cookie the app signed");
+    let hashed = hex::encode(Sha256::digest(session_key.as_bytes()));
+    let key = format!("{}{hashed}", namespace.prefix);
+    assert_eq!(
+        namespace.keys(),
+        std::slice::from_ref(&key),
+        "one key: the SHA-256"
+    );
+    assert!(!key.contains(&session_key), "never the session key itself");
+    let ttl = namespace.ttl(&key);
+    assert!(
+        (1..=24 * 60 * 60).contains(&ttl),
+        "a TTL of at most SESSION_TTL, got {ttl}"
+    );
+
     app.logout().await;
     assert_eq!(namespace.key_count(), 0);
 }
@@ -436,5 +454,5 @@ conformance!(
     a_session_gone_at_save_time_is_not_resurrected,
     signing_out_during_a_request_that_writes_the_session_leaves_the_browser_anonymous,
     a_tampered_cookie_is_anonymous,
-    redis_keys_hold_hashes_and_go_at_logout,
+    redis_keys_hold_hashes_with_a_ttl_and_go_at_logout,
 );

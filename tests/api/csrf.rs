@@ -75,13 +75,22 @@ async fn viewing_the_login_form_creates_no_session() {
 async fn the_token_rotates_at_login() {
     let app = spawn_app().await;
     let alice = TestUser::create(&app, "alice");
-    let before = app.cookie("csrftoken");
     let stale_token = app.get("/login").await.csrf_token();
+    let before = app.cookie("csrftoken").expect("a CSRF cookie before login");
+
     alice.login(&app).await;
-    assert_ne!(app.cookie("csrftoken"), before);
+    let after = app.cookie("csrftoken").expect("a CSRF cookie after login");
+    assert_ne!(after, before, "login sets a new secret");
 
     let res = app
         .post_form("/logout", &[("csrf_token", &stale_token)])
         .await;
-    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "a pre-login token");
+    assert_eq!(
+        app.get("/profile").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+    let res = app.logout().await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "a fresh token works");
 }

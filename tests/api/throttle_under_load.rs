@@ -462,3 +462,21 @@ async fn a_device_cookie_is_signed_http_only_and_scoped_to_the_login_page() {
         "the username is not in it"
     );
 }
+
+#[actix_web::test]
+async fn every_spelling_of_a_username_shares_one_counter() {
+    let app = spawn_app().await;
+    let victim = TestUser::create(&app, "victim");
+    for spelling in ["ｖｉｃｔｉｍ", "VICTIM", "Victim", " victim", "ｖictim"] {
+        assert_eq!(
+            attempt(&app, spelling, "a wrong guess").await.status,
+            StatusCode::OK,
+            "{spelling}"
+        );
+    }
+    let fresh = app.new_browser();
+    assert_eq!(
+        victim.login(&fresh).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -1,0 +1,13 @@
+-- Usernames are compared by a lookup key: the name in Unicode NFKC, then
+-- lowercased in full Unicode (`auth::models::username_key`), so that
+-- "ｖｉｃｔｉｍ", "VICTIM" and "victim" are one user. Porter computes the
+-- key and stores it here, as on SQLite.
+ALTER TABLE users ADD COLUMN username_key TEXT NOT NULL DEFAULT '';
+
+-- Right for every ASCII name; Porter recomputes the others at start-up
+-- (`auth::models::refresh_username_keys`), as SQL has no NFKC.
+UPDATE users SET username_key = lower(username);
+ALTER TABLE users ALTER COLUMN username_key DROP DEFAULT;
+
+DROP INDEX users_username_lower;
+CREATE UNIQUE INDEX users_username_key ON users (username_key);
