@@ -8,23 +8,9 @@ use actix_web::{HttpResponse, Route, middleware::from_fn, web};
 use crate::{
     auth::login_required,
     errors::AppError,
+    paths::*,
     views::{accounts, debug, health, home, sessions, static_files},
 };
-
-/// The home page.
-pub const HOME: &str = "/";
-/// The login form.
-pub const LOGIN: &str = "/login";
-/// Where the logout form posts.
-pub const LOGOUT: &str = "/logout";
-/// The signed-in user's profile, and where login lands by default.
-pub const PROFILE: &str = "/profile";
-/// The sign-up form.
-pub const SIGNUP: &str = "/signup";
-/// The password change form.
-pub const PASSWORD: &str = "/password";
-/// The user's sessions.
-pub const SESSIONS: &str = "/sessions";
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -24,7 +24,7 @@ use super::{
     AuthContext, AuthError, User,
     login::{SessionClaim, UserLookup, get_user, update_session_auth_hash},
 };
-use crate::{db::run_blocking, errors::AppError, telemetry::RequestMetrics};
+use crate::{db::run_blocking, errors::AppError, metrics::RequestMetrics};
 
 /// The request's user, loaded on first use.
 #[derive(Clone)]

@@ -40,7 +40,8 @@ pub use self::{
     signals::{AuthEvent, AuthListener},
 };
 use crate::{
-    db::{DbError, DbPool},
+    db::{self, DbError, DbPool},
+    errors::AppError,
     settings::SecretKey,
 };
 
@@ -69,6 +70,18 @@ pub enum AuthError {
     /// The password work did not run (too busy, or shutting down).
     #[error(transparent)]
     Hashing(#[from] hashers::HashingPoolError),
+}
+
+impl From<AuthError> for AppError {
+    /// An outage is a 503, a full hashing queue a 503 with its own words;
+    /// anything else is a fault of ours.
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Hashing(err) => err.into(),
+            err if db::is_unavailable(&err) => Self::Unavailable(err.into()),
+            err => Self::Unexpected(err.into()),
+        }
+    }
 }
 
 /// What the dance needs at run time, shared by every worker: Django's

@@ -24,10 +24,10 @@ use crate::{
     csrf::CsrfToken,
     db::with_conn,
     errors::AppError,
+    metrics::RequestMetrics,
+    paths,
     sessions::{self, SessionBackend, expiry::set_expiry},
     settings::Settings,
-    telemetry::RequestMetrics,
-    urls,
     views::{Message, display_time, messages, render, see_other},
 };
 
@@ -51,7 +51,7 @@ async fn redirect_if_signed_in(
     Ok(user
         .get()
         .await?
-        .map(|_| see_other(safe_next_or(next, urls::PROFILE))))
+        .map(|_| see_other(safe_next_or(next, paths::PROFILE))))
 }
 
 #[derive(Template)]
@@ -186,7 +186,7 @@ pub async fn login_submit(
         set_expiry(&req.get_session(), settings.session_remember_ttl)
             .map_err(|err| AppError::Unexpected(err.into()))?;
     }
-    let mut response = see_other(safe_next_or(next.as_deref(), urls::PROFILE));
+    let mut response = see_other(safe_next_or(next.as_deref(), paths::PROFILE));
     response
         .add_cookie(&throttle.devices().issue(username))
         .map_err(|err| AppError::Unexpected(err.into()))?;
@@ -208,7 +208,7 @@ fn refused(err: ThrottleError, action: &'static str) -> AppError {
 pub async fn logout(req: HttpRequest, auth: web::Data<AuthContext>) -> HttpResponse {
     auth::logout(&req, &auth).await;
     FlashMessage::info("You have been signed out.").send();
-    see_other(urls::HOME)
+    see_other(paths::HOME)
 }
 
 #[derive(Template)]
@@ -365,7 +365,7 @@ pub async fn signup_submit(
                 };
                 auth::login(&req, &auth, &authenticated).await?;
                 FlashMessage::success("Welcome! Your account has been created.").send();
-                return Ok(see_other(urls::PROFILE));
+                return Ok(see_other(paths::PROFILE));
             }
             Err(AccountError::Invalid(problems)) => errors.add(problems),
             Err(AccountError::Db(err)) => return Err(err.into()),
@@ -484,5 +484,5 @@ pub async fn password_submit(
             .await?;
     }
     FlashMessage::success("Your password was changed. Your other sessions are signed out.").send();
-    Ok(see_other(urls::PROFILE))
+    Ok(see_other(paths::PROFILE))
 }

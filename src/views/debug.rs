@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use crate::{
     auth::{LazyUser, SessionKeys},
     errors::AppError,
+    metrics::RequestMetrics,
     sessions::{self, SESSION_COOKIE_NAME, SessionBackend, db_store::state_as_json},
-    telemetry::RequestMetrics,
     views::render,
 };
 
