@@ -19,6 +19,7 @@ pub mod login;
 pub mod middleware;
 pub mod models;
 pub mod redirects;
+pub mod session_user;
 pub mod signals;
 pub mod throttle;
 pub mod validators;
@@ -34,9 +35,10 @@ pub use self::{
     backends::{AuthBackend, Authenticated, Credentials, ModelBackend, authenticate},
     guards::{CurrentUser, login_required},
     hashers::{HashingPool, PasswordHasher},
-    login::{SessionKeys, login, logout, update_session_auth_hash},
+    login::{login, logout},
     middleware::LazyUser,
     models::User,
+    session_user::{SessionKeys, update_session_auth_hash},
     signals::{AuthEvent, AuthListener},
 };
 use crate::{
