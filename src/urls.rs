@@ -9,7 +9,7 @@ use crate::{
     auth::login_required,
     errors::AppError,
     paths::*,
-    views::{accounts, debug, health, home, sessions, static_files},
+    views::{accounts, debug, health, home, static_files, your_sessions},
 };
 
 /// Registers every route.
@@ -50,17 +50,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .wrap(from_fn(login_required))
                 .service(
                     web::resource("")
-                        .get(sessions::list)
+                        .get(your_sessions::list)
                         .default_service(not_allowed("GET")),
                 )
                 .service(
                     web::resource("/revoke-others")
-                        .post(sessions::revoke_others)
+                        .post(your_sessions::revoke_others)
                         .default_service(not_allowed("POST")),
                 )
                 .service(
                     web::resource("/{id}/revoke")
-                        .post(sessions::revoke)
+                        .post(your_sessions::revoke)
                         .default_service(not_allowed("POST")),
                 ),
         )

@@ -10,7 +10,6 @@
 //! Identity itself (which user id this session claims) is kept by
 //! actix-identity under Django's session key `_auth_user_id`.
 
-pub mod accounts;
 pub mod backends;
 pub mod device_cookies;
 pub mod guards;
@@ -22,6 +21,7 @@ pub mod redirects;
 pub mod session_user;
 pub mod signals;
 pub mod throttle;
+pub mod user_manager;
 pub mod validators;
 
 use std::{fmt, sync::Arc};

@@ -12,12 +12,11 @@ use serde::Deserialize;
 use crate::{
     auth::{
         self, AuthContext, AuthError, Authenticated, Credentials, CurrentUser, LazyUser,
-        ModelBackend,
-        accounts::{self, AccountError},
-        models,
+        ModelBackend, models,
         redirects::safe_next_or,
         signals::AuthEvent,
         throttle::{Scope, Throttle, ThrottleError},
+        user_manager::{self, AccountError},
         validators::{MAX_USERNAME_LEN, ValidationError, validate_password, validate_username},
     },
     client_ip::client_ip_text,
@@ -338,7 +337,7 @@ pub async fn signup_submit(
         let (hasher, name) = (Arc::clone(auth.hasher()), username.clone());
         let prepared = match auth
             .hashing()
-            .run(move || accounts::prepare_user(&hasher, &name, &password1, false))
+            .run(move || user_manager::prepare_user(&hasher, &name, &password1, false))
             .await
         {
             Ok(prepared) => prepared,
@@ -351,7 +350,7 @@ pub async fn signup_submit(
         let created = match prepared {
             Ok(account) => {
                 with_conn(auth.pool(), move |conn| {
-                    accounts::insert_user(conn, &account)
+                    user_manager::insert_user(conn, &account)
                 })
                 .await
             }
@@ -463,11 +462,11 @@ pub async fn password_submit(
     let (hasher, old_user) = (Arc::clone(auth.hasher()), user.clone());
     let new_hash = auth
         .hashing()
-        .run(move || accounts::prepare_password(&hasher, &old_user, &new_password1))
+        .run(move || user_manager::prepare_password(&hasher, &old_user, &new_password1))
         .await?
         .map_err(|err| AppError::Unexpected(err.into()))?;
     let user = with_conn(auth.pool(), move |conn| {
-        accounts::store_password(conn, &user, new_hash)
+        user_manager::store_password(conn, &user, new_hash)
     })
     .await
     .map_err(|err| AppError::Unexpected(err.into()))?;
