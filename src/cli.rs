@@ -23,8 +23,9 @@ use serde_json::Value;
 
 use crate::{
     auth::{
-        PasswordHasher, SessionKeys, accounts,
+        PasswordHasher, SessionKeys,
         models::{self, User},
+        user_manager,
         validators::validate_username,
     },
     checks, db,
@@ -179,7 +180,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Session {
             action: SessionCommand::List { user },
         } => session_list(&settings, user.as_deref()),
-        Command::Check { deploy } => check(&settings, deploy),
+        Command::Check { deploy } => run_checks(&settings, deploy),
         Command::Secret {
             action: SecretCommand::Generate,
         } => {
@@ -204,7 +205,7 @@ pub fn secret(action: &SecretCommand) {
     }
 }
 
-fn check(settings: &Settings, deploy: bool) -> anyhow::Result<()> {
+fn run_checks(settings: &Settings, deploy: bool) -> anyhow::Result<()> {
     connect(settings)?;
     let findings = if deploy {
         checks::deploy_checks(settings)
@@ -269,7 +270,7 @@ fn createuser(
     validate_username(&models::normalize_username(name))?;
     let password = read_new_password(password_stdin)?;
     let pool = connect(settings)?;
-    let user = accounts::create_user(
+    let user = user_manager::create_user(
         &mut *pool.get()?,
         &PasswordHasher::new(settings.argon2.clone())?,
         name,
@@ -285,7 +286,7 @@ fn changepassword(settings: &Settings, name: &str, password_stdin: bool) -> anyh
     let pool = connect(settings)?;
     let user = find_user(&mut *pool.get()?, name)?;
     let password = read_new_password(password_stdin)?;
-    accounts::set_password(
+    user_manager::set_password(
         &mut *pool.get()?,
         &PasswordHasher::new(settings.argon2.clone())?,
         &user,

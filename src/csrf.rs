@@ -252,7 +252,7 @@ pub async fn protect(
     // not even decode) counts as absent, and the browser is told to drop it.
     let bad_cookie =
         cookie_secret.is_none() && cookie_header::sent(req.headers(), CSRF_COOKIE_NAME);
-    match check(&mut req, &config, cookie_secret).await {
+    match verify_request(&mut req, &config, cookie_secret).await {
         Ok(()) => {
             let mut res = pass(req, next, config.cookie_secure, cookie_secret).await?;
             if bad_cookie
@@ -278,7 +278,7 @@ pub async fn protect(
 }
 
 /// Checks an unsafe request against the cookie's secret, if any.
-async fn check(
+async fn verify_request(
     req: &mut ServiceRequest,
     config: &CsrfConfig,
     cookie_secret: Option<Secret>,

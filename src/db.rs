@@ -37,7 +37,7 @@ use diesel::{
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use thiserror::Error;
 
-use crate::telemetry::RequestMetrics;
+use crate::metrics::{Queries, RequestMetrics};
 
 pub use self::connection::DbConnection;
 
@@ -482,18 +482,6 @@ pub fn count_queries<T>(record_sql: bool, work: impl FnOnce() -> T) -> (T, Queri
         sql: RECORDED_SQL.with_borrow_mut(std::mem::take),
     };
     (value, queries)
-}
-
-/// What a piece of blocking work asked of the database.
-#[derive(Debug, Default)]
-pub struct Queries {
-    /// How many queries ran.
-    pub count: u64,
-    /// How long they took, from the start of each to its end: not the wait
-    /// for a thread or a connection, nor any password hashing around them.
-    pub time: Duration,
-    /// Their SQL, without bound values, when it was recorded.
-    pub sql: Vec<String>,
 }
 
 /// Checks a connection out of `pool` and runs `query` with it, on the

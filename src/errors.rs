@@ -11,20 +11,15 @@
 
 use actix_web::{
     HttpResponse, ResponseError,
-    body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
     error::{PayloadError, UrlencodedError},
     http::{StatusCode, header},
-    middleware::Next,
 };
 use askama::Template;
 use thiserror::Error;
 
 use crate::{
-    auth::{AuthError, hashers::HashingPoolError},
     db::{self, DbError},
-    sessions::faults,
-    telemetry,
+    security_log,
 };
 
 /// What `Retry-After` says while the database or session store is
@@ -77,9 +72,6 @@ pub enum AppError {
     /// variant on conversion.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
-    /// The authentication machinery failed.
-    #[error(transparent)]
-    Auth(AuthError),
     /// The database failed.
     #[error(transparent)]
     Db(DbError),
@@ -97,16 +89,6 @@ impl From<DbError> for AppError {
             Self::Unavailable(err.into())
         } else {
             Self::Db(err)
-        }
-    }
-}
-
-impl From<AuthError> for AppError {
-    fn from(err: AuthError) -> Self {
-        if db::is_unavailable(&err) {
-            Self::Unavailable(err.into())
-        } else {
-            Self::Auth(err)
         }
     }
 }
@@ -172,11 +154,7 @@ impl AppError {
                 ),
             ),
             Self::LoginRequired(_) => ("Sign in required", "Please sign in.".into()),
-            Self::Unavailable(_)
-            | Self::Auth(_)
-            | Self::Db(_)
-            | Self::Template(_)
-            | Self::Unexpected(_) => (
+            Self::Unavailable(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => (
                 "Server error",
                 "Something went wrong on our side. It has been logged; please try again.".into(),
             ),
@@ -207,11 +185,9 @@ impl ResponseError for AppError {
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::LoginRequired(_) => StatusCode::SEE_OTHER,
-            Self::Unavailable(_)
-            | Self::Auth(_)
-            | Self::Db(_)
-            | Self::Template(_)
-            | Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -227,7 +203,7 @@ impl ResponseError for AppError {
         } else if let Self::Csrf(reason) = self {
             // Anyone can send forged POSTs in bulk: rate-limited, as
             // tampered cookies are.
-            telemetry::security_event_because("CSRF verification failed", Some(reason));
+            security_log::security_event_because("CSRF verification failed", Some(reason));
         }
 
         let mut response = HttpResponse::build(status);
@@ -259,31 +235,6 @@ impl ResponseError for AppError {
             Err(_) => response
                 .content_type("text/plain; charset=utf-8")
                 .body(format!("{} {title}", status.as_u16())),
-        }
-    }
-}
-
-/// Middleware, just outside the session middleware: a request whose
-/// session store could not be reached ends in the 503 page rather than
-/// actix-session's bare 500 (see [`sessions::faults`](crate::sessions::faults)).
-pub async fn session_store_outage(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    match faults::watch(next.call(req)).await {
-        (Err(err), true) => {
-            // The error keeps its cause for the log; actix renders the page.
-            Err(AppError::Unavailable(anyhow::anyhow!("the session store failed: {err}")).into())
-        }
-        (res, _) => res,
-    }
-}
-
-impl From<HashingPoolError> for AppError {
-    fn from(err: HashingPoolError) -> Self {
-        match err {
-            HashingPoolError::Busy => Self::Busy { retry_after: 1 },
-            HashingPoolError::Cancelled => Self::Unexpected(err.into()),
         }
     }
 }

@@ -23,7 +23,7 @@ use actix_web_flash_messages::{
     storage::{CookieMessageStore, FlashMessageStore, LoadError, StoreError},
 };
 
-use crate::telemetry::security_event;
+use crate::security_log::security_event;
 
 /// The name of the cookie that carries flash messages.
 pub const FLASH_COOKIE_NAME: &str = "messages";

@@ -221,34 +221,36 @@ pub fn build_app(
         .configure(urls::routes)
         .configure(|cfg| urls::debug_routes(cfg, state.settings.debug))
         .default_service(urls::not_found())
-        // actix runs the middleware added last first. A request meets them
-        // from the bottom up:
-        //   tracing span and Server-Timing → security headers → session cookie checks
-        //   → CSRF → flash messages → session store outage → session (1)
-        //   → identity → lazy user (2) → view
-        // and the response goes back through them top down, the session
-        // middleware saving a modified session on its way out (6). The
-        // `activity` and `expiry` layers sit just inside the session
-        // middleware, to touch the session before it is saved; the outage
-        // layer just outside it, to turn its failure to reach the store
-        // into a 503 page.
+        // The request's journey, in the order it meets the layers (actix
+        // runs the layer added last first, so they are listed inside out):
+        //
+        //   telemetry         a span, the request's metrics, Server-Timing
+        //   security headers  CSP and friends on every answer
+        //   session (1, 6)    around_session: the cookie opened once, before
+        //                     anything parses cookies (actix caches the
+        //                     parse), and on the way out what the store
+        //                     reported (gone: no cookie; unreachable: 503)
+        //   CSRF              every unsafe request carries the page's token
+        //   flash messages    messages shown once, from a signed cookie
+        //   session (1, 6)    actix-session: load, and save when changed
+        //   session           before_save: last seen, remember me
+        //   identity          which user id the session claims
+        //   lazy user (2)     the user, loaded when first asked for
+        //   the view          authenticate (3), login (4), login_required (5)
         .wrap(from_fn(auth::middleware::authentication))
         .wrap(
             IdentityMiddleware::builder()
                 .id_key(SessionKeys::USER_ID)
                 .build(),
         )
-        .wrap(from_fn(sessions::activity::track_last_seen))
-        .wrap(from_fn(sessions::expiry::note_expiry))
-        .wrap(sessions::middleware(
+        .wrap(from_fn(sessions::layers::before_save))
+        .wrap(sessions::session_middleware(
             state.session_backend.clone(),
             &state.session_cookie,
         ))
-        .wrap(from_fn(errors::session_store_outage))
-        .wrap(from_fn(sessions::expiry::persistent_cookie))
         .wrap(FlashMessagesFramework::builder(flash_store).build())
         .wrap(from_fn(csrf::protect))
-        .wrap(from_fn(sessions::cookies::check))
+        .wrap(from_fn(sessions::layers::around_session))
         .wrap(from_fn(security_headers::add))
         .wrap(from_fn(telemetry::observe))
 }

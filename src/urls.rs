@@ -8,23 +8,9 @@ use actix_web::{HttpResponse, Route, middleware::from_fn, web};
 use crate::{
     auth::login_required,
     errors::AppError,
-    views::{accounts, debug, health, home, sessions, static_files},
+    paths::*,
+    views::{accounts, debug, health, home, static_files, your_sessions},
 };
-
-/// The home page.
-pub const HOME: &str = "/";
-/// The login form.
-pub const LOGIN: &str = "/login";
-/// Where the logout form posts.
-pub const LOGOUT: &str = "/logout";
-/// The signed-in user's profile, and where login lands by default.
-pub const PROFILE: &str = "/profile";
-/// The sign-up form.
-pub const SIGNUP: &str = "/signup";
-/// The password change form.
-pub const PASSWORD: &str = "/password";
-/// The user's sessions.
-pub const SESSIONS: &str = "/sessions";
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -64,17 +50,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .wrap(from_fn(login_required))
                 .service(
                     web::resource("")
-                        .get(sessions::list)
+                        .get(your_sessions::list)
                         .default_service(not_allowed("GET")),
                 )
                 .service(
                     web::resource("/revoke-others")
-                        .post(sessions::revoke_others)
+                        .post(your_sessions::revoke_others)
                         .default_service(not_allowed("POST")),
                 )
                 .service(
                     web::resource("/{id}/revoke")
-                        .post(sessions::revoke)
+                        .post(your_sessions::revoke)
                         .default_service(not_allowed("POST")),
                 ),
         )

@@ -101,11 +101,11 @@ impl DeviceCookies {
     /// `username`: signed by a key still accepted, and not expired.
     pub fn trusted_for(&self, req: &HttpRequest, username: &str) -> Option<String> {
         let cookie = req.cookie(DEVICE_COOKIE_NAME)?;
-        self.check(cookie.value(), username)
+        self.verify(cookie.value(), username)
     }
 
     /// Checks a device cookie's value for `username`; returns its nonce.
-    pub fn check(&self, value: &str, username: &str) -> Option<String> {
+    pub fn verify(&self, value: &str, username: &str) -> Option<String> {
         let mut parts = value.splitn(3, '.');
         let (nonce, issued, signature) = (parts.next()?, parts.next()?, parts.next()?);
         let issued: u64 = issued.parse().ok()?;
@@ -136,12 +136,12 @@ mod tests {
     fn a_device_cookie_is_valid_for_its_username_only() {
         let devices = DeviceCookies::new(&key('a'), &[], true);
         let cookie = devices.issue("Alice");
-        assert!(devices.check(cookie.value(), "alice").is_some());
-        assert!(devices.check(cookie.value(), "bob").is_none());
+        assert!(devices.verify(cookie.value(), "alice").is_some());
+        assert!(devices.verify(cookie.value(), "bob").is_none());
         let mut tampered = cookie.value().to_owned();
         tampered.replace_range(0..1, if tampered.starts_with('0') { "1" } else { "0" });
-        assert!(devices.check(&tampered, "alice").is_none());
-        assert!(devices.check("garbage", "alice").is_none());
+        assert!(devices.verify(&tampered, "alice").is_none());
+        assert!(devices.verify("garbage", "alice").is_none());
         assert!(cookie.http_only().unwrap_or(false));
     }
 
@@ -150,9 +150,9 @@ mod tests {
         let before = DeviceCookies::new(&key('a'), &[], true);
         let cookie = before.issue("alice");
         let rotated = DeviceCookies::new(&key('b'), &[key('a')], true);
-        assert!(rotated.check(cookie.value(), "alice").is_some());
+        assert!(rotated.verify(cookie.value(), "alice").is_some());
         let forgotten = DeviceCookies::new(&key('b'), &[], true);
-        assert!(forgotten.check(cookie.value(), "alice").is_none());
+        assert!(forgotten.verify(cookie.value(), "alice").is_none());
     }
 
     #[test]
@@ -167,7 +167,7 @@ mod tests {
         );
         assert!(
             devices
-                .check(&format!("{nonce}.{issued}.{signature}"), "alice")
+                .verify(&format!("{nonce}.{issued}.{signature}"), "alice")
                 .is_none()
         );
     }

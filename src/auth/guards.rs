@@ -18,7 +18,7 @@ use actix_web::{
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::{LazyUser, User};
-use crate::{errors::AppError, urls};
+use crate::{errors::AppError, paths};
 
 /// What `next` keeps unescaped: as Django, `/` stays readable.
 const NEXT_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
@@ -32,7 +32,7 @@ const NEXT_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
 pub fn login_url(path_and_query: &str) -> String {
     format!(
         "{}?next={}",
-        urls::LOGIN,
+        paths::LOGIN,
         utf8_percent_encode(path_and_query, NEXT_ESCAPE)
     )
 }

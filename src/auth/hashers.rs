@@ -20,7 +20,7 @@ use argon2::{
 };
 use thiserror::Error;
 
-use crate::{db::count_queries, telemetry::RequestMetrics};
+use crate::{db::count_queries, errors::AppError, metrics::RequestMetrics};
 
 /// A password could not be hashed.
 #[derive(Debug, Error)]
@@ -123,6 +123,15 @@ pub enum HashingPoolError {
     /// The threads are gone (the server is shutting down).
     #[error("the password work was cancelled")]
     Cancelled,
+}
+
+impl From<HashingPoolError> for AppError {
+    fn from(err: HashingPoolError) -> Self {
+        match err {
+            HashingPoolError::Busy => Self::Busy { retry_after: 1 },
+            HashingPoolError::Cancelled => Self::Unexpected(err.into()),
+        }
+    }
 }
 
 /// How many jobs may wait per hashing thread before more are refused. At

@@ -22,9 +22,9 @@ use tokio::sync::Mutex;
 
 use super::{
     AuthContext, AuthError, User,
-    login::{SessionClaim, UserLookup, get_user, update_session_auth_hash},
+    session_user::{SessionClaim, UserLookup, get_user, update_session_auth_hash},
 };
-use crate::{db::run_blocking, errors::AppError, telemetry::RequestMetrics};
+use crate::{db::run_blocking, errors::AppError, metrics::RequestMetrics};
 
 /// The request's user, loaded on first use.
 #[derive(Clone)]

@@ -10,7 +10,6 @@
 //! Identity itself (which user id this session claims) is kept by
 //! actix-identity under Django's session key `_auth_user_id`.
 
-pub mod accounts;
 pub mod backends;
 pub mod device_cookies;
 pub mod guards;
@@ -19,8 +18,10 @@ pub mod login;
 pub mod middleware;
 pub mod models;
 pub mod redirects;
+pub mod session_user;
 pub mod signals;
 pub mod throttle;
+pub mod user_manager;
 pub mod validators;
 
 use std::{fmt, sync::Arc};
@@ -34,13 +35,15 @@ pub use self::{
     backends::{AuthBackend, Authenticated, Credentials, ModelBackend, authenticate},
     guards::{CurrentUser, login_required},
     hashers::{HashingPool, PasswordHasher},
-    login::{SessionKeys, login, logout, update_session_auth_hash},
+    login::{login, logout},
     middleware::LazyUser,
     models::User,
+    session_user::{SessionKeys, update_session_auth_hash},
     signals::{AuthEvent, AuthListener},
 };
 use crate::{
-    db::{DbError, DbPool},
+    db::{self, DbError, DbPool},
+    errors::AppError,
     settings::SecretKey,
 };
 
@@ -69,6 +72,18 @@ pub enum AuthError {
     /// The password work did not run (too busy, or shutting down).
     #[error(transparent)]
     Hashing(#[from] hashers::HashingPoolError),
+}
+
+impl From<AuthError> for AppError {
+    /// An outage is a 503, a full hashing queue a 503 with its own words;
+    /// anything else is a fault of ours.
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Hashing(err) => err.into(),
+            err if db::is_unavailable(&err) => Self::Unavailable(err.into()),
+            err => Self::Unexpected(err.into()),
+        }
+    }
 }
 
 /// What the dance needs at run time, shared by every worker: Django's

@@ -4,17 +4,11 @@
 
 use std::time::Duration;
 
-use actix_session::SessionExt;
+use actix_session::Session;
+use actix_web::{HttpRequest, http::header};
 
 use super::unix_now;
 use crate::client_ip::client_ip_text;
-use actix_web::{
-    Error,
-    body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
-    http::header,
-    middleware::Next,
-};
 
 /// The session key holding the last activity, in Unix seconds.
 pub const LAST_SEEN_KEY: &str = "_last_seen";
@@ -29,37 +23,32 @@ const MAX_USER_AGENT_LEN: usize = 256;
 /// How stale "last seen" may get before it is written again.
 pub const LAST_SEEN_GRANULARITY: Duration = Duration::from_secs(60);
 
-/// Middleware, inside the session middleware: refreshes `_last_seen` on
-/// existing sessions when it is more than a minute old, and notes the
-/// browser and address the first time. Anonymous visitors without a session
-/// get none: this never creates one.
-pub async fn track_last_seen(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let res = next.call(req).await?;
-    let session = res.request().get_session();
-    let has_data = !session.entries().is_empty();
-    if has_data {
-        let now = unix_now();
-        let last_seen = session.get::<i64>(LAST_SEEN_KEY).ok().flatten();
-        if last_seen.is_none_or(|seen| {
-            Duration::from_secs(u64::try_from(now - seen).unwrap_or(0)) >= LAST_SEEN_GRANULARITY
-        }) {
-            // Also moves the expiry forward: an idle timeout, a minute coarse.
-            let _ = session.insert(LAST_SEEN_KEY, now);
-            if !session.contains_key(USER_AGENT_KEY) {
-                let request = res.request();
-                let user_agent = request
-                    .headers()
-                    .get(header::USER_AGENT)
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or("unknown");
-                let user_agent: String = user_agent.chars().take(MAX_USER_AGENT_LEN).collect();
-                let _ = session.insert(USER_AGENT_KEY, user_agent);
-                let _ = session.insert(IP_KEY, client_ip_text(request));
-            }
-        }
+/// Refreshes `_last_seen` on a session with data when it is more than a
+/// minute old, and notes the browser and address the first time. A session
+/// without data is left alone: this never creates one. Called by the
+/// session layer just before the session is saved.
+pub fn note_activity(session: &Session, request: &HttpRequest) {
+    if session.entries().is_empty() {
+        return;
     }
-    Ok(res)
+    let now = unix_now();
+    let last_seen = session.get::<i64>(LAST_SEEN_KEY).ok().flatten();
+    let stale = last_seen.is_none_or(|seen| {
+        Duration::from_secs(u64::try_from(now - seen).unwrap_or(0)) >= LAST_SEEN_GRANULARITY
+    });
+    if !stale {
+        return;
+    }
+    // Also moves the expiry forward: an idle timeout, a minute coarse.
+    let _ = session.insert(LAST_SEEN_KEY, now);
+    if !session.contains_key(USER_AGENT_KEY) {
+        let user_agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("unknown");
+        let user_agent: String = user_agent.chars().take(MAX_USER_AGENT_LEN).collect();
+        let _ = session.insert(USER_AGENT_KEY, user_agent);
+        let _ = session.insert(IP_KEY, client_ip_text(request));
+    }
 }

@@ -16,8 +16,8 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::{Map, Value};
 
 use super::{
-    interruption,
     models::{self, NewStoredSession},
+    outcome,
 };
 use crate::db::{DbPool, with_conn};
 
@@ -167,7 +167,7 @@ impl SessionStore for DbSessionStore {
         if !updated {
             // Gone while this request ran (signed out, revoked, expired):
             // never resurrect it, under its key or a new one.
-            interruption::note_gone();
+            outcome::note_gone();
         }
         Ok(session_key)
     }
@@ -191,7 +191,7 @@ impl SessionStore for DbSessionStore {
         .await?;
         if !deleted {
             // Cycling the key of a session that is already gone.
-            interruption::note_gone();
+            outcome::note_gone();
         }
         Ok(())
     }

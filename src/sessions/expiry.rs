@@ -5,22 +5,15 @@
 //! `SESSION_TTL` without activity. A session given an expiry (the login
 //! form's "remember me") keeps its cookie and its row for that long instead.
 //!
-//! actix-session configures one lifetime for every cookie, so two small
-//! middlewares do the per-session part: [`note_expiry`], inside the session
-//! middleware, reads the expiry before the session is saved, and
-//! [`persistent_cookie`], outside it, adds `Max-Age` to the cookie the
-//! session middleware set.
+//! The server side is applied once, for every engine, by
+//! [`SessionBackend`](super::SessionBackend); the cookie's `Max-Age` by the
+//! session layer ([`layers`](super::layers)), with [`cookie_max_age`] and
+//! [`add_max_age`].
 
 use std::time::Duration;
 
-use actix_session::{Session, SessionExt, SessionInsertError};
-use actix_web::{
-    Error, HttpMessage,
-    body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
-    http::header::{self, HeaderValue},
-    middleware::Next,
-};
+use actix_session::{Session, SessionInsertError};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 
 use super::{SESSION_COOKIE_NAME, SessionState};
 
@@ -39,36 +32,17 @@ pub fn expiry_of(state: &SessionState) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
-/// The cookie lifetime [`note_expiry`] found, for [`persistent_cookie`].
-#[derive(Debug, Clone, Copy)]
-struct CookieMaxAge(u64);
-
-/// Middleware, inside the session middleware: notes the session's expiry
-/// before the session middleware takes the state to save it.
-pub async fn note_expiry(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let res = next.call(req).await?;
-    let expiry = res.request().get_session().get::<u64>(EXPIRY_KEY);
-    if let Ok(Some(secs)) = expiry {
-        res.request().extensions_mut().insert(CookieMaxAge(secs));
-    }
-    Ok(res)
+/// The `Max-Age` the session cookie needs, if the session has an expiry of
+/// its own.
+pub fn cookie_max_age(session: &Session) -> Option<u64> {
+    session.get::<u64>(EXPIRY_KEY).ok().flatten()
 }
 
-/// Middleware, outside the session middleware: gives the session cookie a
-/// `Max-Age` when the session has an expiry of its own.
-pub async fn persistent_cookie(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let mut res = next.call(req).await?;
-    let Some(CookieMaxAge(secs)) = res.request().extensions().get::<CookieMaxAge>().copied() else {
-        return Ok(res);
-    };
+/// Gives the session cookie the response sets a `Max-Age` of `secs`.
+/// actix-session configures one lifetime for every cookie; this is the
+/// per-session part.
+pub fn add_max_age(headers: &mut HeaderMap, secs: u64) {
     let prefix = format!("{SESSION_COOKIE_NAME}=");
-    let headers = res.headers_mut();
     let patched: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .filter_map(|value| {
@@ -86,5 +60,4 @@ pub async fn persistent_cookie(
     for value in patched {
         headers.append(header::SET_COOKIE, value);
     }
-    Ok(res)
 }

@@ -24,7 +24,7 @@ use redis::{
 
 use super::{
     db_store::{SessionState, decode_state, encode_state},
-    interruption, models,
+    models, outcome,
 };
 
 /// How long one Redis command may take before the request gives up on it.
@@ -143,7 +143,7 @@ impl SessionStore for RedisSessionStore {
             .await
             .map_err(UpdateError::Other)?;
         if !updated {
-            interruption::note_gone();
+            outcome::note_gone();
         }
         Ok(session_key)
     }
@@ -169,7 +169,7 @@ impl SessionStore for RedisSessionStore {
             .await
             .context("Redis refused to delete a session")?;
         if deleted == 0 {
-            interruption::note_gone();
+            outcome::note_gone();
         }
         Ok(())
     }

@@ -12,22 +12,21 @@ use serde::Deserialize;
 use crate::{
     auth::{
         self, AuthContext, AuthError, Authenticated, Credentials, CurrentUser, LazyUser,
-        ModelBackend,
-        accounts::{self, AccountError},
-        models,
+        ModelBackend, models,
         redirects::safe_next_or,
         signals::AuthEvent,
         throttle::{Scope, Throttle, ThrottleError},
+        user_manager::{self, AccountError},
         validators::{MAX_USERNAME_LEN, ValidationError, validate_password, validate_username},
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
     db::with_conn,
     errors::AppError,
+    metrics::RequestMetrics,
+    paths,
     sessions::{self, SessionBackend, expiry::set_expiry},
     settings::Settings,
-    telemetry::RequestMetrics,
-    urls,
     views::{Message, display_time, messages, render, see_other},
 };
 
@@ -51,7 +50,7 @@ async fn redirect_if_signed_in(
     Ok(user
         .get()
         .await?
-        .map(|_| see_other(safe_next_or(next, urls::PROFILE))))
+        .map(|_| see_other(safe_next_or(next, paths::PROFILE))))
 }
 
 #[derive(Template)]
@@ -186,7 +185,7 @@ pub async fn login_submit(
         set_expiry(&req.get_session(), settings.session_remember_ttl)
             .map_err(|err| AppError::Unexpected(err.into()))?;
     }
-    let mut response = see_other(safe_next_or(next.as_deref(), urls::PROFILE));
+    let mut response = see_other(safe_next_or(next.as_deref(), paths::PROFILE));
     response
         .add_cookie(&throttle.devices().issue(username))
         .map_err(|err| AppError::Unexpected(err.into()))?;
@@ -208,7 +207,7 @@ fn refused(err: ThrottleError, action: &'static str) -> AppError {
 pub async fn logout(req: HttpRequest, auth: web::Data<AuthContext>) -> HttpResponse {
     auth::logout(&req, &auth).await;
     FlashMessage::info("You have been signed out.").send();
-    see_other(urls::HOME)
+    see_other(paths::HOME)
 }
 
 #[derive(Template)]
@@ -338,7 +337,7 @@ pub async fn signup_submit(
         let (hasher, name) = (Arc::clone(auth.hasher()), username.clone());
         let prepared = match auth
             .hashing()
-            .run(move || accounts::prepare_user(&hasher, &name, &password1, false))
+            .run(move || user_manager::prepare_user(&hasher, &name, &password1, false))
             .await
         {
             Ok(prepared) => prepared,
@@ -351,7 +350,7 @@ pub async fn signup_submit(
         let created = match prepared {
             Ok(account) => {
                 with_conn(auth.pool(), move |conn| {
-                    accounts::insert_user(conn, &account)
+                    user_manager::insert_user(conn, &account)
                 })
                 .await
             }
@@ -365,7 +364,7 @@ pub async fn signup_submit(
                 };
                 auth::login(&req, &auth, &authenticated).await?;
                 FlashMessage::success("Welcome! Your account has been created.").send();
-                return Ok(see_other(urls::PROFILE));
+                return Ok(see_other(paths::PROFILE));
             }
             Err(AccountError::Invalid(problems)) => errors.add(problems),
             Err(AccountError::Db(err)) => return Err(err.into()),
@@ -463,11 +462,11 @@ pub async fn password_submit(
     let (hasher, old_user) = (Arc::clone(auth.hasher()), user.clone());
     let new_hash = auth
         .hashing()
-        .run(move || accounts::prepare_password(&hasher, &old_user, &new_password1))
+        .run(move || user_manager::prepare_password(&hasher, &old_user, &new_password1))
         .await?
         .map_err(|err| AppError::Unexpected(err.into()))?;
     let user = with_conn(auth.pool(), move |conn| {
-        accounts::store_password(conn, &user, new_hash)
+        user_manager::store_password(conn, &user, new_hash)
     })
     .await
     .map_err(|err| AppError::Unexpected(err.into()))?;
@@ -484,5 +483,5 @@ pub async fn password_submit(
             .await?;
     }
     FlashMessage::success("Your password was changed. Your other sessions are signed out.").send();
-    Ok(see_other(urls::PROFILE))
+    Ok(see_other(paths::PROFILE))
 }

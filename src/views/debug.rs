@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use crate::{
     auth::{LazyUser, SessionKeys},
     errors::AppError,
+    metrics::RequestMetrics,
     sessions::{self, SESSION_COOKIE_NAME, SessionBackend, db_store::state_as_json},
-    telemetry::RequestMetrics,
     views::render,
 };
 
@@ -31,7 +31,18 @@ const SOURCES: &[(&str, &str)] = &[
         "src/auth/middleware.rs",
         include_str!("../auth/middleware.rs"),
     ),
-    ("src/auth/login.rs", include_str!("../auth/login.rs")),
+    (
+        "src/sessions/cookies.rs",
+        include_str!("../sessions/cookies.rs"),
+    ),
+    (
+        "src/sessions/layers.rs",
+        include_str!("../sessions/layers.rs"),
+    ),
+    (
+        "src/auth/session_user.rs",
+        include_str!("../auth/session_user.rs"),
+    ),
     ("src/auth/backends.rs", include_str!("../auth/backends.rs")),
     ("src/auth/guards.rs", include_str!("../auth/guards.rs")),
     ("src/startup.rs", include_str!("../startup.rs")),
@@ -140,7 +151,7 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
                 detail: cookie_detail,
                 data: None,
                 took_ms: None,
-                source: "src/sessions/mod.rs",
+                source: "src/sessions/cookies.rs",
             },
             Step {
                 number: 1,
@@ -167,7 +178,7 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
                 detail: user_detail,
                 data: None,
                 took_ms: ms(after.user),
-                source: "src/auth/login.rs",
+                source: "src/auth/session_user.rs",
             },
             Step {
                 number: 6,
@@ -175,7 +186,7 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
                 detail: "This page changes nothing, so nothing is written (unless \"last seen\" is more than a minute old).".into(),
                 data: None,
                 took_ms: None,
-                source: "src/sessions/mod.rs",
+                source: "src/sessions/layers.rs",
             },
         ],
         queries: after.sql,

@@ -6,8 +6,8 @@ pub mod accounts;
 pub mod debug;
 pub mod health;
 pub mod home;
-pub mod sessions;
 pub mod static_files;
+pub mod your_sessions;
 
 use actix_web::{HttpResponse, http::header};
 use actix_web_flash_messages::{IncomingFlashMessages, Level};

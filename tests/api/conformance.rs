@@ -10,7 +10,7 @@ use actix_web::{
     http::StatusCode,
 };
 use porter::{
-    sessions::{interruption, open_session_cookie, seal_session_cookie},
+    sessions::{open_session_cookie, outcome, seal_session_cookie},
     startup::cookie_key,
 };
 use sha2::{Digest, Sha256};
@@ -284,20 +284,22 @@ async fn a_session_gone_at_save_time_is_not_resurrected(engine: Engine) {
     // An update (the once-a-minute "last seen" write, say).
     let key = backend.save(signed_in("1"), &ttl).await.expect("save");
     backend.delete(&key).await.expect("sign out");
-    let (updated, gone) =
-        interruption::track(backend.update(same_key(&key), signed_in("2"), &ttl)).await;
+    let (updated, update_outcome) =
+        outcome::track(backend.update(same_key(&key), signed_in("2"), &ttl)).await;
+    let gone = update_outcome.gone;
     updated.expect("an interrupted update is not an error");
     let old_key = key;
 
     // A key cycle (a password change, say).
     let key = backend.save(signed_in("1"), &ttl).await.expect("save");
     backend.delete(&key).await.expect("sign out");
-    let (cycled, cycle_gone) = interruption::track(async {
+    let (cycled, cycle_outcome) = outcome::track(async {
         backend.delete(&key).await.expect("delete");
         backend.save(signed_in("2"), &ttl).await
     })
     .await;
     let new_key = cycled.expect("an interrupted cycle is not an error");
+    let cycle_gone = cycle_outcome.gone;
 
     if engine == Engine::Cookie {
         // Nothing is stored server-side: there is nothing to find gone.

@@ -9,8 +9,8 @@ use crate::{
     auth::{AuthContext, CurrentUser},
     csrf::CsrfToken,
     errors::AppError,
+    paths,
     sessions::{self, SessionBackend, by_user::SessionSummary},
-    urls,
     views::{Message, display_time, messages, render, see_other},
 };
 
@@ -92,7 +92,7 @@ pub async fn revoke(
         return Err(AppError::NotFound);
     }
     FlashMessage::success("The session was signed out.").send();
-    Ok(see_other(urls::SESSIONS))
+    Ok(see_other(paths::SESSIONS))
 }
 
 /// `POST /sessions/revoke-others`: signs out every session but this one.
@@ -109,5 +109,5 @@ pub async fn revoke_others(
     let ended = sessions::by_user::revoke_others(auth.pool(), user.id, current).await?;
     let noun = if ended == 1 { "session" } else { "sessions" };
     FlashMessage::success(format!("{ended} other {noun} signed out.")).send();
-    Ok(see_other(urls::SESSIONS))
+    Ok(see_other(paths::SESSIONS))
 }

@@ -1,0 +1,19 @@
+//! The paths Porter links and redirects to: part of its contract with
+//! browsers and tools (see the README before changing one). A leaf, so that
+//! views and guards can name a page without depending on the route table
+//! in [`urls`](crate::urls), which depends on them.
+
+/// The home page.
+pub const HOME: &str = "/";
+/// The login form.
+pub const LOGIN: &str = "/login";
+/// Where the logout form posts.
+pub const LOGOUT: &str = "/logout";
+/// The signed-in user's profile, and where login lands by default.
+pub const PROFILE: &str = "/profile";
+/// The sign-up form.
+pub const SIGNUP: &str = "/signup";
+/// The password change form.
+pub const PASSWORD: &str = "/password";
+/// The user's sessions.
+pub const SESSIONS: &str = "/sessions";

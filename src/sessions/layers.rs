@@ -1,0 +1,97 @@
+//! Steps 1 and 6 of the dance as layers: Django's `SessionMiddleware`.
+//!
+//! actix-session's `SessionMiddleware` loads the session, hands it to the
+//! request as a map, and saves it on the way out when it changed. Porter
+//! puts one layer on each side of it:
+//!
+//! * [`around_session`], outside it and outside everything that parses
+//!   cookies (actix caches the parse, and a re-sealed cookie must be seen by
+//!   the session middleware): opens the incoming cookie once
+//!   ([`cookies`]), and on the way out answers what the
+//!   store reported ([`outcome`]): a session gone at save
+//!   time loses its cookie, a store out of reach gives the 503 page; it also
+//!   gives a "remember me" session's cookie its `Max-Age`.
+//! * [`before_save`], inside: touches the session just before it is saved:
+//!   "last seen" ([`activity`]), and notes its own expiry
+//!   ([`expiry`]) for the cookie.
+
+use actix_session::SessionExt;
+use actix_web::{
+    Error, HttpMessage,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    middleware::Next,
+    web,
+};
+
+use super::{SESSION_COOKIE_NAME, SessionCookieSettings, activity, cookies, expiry, outcome};
+use crate::errors::AppError;
+
+/// The cookie lifetime [`before_save`] found, for [`around_session`].
+#[derive(Debug, Clone, Copy)]
+struct CookieMaxAge(u64);
+
+/// Middleware, outside the session middleware and everything that reads
+/// cookies.
+pub async fn around_session(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let Some(settings) = req.app_data::<web::Data<SessionCookieSettings>>().cloned() else {
+        return next.call(req).await;
+    };
+    let bad_cookie = cookies::open_incoming(&mut req, &settings);
+    let insecure_transport =
+        settings.debug && settings.secure && req.connection_info().scheme() != "https";
+
+    let (res, outcome) = outcome::track(next.call(req)).await;
+    let mut res = match res {
+        Ok(res) => res,
+        // The error keeps its cause for the log; actix renders the page.
+        // (No request is at hand to make it a response here: the router
+        // needs the only reference to it while the request runs.)
+        Err(err) if outcome.unreachable => {
+            return Err(
+                AppError::Unavailable(anyhow::anyhow!("the session store failed: {err}")).into(),
+            );
+        }
+        Err(err) => return Err(err),
+    };
+    if outcome.gone {
+        cookies::remove_session_cookie(&mut res)?;
+    } else if bad_cookie {
+        cookies::drop_bad_cookie(&mut res)?;
+    }
+    let max_age = res.request().extensions().get::<CookieMaxAge>().copied();
+    if let Some(CookieMaxAge(secs)) = max_age {
+        expiry::add_max_age(res.headers_mut(), secs);
+    }
+    if insecure_transport
+        && res
+            .response()
+            .cookies()
+            .any(|c| c.name() == SESSION_COOKIE_NAME)
+    {
+        tracing::warn!(
+            "the session cookie is Secure but this request came over plain http: the browser \
+             will drop it and you will not stay signed in. For local development set \
+             COOKIE_SECURE=false (the default when DEBUG is on), or serve over https"
+        );
+    }
+    Ok(res)
+}
+
+/// Middleware, just inside the session middleware: the last touches before
+/// the session is saved.
+pub async fn before_save(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let res = next.call(req).await?;
+    let session = res.request().get_session();
+    activity::note_activity(&session, res.request());
+    if let Some(secs) = expiry::cookie_max_age(&session) {
+        res.request().extensions_mut().insert(CookieMaxAge(secs));
+    }
+    Ok(res)
+}

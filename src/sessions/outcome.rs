@@ -1,0 +1,68 @@
+//! What became of the request's session in its store, for the session
+//! layer to answer: Django's `SessionInterrupted`, and outages.
+//!
+//! A request loads its session when it starts and saves it when it ends
+//! (steps 1 and 6). Two things can happen to the store meanwhile:
+//!
+//! * **The session is gone** (the user signed out in another tab, revoked it
+//!   from another browser, it expired). Saving must not bring it back: an
+//!   update would otherwise store the whole state, user id included, under
+//!   a fresh key, and a browser just signed out would be signed in again.
+//!   So the stores report it (`note_gone`); from then on nothing of this
+//!   request's session is stored (`is_gone`), and the session layer
+//!   removes the cookie. The next request is anonymous.
+//! * **The store cannot be reached** (`note_unreachable`). actix-session
+//!   turns every store error into a bare 500 whose cause it keeps to itself;
+//!   the session layer answers 503 instead, as for any outage.
+
+use std::{cell::Cell, future::Future};
+
+/// What the stores reported while a request ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The session was gone when it was saved.
+    pub gone: bool,
+    /// The store could not be reached.
+    pub unreachable: bool,
+}
+
+tokio::task_local! {
+    static OUTCOME: Cell<Outcome>;
+}
+
+/// Runs `request` (the session middleware and everything inside it) and
+/// says what the stores reported meanwhile.
+pub async fn track<F: Future>(request: F) -> (F::Output, Outcome) {
+    OUTCOME
+        .scope(Cell::new(Outcome::default()), async {
+            let output = request.await;
+            (output, OUTCOME.with(Cell::get))
+        })
+        .await
+}
+
+fn note(change: impl FnOnce(&mut Outcome)) {
+    // Outside a request (the CLI, test helpers, housekeeping) there is no
+    // response to shape.
+    let _ = OUTCOME.try_with(|cell| {
+        let mut outcome = cell.get();
+        change(&mut outcome);
+        cell.set(outcome);
+    });
+}
+
+/// A store found that the session it was asked to update or cycle no
+/// longer exists.
+pub(crate) fn note_gone() {
+    note(|outcome| outcome.gone = true);
+}
+
+/// The store could not be reached for the current request.
+pub(crate) fn note_unreachable() {
+    note(|outcome| outcome.unreachable = true);
+}
+
+/// Whether this request's session was found gone: nothing more is stored.
+pub(crate) fn is_gone() -> bool {
+    OUTCOME.try_with(|cell| cell.get().gone).unwrap_or(false)
+}
