@@ -68,6 +68,9 @@ pub enum AppError {
     /// A template failed to render.
     #[error("template rendering failed")]
     Template(#[from] askama::Error),
+    /// Mail could not be queued.
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     /// Anything else that should not have happened.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -115,7 +118,11 @@ impl AppError {
                 ),
             ),
             Self::LoginRequired(_) => ("Sign in required", "Please sign in.".into()),
-            Self::Auth(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => (
+            Self::Auth(_)
+            | Self::Db(_)
+            | Self::Template(_)
+            | Self::Mail(_)
+            | Self::Unexpected(_) => (
                 "Server error",
                 "Something went wrong on our side. It has been logged; please try again.".into(),
             ),
@@ -143,9 +150,11 @@ impl ResponseError for AppError {
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::LoginRequired(_) => StatusCode::SEE_OTHER,
-            Self::Auth(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Auth(_)
+            | Self::Db(_)
+            | Self::Template(_)
+            | Self::Mail(_)
+            | Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, Route, middleware::from_fn, web};
 use crate::{
     auth::login_required,
     errors::AppError,
-    views::{accounts, debug, health, home, sessions, static_files},
+    views::{accounts, debug, email, health, home, password_reset, sessions, static_files},
 };
 
 /// The home page.
@@ -25,6 +25,15 @@ pub const SIGNUP: &str = "/signup";
 pub const PASSWORD: &str = "/password";
 /// The user's sessions.
 pub const SESSIONS: &str = "/sessions";
+/// "Forgot your password?": the form asking for an address; reset links
+/// are `/password/reset/{uid}/{token}`.
+pub const PASSWORD_RESET: &str = "/password/reset";
+/// "Check your mail", after a reset request.
+pub const PASSWORD_RESET_DONE: &str = "/password/reset/done";
+/// The user's e-mail address and the form to change it.
+pub const EMAIL: &str = "/email";
+/// Address confirmation links: `/email/confirm/{uid}/{token}`.
+pub const EMAIL_CONFIRM: &str = "/email/confirm";
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -58,6 +67,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .get(accounts::password_form)
                 .post(accounts::password_submit)
                 .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource(PASSWORD_RESET)
+                .get(password_reset::request_form)
+                .post(password_reset::request_submit)
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource(PASSWORD_RESET_DONE)
+                .get(password_reset::done)
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/password/reset/{uid}/{token}")
+                .get(password_reset::link)
+                .post(password_reset::set_password)
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource(EMAIL)
+                .wrap(from_fn(login_required))
+                .get(email::form)
+                .post(email::submit)
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/email/confirm/{uid}/{token}")
+                .get(email::confirm)
+                .default_service(not_allowed("GET")),
         )
         .service(
             web::scope(SESSIONS)

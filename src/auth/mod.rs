@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod backends;
 pub mod device_cookies;
+pub mod email_address;
 pub mod guards;
 pub mod hashers;
 pub mod login;
@@ -21,6 +22,7 @@ pub mod models;
 pub mod redirects;
 pub mod signals;
 pub mod throttle;
+pub mod tokens;
 pub mod validators;
 
 use std::{fmt, sync::Arc};

@@ -17,6 +17,7 @@ mod helpers;
 mod login_failures;
 mod next_redirect;
 mod password_change;
+mod password_reset;
 mod query_counts;
 mod remember_me;
 mod services;
