@@ -232,7 +232,9 @@ impl SmtpServer {
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{}", self.port))
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(self.maildir.path())
+            // A path that does not exist yet: Python's Maildir creates it
+            // with its tmp/, new/ and cur/ folders.
+            .arg(self.maildir.path().join("maildir"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -250,7 +252,7 @@ impl SmtpServer {
 
     /// Every mail the server accepted, oldest first.
     pub fn received(&self) -> Vec<ReceivedMail> {
-        read_mail_dir(self.maildir.path())
+        read_mail_dir(&self.maildir.path().join("maildir"))
     }
 }
 
