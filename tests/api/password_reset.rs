@@ -162,8 +162,10 @@ async fn a_link_issued_before_a_password_change_is_refused() {
     request_reset(&app, "alice@example.com").await;
     let link = link_in_mail(&app, "alice@example.com").await;
 
+    // Signed in without the login form, which would kill the link on its
+    // own: this test is about the password change.
     let laptop = app.new_browser();
-    alice.login(&laptop).await;
+    laptop.force_login("alice").await;
     let changed = laptop
         .submit_form(
             "/password",
@@ -317,11 +319,7 @@ async fn a_reset_ends_every_session_and_clears_the_login_throttle() {
         Some("/login")
     );
 
-    assert_eq!(
-        phone.get("/profile").await.status,
-        StatusCode::SEE_OTHER,
-        "signed out"
-    );
+    // Gone at once, before the phone's next request flushes its own.
     let alices_rows: i64 = {
         use diesel::prelude::*;
         porter::schema::sessions::table
@@ -331,6 +329,11 @@ async fn a_reset_ends_every_session_and_clears_the_login_throttle() {
             .expect("count")
     };
     assert_eq!(alices_rows, 0, "the session rows are gone");
+    assert_eq!(
+        phone.get("/profile").await.status,
+        StatusCode::SEE_OTHER,
+        "signed out"
+    );
     let new = TestUser {
         password: NEW_PASSWORD.into(),
         ..alice
