@@ -9,10 +9,20 @@
 //! Everything that touches the database goes through [`run_blocking`], which
 //! moves the work onto actix's blocking thread pool (Diesel is synchronous)
 //! and counts the queries it ran for the request's `Server-Timing` header.
+//!
+//! The pool survives its server going away (a PostgreSQL restart, a
+//! failover): a connection that finds the server gone is discarded, the
+//! others are checked once before their next use, and errors that mean
+//! "unavailable" are told apart from bugs ([`is_unavailable`]) so that pages
+//! can say 503 instead of 500.
 
 use std::{
     cell::{Cell, RefCell},
     fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -20,7 +30,8 @@ use diesel::{
     connection::{Instrumentation, InstrumentationEvent, SimpleConnection},
     pg::PgConnection,
     prelude::*,
-    r2d2::{self, CustomizeConnection, ManageConnection, Pool, PooledConnection},
+    r2d2::{self, CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection},
+    result::DatabaseErrorKind,
     sqlite::SqliteConnection,
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -47,8 +58,44 @@ mod connection {
     }
 }
 
-/// A pool of [`DbConnection`]s.
-pub type DbPool = Pool<DbConnectionManager>;
+/// A pool of [`DbConnection`]s: r2d2's, which it derefs to, with a
+/// checkout that fails fast while the server is known to be unreachable.
+#[derive(Clone, Debug)]
+pub struct DbPool {
+    pool: Pool<DbConnectionManager>,
+    health: Arc<ServerHealth>,
+}
+
+impl std::ops::Deref for DbPool {
+    type Target = Pool<DbConnectionManager>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.pool
+    }
+}
+
+impl DbPool {
+    /// Checks a connection out, waiting up to the pool's checkout timeout;
+    /// see [`get_timeout`](Self::get_timeout).
+    pub fn get(&self) -> Result<PooledConn, r2d2::PoolError> {
+        self.get_timeout(self.pool.connection_timeout())
+    }
+
+    /// Checks a connection out, waiting up to `timeout`, or only briefly
+    /// while the pool's last attempt to connect failed: during an outage
+    /// every request would otherwise hold a thread for the whole timeout
+    /// before failing, and requests would pile up behind them. (These
+    /// shadow r2d2's methods of the same names, so every caller gets this.)
+    pub fn get_timeout(&self, timeout: Duration) -> Result<PooledConn, r2d2::PoolError> {
+        let timeout = if self.health.unreachable.load(Ordering::Acquire) {
+            timeout.min(OUTAGE_CHECKOUT_TIMEOUT)
+        } else {
+            timeout
+        };
+        self.pool.get_timeout(timeout)
+    }
+}
+
 /// A connection checked out of the pool.
 pub type PooledConn = PooledConnection<DbConnectionManager>;
 
@@ -57,8 +104,26 @@ pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/
 /// The PostgreSQL schema migrations, compiled into the binary.
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// How long a request waits for a free connection before giving up.
-const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request waits for a free SQLite connection before giving up.
+/// SQLite does not go away; waiting only means other requests hold the
+/// connections, and they finish.
+const SQLITE_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a request waits for a PostgreSQL connection before it gets a
+/// 503. r2d2 also retries a failed connect at most every half of this, so it
+/// bounds how soon the pool notices the server is back: at 1 s, the pool
+/// reconnects within half a second of the server's return.
+const POSTGRES_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a checkout waits while the server is known to be unreachable
+/// (see [`DbPool::get_timeout`]).
+const OUTAGE_CHECKOUT_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// libpq's `connect_timeout` (seconds; 2 is its minimum) when the URL sets
+/// none: without it, connecting to a host that drops packets waits for the
+/// operating system's TCP timeout, minutes, and holds one of r2d2's few
+/// connecting threads all that time.
+const POSTGRES_CONNECT_TIMEOUT_SECS: u32 = 2;
 
 /// Errors of the database layer.
 #[derive(Debug, Error)]
@@ -78,6 +143,46 @@ pub enum DbError {
     /// The blocking thread pool dropped the work (the server is shutting down).
     #[error("the blocking task was cancelled")]
     Cancelled,
+}
+
+impl DbError {
+    /// Whether the database is unreachable right now (no connection to be
+    /// had, or the server went away mid-query), rather than a query being
+    /// wrong: the first is worth a retry, the second is a bug.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Pool(_) => true,
+            Self::Query(err) => is_connection_lost(err),
+            Self::Connect(_) | Self::Migration(_) | Self::Cancelled => false,
+        }
+    }
+}
+
+/// Whether `err`, or any error in its chain of causes, says the database is
+/// unreachable (see [`DbError::is_unavailable`]). For errors that wrap a
+/// database error in their own type.
+pub fn is_unavailable(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |err| err.source()).any(|err| {
+        err.downcast_ref::<DbError>()
+            .is_some_and(DbError::is_unavailable)
+            || err.is::<r2d2::PoolError>()
+            || err
+                .downcast_ref::<diesel::result::Error>()
+                .is_some_and(is_connection_lost)
+    })
+}
+
+/// Whether a query failed because the connection to the server is gone, as
+/// opposed to the server refusing the query. libpq reports a closed socket
+/// as one of these two.
+fn is_connection_lost(err: &diesel::result::Error) -> bool {
+    matches!(
+        err,
+        diesel::result::Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        )
+    )
 }
 
 /// Which database a `DATABASE_URL` names.
@@ -152,15 +257,48 @@ impl fmt::Debug for DatabaseUrl {
 
 /// Opens connections of the kind the URL names, and never another: a
 /// PostgreSQL URL whose server is down is an error, not a new SQLite file.
+///
+/// It also decides which connections the pool may hand out again. A
+/// connection whose query found the server gone is discarded when it comes
+/// back to the pool. Its idle siblings probably lost the server too, but
+/// they cannot know until they try: so every such failure (and every failed
+/// connect) moves a shared counter, and a connection older than the last
+/// failure runs one `SELECT 1` at its next checkout. While nothing fails,
+/// a checkout costs one atomic read and no query.
 #[derive(Debug, Clone)]
 pub struct DbConnectionManager {
     url: DatabaseUrl,
+    health: Arc<ServerHealth>,
+}
+
+/// What the pool has seen of its server, shared by the manager and every
+/// connection it opened.
+#[derive(Debug, Default)]
+struct ServerHealth {
+    /// How many times a connection lost the server or a connect failed.
+    failures: AtomicU64,
+    /// The last attempt to connect failed. r2d2 retries until one succeeds,
+    /// so this clears itself soon after the server is back.
+    unreachable: AtomicBool,
+}
+
+impl ServerHealth {
+    fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Acquire)
+    }
+
+    fn note_failure(&self) {
+        self.failures.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl DbConnectionManager {
     /// A manager for `url`.
     pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+        Self {
+            url,
+            health: Arc::default(),
+        }
     }
 
     fn establish(&self) -> ConnectionResult<DbConnection> {
@@ -169,10 +307,24 @@ impl DbConnectionManager {
                 SqliteConnection::establish(path).map(DbConnection::Sqlite)
             }
             DatabaseUrl::Postgres(url) => {
-                PgConnection::establish(url).map(DbConnection::Postgresql)
+                PgConnection::establish(&with_connect_timeout(url)).map(DbConnection::Postgresql)
             }
         }
     }
+}
+
+/// `url` with libpq's `connect_timeout`, unless it sets its own.
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout={POSTGRES_CONNECT_TIMEOUT_SECS}")
+}
+
+/// The watch a connection of this pool carries, if it has one.
+fn watch_of(conn: &mut DbConnection) -> Option<&mut ConnectionWatch> {
+    conn.instrumentation().downcast_mut::<ConnectionWatch>()
 }
 
 impl ManageConnection for DbConnectionManager {
@@ -180,16 +332,49 @@ impl ManageConnection for DbConnectionManager {
     type Error = r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        self.establish().map_err(r2d2::Error::ConnectionError)
+        match self.establish() {
+            Ok(mut conn) => {
+                self.health.unreachable.store(false, Ordering::Release);
+                conn.set_instrumentation(ConnectionWatch {
+                    health: Arc::clone(&self.health),
+                    known_good_at: self.health.failures(),
+                    lost: false,
+                });
+                Ok(conn)
+            }
+            Err(err) => {
+                self.health.unreachable.store(true, Ordering::Release);
+                self.health.note_failure();
+                Err(r2d2::Error::ConnectionError(err))
+            }
+        }
     }
 
+    /// Runs on every checkout (`test_on_check_out`), so it queries only a
+    /// connection that may have lost the server since it last worked.
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(r2d2::Error::QueryError)
+        let failures = self.health.failures();
+        let suspect = watch_of(conn).is_none_or(|watch| watch.known_good_at != failures);
+        if suspect {
+            conn.batch_execute("SELECT 1")
+                .map_err(r2d2::Error::QueryError)?;
+            if let Some(watch) = watch_of(conn) {
+                watch.known_good_at = failures;
+            }
+        }
+        Ok(())
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// Runs when a connection comes back to the pool; must not block.
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        // A panic mid-query may leave a transaction open. Diesel's own check
+        // sees a transaction left open or failed, and (on PostgreSQL) a
+        // connection whose state libpq lost with its socket; `lost` is the
+        // watch's own record of the server going away, however Diesel
+        // reported it.
+        std::thread::panicking()
+            || R2D2Connection::is_broken(conn)
+            || watch_of(conn).is_some_and(|watch| watch.lost)
     }
 }
 
@@ -199,6 +384,7 @@ impl ManageConnection for DbConnectionManager {
 pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
     let url = DatabaseUrl::parse(database_url).map_err(DbError::Connect)?;
     let manager = DbConnectionManager::new(url.clone());
+    let health = Arc::clone(&manager.health);
     // One connection first: for SQLite it switches the file to WAL (a
     // setting stored in the file, which needs the database to itself), and
     // migrations run before the pool opens its connections.
@@ -217,21 +403,21 @@ pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
     migrate(&mut setup)?;
     drop(setup);
 
-    let max_size = match url {
+    let (max_size, checkout_timeout) = match url {
         // SQLite allows one writer at a time; a few connections are plenty
         // and keep lock contention short.
-        DatabaseUrl::Sqlite(_) => 4,
-        DatabaseUrl::Postgres(_) => 16,
+        DatabaseUrl::Sqlite(_) => (4, SQLITE_CHECKOUT_TIMEOUT),
+        DatabaseUrl::Postgres(_) => (16, POSTGRES_CHECKOUT_TIMEOUT),
     };
     let pool = Pool::builder()
         .max_size(max_size)
-        .connection_timeout(CHECKOUT_TIMEOUT)
-        // r2d2 would run a query on every checkout to test the connection;
-        // a broken connection fails its first real query just as clearly.
-        .test_on_check_out(false)
+        .connection_timeout(checkout_timeout)
+        // r2d2's check on checkout is the manager's `is_valid`, which runs
+        // a query only on connections made suspect by a failure.
+        .test_on_check_out(true)
         .connection_customizer(Box::new(ConnectionSetup))
         .build(manager)?;
-    Ok(pool)
+    Ok(DbPool { pool, health })
 }
 
 /// How many blocking threads each server worker gets. SQLite answers in
@@ -357,15 +543,27 @@ thread_local! {
     static RECORDED_SQL: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Counts queries for [`run_blocking`] and traces them at `debug` level.
-#[derive(Debug, Clone, Copy)]
-struct QueryCounter;
+/// Rides on every pooled connection: counts its queries for
+/// [`run_blocking`], traces them at `debug` level, and notices when the
+/// server went away under it.
+#[derive(Debug)]
+struct ConnectionWatch {
+    health: Arc<ServerHealth>,
+    /// [`ServerHealth::failures`] when this connection last worked.
+    known_good_at: u64,
+    /// A query found the server gone: the pool must not reuse it.
+    lost: bool,
+}
 
-impl Instrumentation for QueryCounter {
+impl Instrumentation for ConnectionWatch {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::FinishQuery { .. } = event {
+        if let InstrumentationEvent::FinishQuery { error, .. } = event {
             if let Some(started) = QUERY_STARTED.take() {
                 QUERY_TIME_ON_THIS_THREAD.set(QUERY_TIME_ON_THIS_THREAD.get() + started.elapsed());
+            }
+            if error.is_some_and(is_connection_lost) && !self.lost {
+                self.lost = true;
+                self.health.note_failure();
             }
             return;
         }
@@ -406,7 +604,6 @@ impl CustomizeConnection<DbConnection, r2d2::Error> for ConnectionSetup {
                 )
                 .map_err(r2d2::Error::QueryError)?;
         }
-        conn.set_instrumentation(QueryCounter);
         Ok(())
     }
 }
@@ -437,6 +634,22 @@ mod tests {
         assert_eq!(
             DatabaseUrl::describe("postgres://u:secret@db:5432/p"),
             "postgres://u:***@db:5432/p"
+        );
+    }
+
+    #[test]
+    fn postgres_connections_give_up_connecting_unless_the_url_says_otherwise() {
+        assert_eq!(
+            with_connect_timeout("postgres://u@db/p"),
+            "postgres://u@db/p?connect_timeout=2"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://u@db/p?sslmode=require"),
+            "postgres://u@db/p?sslmode=require&connect_timeout=2"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://u@db/p?connect_timeout=10"),
+            "postgres://u@db/p?connect_timeout=10"
         );
     }
 }

@@ -4,20 +4,32 @@
 //! Every module has its own error type; [`AppError`] gathers them and turns
 //! each into a status code and a readable page. A 5xx page never shows the
 //! cause: the log gets the whole chain, the visitor a short apology.
+//!
+//! A database or session store that cannot be reached is not a bug: those
+//! errors become [`AppError::Unavailable`], a `503` with `Retry-After`,
+//! while a query that is wrong stays a `500`.
 
 use actix_web::{
     HttpResponse, ResponseError,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
     error::{PayloadError, UrlencodedError},
     http::{StatusCode, header},
+    middleware::Next,
 };
 use askama::Template;
 use thiserror::Error;
 
 use crate::{
     auth::{AuthError, hashers::HashingPoolError},
-    db::DbError,
+    db::{self, DbError},
+    sessions::faults,
     telemetry,
 };
+
+/// What `Retry-After` says while the database or session store is
+/// unreachable, in seconds: a restart or failover is usually over by then.
+pub const RETRY_UNAVAILABLE_AFTER: u64 = 5;
 
 /// Any error a request can end in.
 #[derive(Debug, Error)]
@@ -59,21 +71,58 @@ pub enum AppError {
     /// login URL to redirect to.
     #[error("login required")]
     LoginRequired(String),
+    /// The database or the session store cannot be reached right now (a
+    /// restart, a failover, a cut network): the visitor gets a `503` and is
+    /// asked to come back shortly. Errors that mean this become this
+    /// variant on conversion.
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
     /// The authentication machinery failed.
     #[error(transparent)]
-    Auth(#[from] AuthError),
+    Auth(AuthError),
     /// The database failed.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(DbError),
     /// A template failed to render.
     #[error("template rendering failed")]
     Template(#[from] askama::Error),
     /// Mail could not be queued.
     #[error(transparent)]
-    Mail(#[from] crate::mail::MailError),
+    Mail(crate::mail::MailError),
     /// Anything else that should not have happened.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+impl From<DbError> for AppError {
+    fn from(err: DbError) -> Self {
+        if err.is_unavailable() {
+            Self::Unavailable(err.into())
+        } else {
+            Self::Db(err)
+        }
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(err: AuthError) -> Self {
+        if db::is_unavailable(&err) {
+            Self::Unavailable(err.into())
+        } else {
+            Self::Auth(err)
+        }
+    }
+}
+
+impl From<crate::mail::MailError> for AppError {
+    fn from(err: crate::mail::MailError) -> Self {
+        // Queueing mail is a database write: an outage is an outage.
+        if db::is_unavailable(&err) {
+            Self::Unavailable(err.into())
+        } else {
+            Self::Mail(err)
+        }
+    }
 }
 
 impl AppError {
@@ -82,7 +131,26 @@ impl AppError {
         Self::Unexpected(anyhow::anyhow!(message))
     }
 
+    /// Whether this is an outage rather than a fault: [`Self::Unavailable`],
+    /// or an unexpected error whose cause is an unreachable database (some
+    /// views wrap errors before they reach this type).
+    fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Unexpected(err) => err.chain().any(db::is_unavailable),
+            _ => false,
+        }
+    }
+
     fn title_and_message(&self) -> (&'static str, String) {
+        if self.is_unavailable() {
+            return (
+                "Service unavailable",
+                "We cannot reach our data store right now; this usually passes in seconds. \
+                 Please try again shortly."
+                    .into(),
+            );
+        }
         match self {
             Self::NotFound => ("Page not found", "There is no page at this address.".into()),
             Self::MethodNotAllowed { allow } => (
@@ -118,7 +186,8 @@ impl AppError {
                 ),
             ),
             Self::LoginRequired(_) => ("Sign in required", "Please sign in.".into()),
-            Self::Auth(_)
+            Self::Unavailable(_)
+            | Self::Auth(_)
             | Self::Db(_)
             | Self::Template(_)
             | Self::Mail(_)
@@ -141,6 +210,9 @@ struct ErrorPage<'a> {
 
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
+        if self.is_unavailable() {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -150,7 +222,8 @@ impl ResponseError for AppError {
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::LoginRequired(_) => StatusCode::SEE_OTHER,
-            Self::Auth(_)
+            Self::Unavailable(_)
+            | Self::Auth(_)
             | Self::Db(_)
             | Self::Template(_)
             | Self::Mail(_)
@@ -160,8 +233,12 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        // A full queue is load, not a fault: answering it is the fix.
-        if status.is_server_error() && !matches!(self, Self::Busy { .. }) {
+        if self.is_unavailable() {
+            // An outage fails every request: a warning each, not an alarm.
+            tracing::warn!(error.cause_chain = ?self, "request failed: {self}");
+        } else if status.is_server_error() && !matches!(self, Self::Busy { .. }) {
+            // A full queue (`Busy`) is load, not a fault: answering it is
+            // the fix.
             tracing::error!(error.cause_chain = ?self, "request failed: {self}");
         } else if let Self::Csrf(reason) = self {
             // Anyone can send forged POSTs in bulk: rate-limited, as
@@ -182,6 +259,9 @@ impl ResponseError for AppError {
             Self::Throttled { retry_after, .. } | Self::Busy { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
+            _ if self.is_unavailable() => {
+                response.insert_header((header::RETRY_AFTER, RETRY_UNAVAILABLE_AFTER.to_string()));
+            }
             _ => {}
         }
         let (title, message) = self.title_and_message();
@@ -196,6 +276,22 @@ impl ResponseError for AppError {
                 .content_type("text/plain; charset=utf-8")
                 .body(format!("{} {title}", status.as_u16())),
         }
+    }
+}
+
+/// Middleware, just outside the session middleware: a request whose
+/// session store could not be reached ends in the 503 page rather than
+/// actix-session's bare 500 (see [`sessions::faults`](crate::sessions::faults)).
+pub async fn session_store_outage(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    match faults::watch(next.call(req)).await {
+        (Err(err), true) => {
+            // The error keeps its cause for the log; actix renders the page.
+            Err(AppError::Unavailable(anyhow::anyhow!("the session store failed: {err}")).into())
+        }
+        (res, _) => res,
     }
 }
 

@@ -253,12 +253,14 @@ pub fn build_app(
         // actix runs the middleware added last first. A request meets them
         // from the bottom up:
         //   tracing span and Server-Timing → security headers → session cookie checks
-        //   → CSRF → flash messages → session (1)
+        //   → CSRF → flash messages → session store outage → session (1)
         //   → identity → lazy user (2) → view
         // and the response goes back through them top down, the session
         // middleware saving a modified session on its way out (6). The
         // `activity` and `expiry` layers sit just inside the session
-        // middleware, to touch the session before it is saved.
+        // middleware, to touch the session before it is saved; the outage
+        // layer just outside it, to turn its failure to reach the store
+        // into a 503 page.
         .wrap(from_fn(auth::middleware::authentication))
         .wrap(
             IdentityMiddleware::builder()
@@ -271,6 +273,7 @@ pub fn build_app(
             state.session_backend.clone(),
             &state.session_cookie,
         ))
+        .wrap(from_fn(errors::session_store_outage))
         .wrap(from_fn(sessions::expiry::persistent_cookie))
         .wrap(FlashMessagesFramework::builder(flash_store).build())
         .wrap(from_fn(csrf::protect))

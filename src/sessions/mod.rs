@@ -21,6 +21,7 @@ pub mod by_user;
 pub mod cookies;
 pub mod db_store;
 pub mod expiry;
+pub mod faults;
 pub mod interruption;
 pub mod models;
 pub mod redis_store;
@@ -152,6 +153,17 @@ impl SessionBackend {
             .unwrap_or(*ttl)
     }
 
+    /// Tells [`faults`] about a store error, so that an outage is answered
+    /// with a 503 rather than actix-session's bare 500.
+    fn note_fault(&self, err: &anyhow::Error) {
+        match self {
+            Self::Db(_) => faults::note_if_database_down(err),
+            // Every failure of a Redis call is the server being out of reach.
+            Self::Redis(_) => faults::note_outage(),
+            Self::Cookie => {}
+        }
+    }
+
     /// The cookie engine stamps its own expiry into the data it seals.
     fn stamp_cookie_expiry(mut state: SessionState, ttl: &Duration) -> SessionState {
         let expires_at = unix_now() + ttl.whole_seconds();
@@ -165,7 +177,7 @@ impl SessionStore for SessionBackend {
         let started = Instant::now();
         let state = match self {
             Self::Db(store) => store.load(session_key).await,
-            Self::Redis(store) => store.load(session_key).await,
+            Self::Redis(store) => faults::bounded(store.load(session_key), LoadError::Other).await,
             Self::Cookie => CookieSessionStore::default()
                 .load(session_key)
                 .await
@@ -179,6 +191,9 @@ impl SessionStore for SessionBackend {
                 }),
         };
         RequestMetrics::record_session_load(started.elapsed());
+        if let Err(LoadError::Other(err)) = &state {
+            self.note_fault(err);
+        }
         if matches!(state, Ok(None)) {
             security_event(
                 "a signed session cookie named no live session (expired, revoked or replayed)",
@@ -194,14 +209,18 @@ impl SessionStore for SessionBackend {
             return Ok(generate_session_key());
         }
         let ttl = Self::ttl_for(&state, ttl);
-        match self {
+        let saved = match self {
             Self::Db(store) => store.save(state, &ttl).await,
-            Self::Redis(store) => store.save(state, &ttl).await,
+            Self::Redis(store) => faults::bounded(store.save(state, &ttl), SaveError::Other).await,
             Self::Cookie => {
                 let state = Self::stamp_cookie_expiry(state, &ttl);
                 CookieSessionStore::default().save(state, &ttl).await
             }
+        };
+        if let Err(SaveError::Other(err)) = &saved {
+            self.note_fault(err);
         }
+        saved
     }
 
     async fn update(
@@ -211,36 +230,50 @@ impl SessionStore for SessionBackend {
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
         let ttl = Self::ttl_for(&state, ttl);
-        match self {
+        let updated = match self {
             Self::Db(store) => store.update(session_key, state, &ttl).await,
-            Self::Redis(store) => store.update(session_key, state, &ttl).await,
+            Self::Redis(store) => {
+                faults::bounded(store.update(session_key, state, &ttl), UpdateError::Other).await
+            }
             Self::Cookie => {
                 let state = Self::stamp_cookie_expiry(state, &ttl);
                 CookieSessionStore::default()
                     .update(session_key, state, &ttl)
                     .await
             }
+        };
+        if let Err(UpdateError::Other(err)) = &updated {
+            self.note_fault(err);
         }
+        updated
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
-        match self {
+        let updated = match self {
             Self::Db(store) => store.update_ttl(session_key, ttl).await,
-            Self::Redis(store) => store.update_ttl(session_key, ttl).await,
+            Self::Redis(store) => faults::bounded(store.update_ttl(session_key, ttl), |e| e).await,
             Self::Cookie => {
                 CookieSessionStore::default()
                     .update_ttl(session_key, ttl)
                     .await
             }
+        };
+        if let Err(err) = &updated {
+            self.note_fault(err);
         }
+        updated
     }
 
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
-        match self {
+        let deleted = match self {
             Self::Db(store) => store.delete(session_key).await,
-            Self::Redis(store) => store.delete(session_key).await,
+            Self::Redis(store) => faults::bounded(store.delete(session_key), |e| e).await,
             Self::Cookie => CookieSessionStore::default().delete(session_key).await,
+        };
+        if let Err(err) = &deleted {
+            self.note_fault(err);
         }
+        deleted
     }
 }
 

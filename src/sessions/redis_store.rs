@@ -31,6 +31,11 @@ use super::{
 const RESPONSE_TIMEOUT: StdDuration = StdDuration::from_secs(2);
 /// How long connecting to Redis may take.
 const CONNECTION_TIMEOUT: StdDuration = StdDuration::from_secs(2);
+/// The longest wait between attempts to reconnect, in milliseconds. The
+/// client's own backoff grows to a minute, and every command waits for the
+/// reconnection in progress: sessions would stay unreachable long after
+/// Redis is back.
+const RECONNECT_MAX_DELAY_MS: u64 = 250;
 /// Two random 64-character keys colliding is not going to happen; this is a
 /// bound, not a retry policy.
 const SAVE_ATTEMPTS: usize = 3;
@@ -57,7 +62,8 @@ impl RedisSessionStore {
         let client = Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(RESPONSE_TIMEOUT)
-            .set_connection_timeout(CONNECTION_TIMEOUT);
+            .set_connection_timeout(CONNECTION_TIMEOUT)
+            .set_max_delay(RECONNECT_MAX_DELAY_MS);
         let connection = ConnectionManager::new_with_config(client, config).await?;
         Ok(Self {
             connection,

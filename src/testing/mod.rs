@@ -15,6 +15,8 @@
 //! * [`TestResponse`] reads what a user would see, the queries the request
 //!   ran ([`TestResponse::query_count`]), and
 //!   [`TestResponse::assert_redirects_to_login`];
+//! * [`proxy::TcpProxy`] stands between the app and PostgreSQL or Redis and
+//!   plays an outage ([`proxy::TcpProxy::cut`]) for fault tests;
 //! * mail goes to the `file:` backend in the test's folder:
 //!   [`TestApp::deliver_mail`] runs the outbox's sender once and
 //!   [`TestApp::mail_to`] reads what arrived; [`mail::SmtpServer`] is a
@@ -54,6 +56,7 @@ use diesel::prelude::*;
 use tempfile::TempDir;
 
 pub mod mail;
+pub mod proxy;
 pub mod services;
 
 use self::services::{PostgresDatabase, suite_on_postgres};

@@ -20,17 +20,22 @@ pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-fn reachable(url: &str, default_port: u16) -> bool {
+/// The `host:port` a service URL names, `default_port` when it names none:
+/// what a [`TcpProxy`](super::proxy::TcpProxy) forwards to.
+pub fn address_of(url: &str, default_port: u16) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let host_port = authority.rsplit('@').next().unwrap_or_default();
-    let address = if host_port.contains(':') {
+    if host_port.contains(':') {
         host_port.to_owned()
     } else {
         format!("{host_port}:{default_port}")
-    };
+    }
+}
+
+fn reachable(url: &str, default_port: u16) -> bool {
     use std::net::ToSocketAddrs;
-    address
+    address_of(url, default_port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut addresses| addresses.next())

@@ -19,6 +19,7 @@ mod login_failures;
 mod mail_delivery;
 mod next_redirect;
 mod notices;
+mod outages;
 mod password_change;
 mod password_reset;
 mod query_counts;
