@@ -132,7 +132,7 @@ pub fn deploy_checks(settings: &Settings) -> Vec<Finding> {
     match &settings.site_url {
         None => add(
             "porter.W008",
-            "SITE_URL is unset: the CSRF origin check trusts the Host header each request brings."
+            "SITE_URL is unset: the CSRF origin check trusts the Host header each request brings, and links in mail point at the BIND address."
                 .into(),
             "set SITE_URL to the site's public https:// address.",
         ),
@@ -144,6 +144,16 @@ pub fn deploy_checks(settings: &Settings) -> Vec<Finding> {
             "set SITE_URL to the site's public https:// address.",
         ),
         Some(_) => {}
+    }
+    if !settings.debug && settings.email_url.stays_local() {
+        add(
+            "porter.W009",
+            format!(
+                "EMAIL_URL={} keeps mail on this machine: password reset links and notices reach nobody.",
+                settings.email_url.describe()
+            ),
+            "set EMAIL_URL to your mail server (smtp+starttls://user:pass@host:587 or smtps://…) and check it with `porter sendtestemail ADDRESS`.",
+        );
     }
     findings
 }

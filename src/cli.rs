@@ -3,13 +3,14 @@
 //! ```text
 //! porter [serve]                      run the server (the default)
 //! porter migrate                      apply database migrations
-//! porter createuser NAME [--superuser] [--password-stdin]
+//! porter createuser NAME [--superuser] [--email ADDR] [--password-stdin]
 //! porter changepassword NAME [--password-stdin]
 //! porter deactivate NAME | activate NAME
 //! porter users list
 //! porter clearsessions                delete expired sessions
 //! porter session show KEY             a session's data, as Django's get_decoded()
 //! porter session list [--user NAME]
+//! porter sendtestemail ADDRESS       send a mail now, to check EMAIL_URL
 //! porter check [--deploy]            settings unsafe in production
 //! porter secret generate              a new SECRET_KEY
 //! ```
@@ -19,16 +20,18 @@ use std::io::{BufRead, IsTerminal};
 use actix_session::storage::{SessionKey, SessionStore};
 use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
+use diesel::Connection;
 use serde_json::Value;
 
 use crate::{
     auth::{
-        PasswordHasher, SessionKeys,
+        PasswordHasher, SessionKeys, email_address,
         models::{self, User},
         user_manager,
         validators::validate_username,
     },
     checks, db,
+    mail::{Mail, Mailer},
     sessions::{
         RedisSettings, SessionBackend,
         db_store::{decode_state, state_as_json},
@@ -62,6 +65,10 @@ pub enum Command {
         /// Make the user a superuser.
         #[arg(long)]
         superuser: bool,
+        /// The user's e-mail address, counted as confirmed: the operator
+        /// vouches for it.
+        #[arg(long)]
+        email: Option<String>,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -92,6 +99,12 @@ pub enum Command {
     },
     /// Delete expired sessions and print how many.
     Clearsessions,
+    /// Send a test mail to ADDRESS now, through EMAIL_URL (not the
+    /// outbox), and say whether the server took it.
+    Sendtestemail {
+        /// Where to send it.
+        address: String,
+    },
     /// Inspect sessions.
     Session {
         /// What to do with sessions.
@@ -157,8 +170,16 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Createuser {
             name,
             superuser,
+            email,
             password_stdin,
-        } => createuser(&settings, &name, superuser, password_stdin),
+        } => createuser(
+            &settings,
+            &name,
+            superuser,
+            email.as_deref(),
+            password_stdin,
+        ),
+        Command::Sendtestemail { address } => sendtestemail(&settings, &address),
         Command::Changepassword {
             name,
             password_stdin,
@@ -265,20 +286,58 @@ fn createuser(
     settings: &Settings,
     name: &str,
     superuser: bool,
+    email: Option<&str>,
     password_stdin: bool,
 ) -> anyhow::Result<()> {
     validate_username(&models::normalize_username(name))?;
+    let email = email.map(email_address::normalize_email);
+    if let Some(email) = &email {
+        email_address::validate_email(email).map_err(|err| anyhow!("--email: {err}"))?;
+    }
     let password = read_new_password(password_stdin)?;
     let pool = connect(settings)?;
-    let user = user_manager::create_user(
-        &mut *pool.get()?,
+    let mut conn = pool.get()?;
+    let account = user_manager::prepare_user(
         &PasswordHasher::new(settings.argon2.clone())?,
         name,
         &password,
         superuser,
     )?;
+    let user = conn.transaction(|conn| {
+        let user = user_manager::insert_user(conn, &account)?;
+        if let Some(email) = &email {
+            email_address::confirm(conn, user.id, email)?
+                .map_err(|err| anyhow!("--email: {err}"))?;
+        }
+        anyhow::Ok(user)
+    })?;
     let kind = if superuser { "Superuser" } else { "User" };
     println!("{kind} {:?} created (id {}).", user.username, user.id);
+    Ok(())
+}
+
+fn sendtestemail(settings: &Settings, address: &str) -> anyhow::Result<()> {
+    let address = email_address::normalize_email(address);
+    email_address::validate_email(&address).map_err(|err| anyhow!("{address:?}: {err}"))?;
+    let mailer = Mailer::new(&settings.email_url, settings.email_from.clone())?;
+    let mail = Mail {
+        to: address.clone(),
+        subject: "Test email from Porter".into(),
+        text: format!(
+            "If you can read this, Porter's mail settings work.\n\nEMAIL_URL: {}\nEMAIL_FROM: {}\n",
+            settings.email_url.describe(),
+            settings.email_from
+        ),
+        html: "<p>If you can read this, Porter's mail settings work.</p>".into(),
+    };
+    let mut id = [0u8; 8];
+    rand::fill(&mut id);
+    actix_web::rt::System::new()
+        .block_on(mailer.send(&mail, &format!("test.{}", hex::encode(id))))?;
+    println!(
+        "Test mail to {address} handed to {}.",
+        settings.email_url.describe()
+    );
     Ok(())
 }
 

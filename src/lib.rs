@@ -16,7 +16,8 @@
 //! wiring, shared by `main` and the tests), [`urls`] and [`views`] (the
 //! pages, and `/debug/trace`, which shows these steps on your own request),
 //! [`db`] (one connection type over SQLite and PostgreSQL), [`csrf`] (with
-//! [`origin`]), [`flash`] (one-time messages), [`cookie_header`] (bad
+//! [`origin`]), [`flash`] (one-time messages), [`mail`] (the outbox and
+//! its sender, for password resets, address confirmations and notices), [`cookie_header`] (bad
 //! cookies), [`security_headers`], [`client_ip`], [`telemetry`] (a span and
 //! `Server-Timing` per request), [`errors`] (error pages), [`checks`]
 //! (`porter check --deploy`), [`cli`] (the `manage.py` of Porter) and, with
@@ -33,6 +34,7 @@ pub mod csrf;
 pub mod db;
 pub mod errors;
 pub mod flash;
+pub mod mail;
 pub mod metrics;
 pub mod origin;
 pub mod paths;

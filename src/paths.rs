@@ -17,3 +17,12 @@ pub const SIGNUP: &str = "/signup";
 pub const PASSWORD: &str = "/password";
 /// The user's sessions.
 pub const SESSIONS: &str = "/sessions";
+/// "Forgot your password?": the form asking for an address; reset links
+/// are `/password/reset/{uid}/{token}`.
+pub const PASSWORD_RESET: &str = "/password/reset";
+/// "Check your mail", after a reset request.
+pub const PASSWORD_RESET_DONE: &str = "/password/reset/done";
+/// The user's e-mail address and the form to change it.
+pub const EMAIL: &str = "/email";
+/// Address confirmation links: `/email/confirm/{uid}/{token}`.
+pub const EMAIL_CONFIRM: &str = "/email/confirm";

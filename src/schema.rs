@@ -10,6 +10,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    mail_outbox (id) {
+        id -> Integer,
+        message_id -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        created_at -> Timestamp,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        failed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Integer,
         key_hash -> Text,
@@ -30,9 +47,13 @@ diesel::table! {
         date_joined -> Timestamp,
         last_login -> Nullable<Timestamp>,
         username_key -> Text,
+        email -> Nullable<Text>,
+        email_key -> Nullable<Text>,
+        email_confirmed -> Bool,
+        new_email -> Nullable<Text>,
     }
 }
 
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(login_attempts, sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(login_attempts, mail_outbox, sessions, users,);

@@ -13,7 +13,7 @@ use std::{
 
 use thiserror::Error;
 
-use crate::{db::DatabaseUrl, origin::Origin};
+use crate::{db::DatabaseUrl, mail::EmailUrl, origin::Origin};
 
 /// How long a session lives without activity: a day.
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -21,6 +21,13 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long a "remember me" session lives: two weeks, as Django's
 /// `SESSION_COOKIE_AGE`.
 pub const DEFAULT_SESSION_REMEMBER_TTL: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+
+/// How long a password reset link works: an hour.
+pub const DEFAULT_PASSWORD_RESET_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// The sender of Porter's mail when `EMAIL_FROM` is unset: Django's
+/// `DEFAULT_FROM_EMAIL`.
+pub const DEFAULT_EMAIL_FROM: &str = "Porter <webmaster@localhost>";
 
 /// Where a debug server keeps the secret key it generated for itself.
 pub const DEBUG_SECRET_KEY_FILE: &str = ".porter-secret-key";
@@ -160,6 +167,12 @@ pub struct Settings {
     /// `SERVER_TIMING`: report per-request timings in a `Server-Timing`
     /// header. Defaults to `debug`: timings can leak what a page did.
     pub server_timing: bool,
+    /// `EMAIL_URL`: where mail goes (`console:`, the default, prints it).
+    pub email_url: EmailUrl,
+    /// `EMAIL_FROM`: the sender of Porter's mail.
+    pub email_from: lettre::message::Mailbox,
+    /// `PASSWORD_RESET_TTL`: how long a password reset link works.
+    pub password_reset_ttl: Duration,
     /// `RUST_LOG`: the tracing filter.
     pub rust_log: String,
 }
@@ -191,6 +204,9 @@ impl fmt::Debug for Settings {
             .field("argon2", &self.argon2)
             .field("hashing_queue", &self.hashing_queue)
             .field("server_timing", &self.server_timing)
+            .field("email_url", &self.email_url)
+            .field("email_from", &self.email_from.to_string())
+            .field("password_reset_ttl", &self.password_reset_ttl)
             .field("rust_log", &self.rust_log)
             .finish_non_exhaustive()
     }
@@ -348,6 +364,19 @@ impl Settings {
             Some(value) => parse_bool("SERVER_TIMING", &value)?,
             None => debug,
         };
+        let email_url = match get("EMAIL_URL") {
+            Some(value) => EmailUrl::parse(&value)
+                .map_err(|problem| SettingsError::new("EMAIL_URL", problem))?,
+            None => EmailUrl::Console,
+        };
+        let email_from = crate::mail::backend::parse_from(
+            &get("EMAIL_FROM").unwrap_or_else(|| DEFAULT_EMAIL_FROM.into()),
+        )
+        .map_err(|problem| SettingsError::new("EMAIL_FROM", problem))?;
+        let password_reset_ttl = match get("PASSWORD_RESET_TTL") {
+            Some(value) => parse_duration("PASSWORD_RESET_TTL", &value)?,
+            None => DEFAULT_PASSWORD_RESET_TTL,
+        };
         // actix-session logs every bad cookie itself; Porter reports them as
         // rate-limited security events instead (see `sessions::cookies`).
         let rust_log = get("RUST_LOG").unwrap_or_else(|| "info,actix_session=error".into());
@@ -370,8 +399,28 @@ impl Settings {
             argon2,
             hashing_queue,
             server_timing,
+            email_url,
+            email_from,
+            password_reset_ttl,
             rust_log,
         })
+    }
+
+    /// The site's public address, for links in mail: `SITE_URL`, or in
+    /// debug without it the address the server listens on (`localhost`
+    /// for 127.0.0.1, as `porter serve` prints it). Never the `Host` of a
+    /// request, which the client chooses.
+    pub fn public_url(&self) -> String {
+        if let Some(site) = &self.site_url {
+            return site.to_string();
+        }
+        match self.bind.rsplit_once(':') {
+            Some(("127.0.0.1" | "0.0.0.0" | "[::]" | "[::1]", port)) | Some(("", port)) => {
+                format!("http://localhost:{port}")
+            }
+            Some((host, port)) => format!("http://{host}:{port}"),
+            None => format!("http://{}", self.bind),
+        }
     }
 }
 
@@ -614,10 +663,30 @@ mod tests {
             ("SITE_URL", "ftp://example.com"),
             ("SITE_URL", "https://"),
             ("TRUSTED_ORIGINS", "https://ok.example, not-a-url"),
+            ("EMAIL_URL", "imap://mail.example.com"),
+            ("EMAIL_URL", "file://relative/dir"),
+            ("EMAIL_FROM", "not an address"),
+            ("PASSWORD_RESET_TTL", "soon"),
         ] {
             let err = settings(&[("SECRET_KEY", KEY), (name, value)]).expect_err(value);
             assert_eq!(err.setting, name, "{value}");
         }
+    }
+
+    #[test]
+    fn mail_links_use_site_url_or_in_debug_the_bound_address() {
+        let s =
+            settings(&[("SECRET_KEY", KEY), ("SITE_URL", "https://example.com")]).expect("valid");
+        assert_eq!(s.public_url(), "https://example.com");
+        let debug = settings(&[
+            ("SECRET_KEY", KEY),
+            ("DEBUG", "true"),
+            ("BIND", "127.0.0.1:9000"),
+        ])
+        .expect("valid");
+        assert_eq!(debug.public_url(), "http://localhost:9000");
+        assert_eq!(debug.email_url, EmailUrl::Console, "console is the default");
+        assert_eq!(debug.password_reset_ttl, DEFAULT_PASSWORD_RESET_TTL);
     }
 
     #[test]

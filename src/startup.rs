@@ -25,12 +25,14 @@ use crate::{
         hashers::HashingPool,
         signals::AuthListener,
         throttle::{self, Throttle, ThrottlePolicy},
+        tokens::{Clock, TokenGenerator},
     },
     client_ip::ClientIpConfig,
     csrf::{self, CsrfConfig},
     db::{self, DbPool},
     errors,
     flash::FlashCookieStore,
+    mail::{Letters, Mailer, Outbox, RetryPolicy},
     security_headers::{self, SecurityHeadersConfig},
     sessions::{self, RedisSettings, SessionBackend, SessionCookieSettings},
     settings::Settings,
@@ -80,6 +82,13 @@ pub struct AppState {
     pub session_backend: SessionBackend,
     /// The login throttle, with its device cookies.
     pub throttle: web::Data<Throttle>,
+    /// Password reset and address confirmation tokens, and their clock.
+    pub tokens: web::Data<TokenGenerator>,
+    /// The mail outbox and its sender. Replace its retry policy before the
+    /// server starts to retry sooner (tests) or later.
+    pub outbox: web::Data<Outbox>,
+    /// What Porter's mails say, with links to `SITE_URL`.
+    pub letters: web::Data<Letters>,
     session_cookie: SessionCookieSettings,
 }
 
@@ -143,6 +152,20 @@ impl AppState {
                 settings.cookie_secure,
             ),
         ));
+        let tokens = web::Data::new(TokenGenerator::new(
+            &settings.secret_key,
+            &settings.secret_key_fallbacks,
+            settings.password_reset_ttl,
+            Clock::system(),
+        ));
+        let mailer = Mailer::new(&settings.email_url, settings.email_from.clone())
+            .with_context(|| format!("EMAIL_URL: cannot use {}", settings.email_url.describe()))?;
+        let outbox = web::Data::new(Outbox::new(
+            pool.clone(),
+            Arc::new(mailer),
+            RetryPolicy::default(),
+        ));
+        let letters = web::Data::new(Letters::new(&settings.public_url()));
         Ok(Self {
             settings,
             pool,
@@ -150,6 +173,9 @@ impl AppState {
             hasher,
             session_backend,
             throttle,
+            tokens,
+            outbox,
+            letters,
             session_cookie,
         })
     }
@@ -195,6 +221,9 @@ pub fn build_app(
         .app_data(web::Data::new(state.session_backend.clone()))
         .app_data(web::Data::new(state.session_cookie.clone()))
         .app_data(state.throttle.clone())
+        .app_data(state.tokens.clone())
+        .app_data(state.outbox.clone())
+        .app_data(state.letters.clone())
         .app_data(web::Data::new(ClientIpConfig {
             trusted_proxies: state.settings.trusted_proxies,
         }))
@@ -277,10 +306,12 @@ impl Application {
 
     /// Starts serving an already built state on a bound listener (a test
     /// binds port 0 first, so that its `SITE_URL` can name the real port).
-    /// Expired sessions are cleared every hour while it runs.
+    /// Expired sessions are cleared every hour while it runs, and queued
+    /// mail is sent (see [`Outbox::run`]).
     pub fn serve_on(state: AppState, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         actix_web::rt::spawn(housekeeping(state.pool.clone()));
+        actix_web::rt::spawn(state.outbox.get_ref().clone().run());
         // Database work needs few threads; actix's default (hundreds) only
         // adds contention and memory (see `db::blocking_threads_per_worker`).
         let blocking_threads = db::blocking_threads_per_worker(&state.settings.database_url);

@@ -9,7 +9,7 @@ use crate::{
     auth::login_required,
     errors::AppError,
     paths::*,
-    views::{accounts, debug, health, home, static_files, your_sessions},
+    views::{accounts, debug, email, health, home, password_reset, static_files, your_sessions},
 };
 
 /// Registers every route.
@@ -44,6 +44,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .get(accounts::password_form)
                 .post(accounts::password_submit)
                 .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource(PASSWORD_RESET)
+                .get(password_reset::request_form)
+                .post(password_reset::request_submit)
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource(PASSWORD_RESET_DONE)
+                .get(password_reset::done)
+                .default_service(not_allowed("GET")),
+        )
+        .service(
+            web::resource("/password/reset/{uid}/{token}")
+                .get(password_reset::link)
+                .post(password_reset::set_password)
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource(EMAIL)
+                .wrap(from_fn(login_required))
+                .get(email::form)
+                .post(email::submit)
+                .default_service(not_allowed("GET, POST")),
+        )
+        .service(
+            web::resource("/email/confirm/{uid}/{token}")
+                .get(email::confirm)
+                .default_service(not_allowed("GET")),
         )
         .service(
             web::scope(SESSIONS)

@@ -2,8 +2,10 @@
 //! WebDriver (Debian's `chromium` and `chromium-driver`, which `.ci/run`
 //! installs). A user signs up, signs out, signs in through
 //! `/login?next=/profile`, sees the profile, changes the password, revokes
-//! another session, and an anonymous visitor is redirected. Each page is
-//! saved as a screenshot under `target/screenshots/`.
+//! another session, and an anonymous visitor is redirected; a person who
+//! forgot the password resets it from the login page, reading the mail
+//! from the `file:` backend. Each page is saved as a screenshot under
+//! `target/screenshots/`.
 //!
 //! Without a browser the test says it was skipped; under `CI=true` it fails.
 
@@ -16,8 +18,9 @@ use std::{
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use porter::{
+    auth::models::{self, NewUser},
     startup::{AppState, Application},
-    testing::{local_listener, services, test_settings},
+    testing::{local_listener, mail::read_mail_dir, services, test_settings},
 };
 
 const PASSWORD: &str = "a browser passphrase";
@@ -302,4 +305,123 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
 
     phone.close().await.expect("close");
     laptop.close().await.expect("close");
+}
+
+/// Starts chromedriver on a free port; returns it and its URL.
+async fn start_driver(chromedriver: PathBuf) -> (Driver, String) {
+    let driver_port = free_port();
+    let driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs"),
+    );
+    let started = Instant::now();
+    while TcpListener::bind(("127.0.0.1", driver_port)).is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    (driver, format!("http://127.0.0.1:{driver_port}"))
+}
+
+#[actix_web::test]
+async fn a_person_who_forgot_the_password_resets_it_from_the_login_page() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (listener, base) = local_listener("localhost");
+    // test_settings sends mail to `dir/mail`, one .eml file per mail.
+    let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &base)]);
+    let state = AppState::new(settings).await.expect("state");
+    let hash = state.hasher.hash(PASSWORD).expect("a hash");
+    models::create(
+        &mut state.pool.get().expect("a connection"),
+        &NewUser::new("ada", &hash, false).with_email("ada@example.com", true),
+    )
+    .expect("ada's account");
+    let app = Application::serve_on(state, listener).expect("serve");
+    actix_web::rt::spawn(app.run_until_stopped());
+    let (_driver, driver_url) = start_driver(chromedriver).await;
+
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("a screenshot folder");
+    let pages = Pages { base, shots };
+    let client = browser(&driver_url).await;
+
+    // From the login page, "Forgot your password?".
+    pages.visit(&client, "/login").await;
+    client
+        .find(Locator::LinkText("Forgot your password?"))
+        .await
+        .expect("the link")
+        .click()
+        .await
+        .expect("clicking");
+    let started = Instant::now();
+    while pages.path(&client).await != "/password/reset" {
+        assert!(started.elapsed() < Duration::from_secs(10), "no reset form");
+        actix_web::rt::time::sleep(Duration::from_millis(25)).await;
+    }
+    pages.fill(&client, &[("email", "ada@example.com")]).await;
+    pages.shot(&client, "09-forgot-password").await;
+    pages.submit(&client, "form").await;
+    assert_eq!(pages.path(&client).await, "/password/reset/done");
+    pages.assert_shows(&client, "Check your mail").await;
+
+    // The server's worker writes the mail; read the link from it.
+    let mail_dir = dir.path().join("mail");
+    let started = Instant::now();
+    let link = loop {
+        let link = read_mail_dir(&mail_dir)
+            .iter()
+            .find_map(|mail| mail.link(&format!("{}/password/reset/", pages.base)));
+        if let Some(link) = link {
+            break link;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no mail arrived"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    client.goto(&link).await.expect("the link opens");
+    let path = pages.path(&client).await;
+    assert!(
+        path.ends_with("/set-password"),
+        "the token left the address bar: {path}"
+    );
+    pages
+        .fill(
+            &client,
+            &[
+                ("new_password1", NEW_PASSWORD),
+                ("new_password2", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    pages.shot(&client, "10-choose-new-password").await;
+    pages.submit(&client, "form").await;
+    assert_eq!(pages.path(&client).await, "/login");
+    pages
+        .assert_shows(&client, "Your password has been set")
+        .await;
+
+    // Signed in with the new password.
+    pages
+        .fill(&client, &[("username", "ada"), ("password", NEW_PASSWORD)])
+        .await;
+    pages.submit(&client, "form.stacked").await;
+    assert_eq!(pages.path(&client).await, "/profile");
+    pages
+        .assert_shows(&client, "ada@example.com (confirmed)")
+        .await;
+    pages.shot(&client, "11-signed-in-after-reset").await;
+
+    client.close().await.expect("close");
 }

@@ -12,6 +12,7 @@
 
 pub mod backends;
 pub mod device_cookies;
+pub mod email_address;
 pub mod guards;
 pub mod hashers;
 pub mod login;
@@ -21,6 +22,7 @@ pub mod redirects;
 pub mod session_user;
 pub mod signals;
 pub mod throttle;
+pub mod tokens;
 pub mod user_manager;
 pub mod validators;
 

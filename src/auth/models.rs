@@ -56,6 +56,20 @@ pub struct User {
     pub date_joined: PrimitiveDateTime,
     /// When the user last signed in (UTC).
     pub last_login: Option<PrimitiveDateTime>,
+    /// The user's e-mail address, if they gave one (see
+    /// [`email_address`](super::email_address)).
+    pub email: Option<String>,
+    /// Whether the owner of `email` followed a confirmation link.
+    pub email_confirmed: bool,
+    /// An address the user asked to change to, not yet confirmed.
+    pub new_email: Option<String>,
+}
+
+impl User {
+    /// The address notices go to: `email`, once confirmed.
+    pub fn confirmed_email(&self) -> Option<&str> {
+        self.email.as_deref().filter(|_| self.email_confirmed)
+    }
 }
 
 impl fmt::Debug for User {
@@ -84,6 +98,12 @@ pub struct NewUser<'a> {
     pub is_superuser: bool,
     /// Now (UTC).
     pub date_joined: PrimitiveDateTime,
+    /// The address, normalised, if one was given.
+    pub email: Option<String>,
+    /// Its lookup key.
+    pub email_key: Option<String>,
+    /// Whether the address counts as confirmed from the start.
+    pub email_confirmed: bool,
 }
 
 impl<'a> NewUser<'a> {
@@ -95,6 +115,20 @@ impl<'a> NewUser<'a> {
             password: password_hash,
             is_superuser,
             date_joined: now(),
+            email: None,
+            email_key: None,
+            email_confirmed: false,
+        }
+    }
+
+    /// The same user with an e-mail address (normalised here), confirmed
+    /// or not.
+    pub fn with_email(self, email: &str, confirmed: bool) -> Self {
+        Self {
+            email: Some(super::email_address::normalize_email(email)),
+            email_key: Some(super::email_address::email_key(email)),
+            email_confirmed: confirmed,
+            ..self
         }
     }
 }

@@ -11,6 +11,8 @@
 //! | one device cookie | 5 | a browser the user signed in from before ([`device_cookies`](super::device_cookies)) |
 //! | one user's old-password check | 5 | `/password` as an oracle |
 //! | sign-ups from one address | 10 | mass account creation |
+//! | password reset requests from one address | 20 | mail bombing many addresses |
+//! | password reset requests for one e-mail address | 5 | mail bombing one inbox |
 //!
 //! An attempt is **reserved before its password is checked**: one atomic
 //! compare-and-set per scope counts it, and refuses it when the scope is
@@ -37,7 +39,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use time::PrimitiveDateTime;
 
-use super::{device_cookies::DeviceCookies, models::username_key};
+use super::{device_cookies::DeviceCookies, email_address::email_key, models::username_key};
 use crate::{
     db::{DbConnection, DbError, DbPool, with_conn},
     schema::login_attempts,
@@ -90,6 +92,10 @@ pub struct ThrottlePolicy {
     pub password_check: Limit,
     /// Per client address, for sign-ups.
     pub signup: Limit,
+    /// Per client address, for password reset requests.
+    pub reset_per_address: Limit,
+    /// Per e-mail address, for password reset requests.
+    pub reset_per_email: Limit,
     /// A counter with no attempt for this long starts again from zero.
     pub quiet_period: Duration,
 }
@@ -105,6 +111,16 @@ impl Default for ThrottlePolicy {
             signup: Limit {
                 threshold: 10,
                 base_delay: Duration::from_secs(60),
+                max_delay: Duration::from_secs(60 * 60),
+            },
+            reset_per_address: Limit {
+                threshold: 20,
+                base_delay: Duration::from_secs(60),
+                max_delay: Duration::from_secs(60 * 60),
+            },
+            reset_per_email: Limit {
+                threshold: 5,
+                base_delay: Duration::from_secs(5 * 60),
                 max_delay: Duration::from_secs(60 * 60),
             },
             quiet_period: Duration::from_secs(60 * 60),
@@ -132,6 +148,10 @@ pub enum Scope<'a> {
     PasswordCheck(i32),
     /// Sign-ups from one client address.
     Signup(&'a str),
+    /// Password reset requests from one client address.
+    ResetFromAddress(&'a str),
+    /// Password reset requests for one e-mail address, as typed.
+    ResetForEmail(&'a str),
 }
 
 /// What a success does to a scope's counter.
@@ -152,7 +172,7 @@ impl Scope<'_> {
                 OnSuccess::Clear
             }
             Self::Address(_) | Self::Account(_) => OnSuccess::GiveBack,
-            Self::Signup(_) => OnSuccess::Keep,
+            Self::Signup(_) | Self::ResetFromAddress(_) | Self::ResetForEmail(_) => OnSuccess::Keep,
         }
     }
 
@@ -164,6 +184,8 @@ impl Scope<'_> {
             Self::Device(_) => policy.per_device,
             Self::PasswordCheck(_) => policy.password_check,
             Self::Signup(_) => policy.signup,
+            Self::ResetFromAddress(_) => policy.reset_per_address,
+            Self::ResetForEmail(_) => policy.reset_per_email,
         }
     }
 
@@ -178,6 +200,8 @@ impl Scope<'_> {
             Self::Device(nonce) => format!("device:{nonce}"),
             Self::PasswordCheck(user_id) => format!("password-check:{user_id}"),
             Self::Signup(address) => format!("signup:{address}"),
+            Self::ResetFromAddress(address) => format!("reset-address:{address}"),
+            Self::ResetForEmail(email) => format!("reset-email:{}", email_key(email)),
         }
     }
 }
@@ -300,6 +324,22 @@ impl Throttle {
                 }
             }
             Ok(Reservation { pool, counted })
+        })
+        .await
+    }
+}
+
+impl Throttle {
+    /// Starts the counters of `scopes` again from zero: after a password
+    /// reset, the owner proved themselves by mail, so failures counted
+    /// against their account no longer hold them back.
+    pub async fn clear(&self, scopes: &[Scope<'_>]) -> Result<(), DbError> {
+        let stored: Vec<String> = scopes.iter().map(|scope| self.stored(*scope)).collect();
+        with_conn(&self.pool, move |conn| {
+            diesel::delete(login_attempts::table.filter(login_attempts::scope.eq_any(&stored)))
+                .execute(conn)
+                .map(drop)
+                .map_err(DbError::from)
         })
         .await
     }

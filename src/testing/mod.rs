@@ -16,7 +16,11 @@
 //!   ran ([`TestResponse::query_count`]), and
 //!   [`TestResponse::assert_redirects_to_login`];
 //! * [`proxy::TcpProxy`] stands between the app and PostgreSQL or Redis and
-//!   plays an outage ([`proxy::TcpProxy::cut`]) for fault tests.
+//!   plays an outage ([`proxy::TcpProxy::cut`]) for fault tests;
+//! * mail goes to the `file:` backend in the test's folder:
+//!   [`TestApp::deliver_mail`] runs the outbox's sender once and
+//!   [`TestApp::mail_to`] reads what arrived; [`mail::SmtpServer`] is a
+//!   real SMTP server on loopback for the tests that need one.
 
 use std::{
     cell::{Cell, RefCell},
@@ -51,6 +55,7 @@ use actix_web::{
 use diesel::prelude::*;
 use tempfile::TempDir;
 
+pub mod mail;
 pub mod proxy;
 pub mod services;
 
@@ -64,10 +69,15 @@ pub const TEST_SECRET_KEY: &str =
 /// test requests are sent to.
 pub const TEST_SITE_URL: &str = "http://localhost:8080";
 
-/// Settings for a test: a database in `dir`, plus `overrides`.
+/// Settings for a test: a database in `dir`, mail written to `dir/mail`
+/// as `.eml` files, plus `overrides`.
 pub fn test_settings(dir: &TempDir, overrides: &[(&str, &str)]) -> Settings {
     let database = dir.path().join("porter.db");
     let mut vars = BTreeMap::from([
+        (
+            "EMAIL_URL".to_owned(),
+            format!("file://{}", dir.path().join("mail").display()),
+        ),
         ("DEBUG".to_owned(), "false".to_owned()),
         ("SECRET_KEY".to_owned(), TEST_SECRET_KEY.to_owned()),
         // Tests read query counts from `Server-Timing`.
@@ -353,6 +363,32 @@ impl<S> TestApp<S> {
             .expect("count sessions")
     }
 
+    /// Sends every queued mail now, as the server's worker would.
+    pub async fn deliver_mail(&self) -> crate::mail::worker::Delivery {
+        self.state
+            .outbox
+            .deliver_due()
+            .await
+            .expect("the outbox is readable")
+    }
+
+    /// Every mail delivered so far by the `file:` backend, oldest first.
+    pub fn sent_mail(&self) -> Vec<mail::ReceivedMail> {
+        match &self.state.settings.email_url {
+            crate::mail::EmailUrl::File(dir) => mail::read_mail_dir(dir),
+            other => panic!("the test app sends mail to {other:?}, not to files"),
+        }
+    }
+
+    /// Delivers queued mail, then returns every mail sent to `address`.
+    pub async fn mail_to(&self, address: &str) -> Vec<mail::ReceivedMail> {
+        self.deliver_mail().await;
+        self.sent_mail()
+            .into_iter()
+            .filter(|mail| mail.to.eq_ignore_ascii_case(address))
+            .collect()
+    }
+
     /// The database file's path, for the CLI.
     pub fn database_url(&self) -> String {
         self.state.settings.database_url.clone()
@@ -510,6 +546,25 @@ impl TestUser {
         let mut conn = app.state.pool.get().expect("connection");
         let user: User =
             models::create(&mut conn, &NewUser::new(username, &hash, false)).expect("create user");
+        Self {
+            username: user.username,
+            password,
+            id: user.id,
+        }
+    }
+
+    /// Creates a user named `username` with the confirmed address `email`.
+    pub fn create_with_email<S>(app: &TestApp<S>, username: &str, email: &str) -> Self {
+        let mut random = [0u8; 12];
+        rand::fill(&mut random);
+        let password = format!("pw-{}", hex::encode(random));
+        let hash = app.state.hasher.hash(&password).expect("hash");
+        let mut conn = app.state.pool.get().expect("connection");
+        let user: User = models::create(
+            &mut conn,
+            &NewUser::new(username, &hash, false).with_email(email, true),
+        )
+        .expect("create user");
         Self {
             username: user.username,
             password,

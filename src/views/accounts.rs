@@ -7,15 +7,19 @@ use actix_session::SessionExt;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_flash_messages::{FlashMessage, IncomingFlashMessages};
 use askama::Template;
+use diesel::Connection;
 use serde::Deserialize;
 
 use crate::{
     auth::{
         self, AuthContext, AuthError, Authenticated, Credentials, CurrentUser, LazyUser,
-        ModelBackend, models,
+        ModelBackend,
+        email_address::{EmailError, normalize_email, validate_email},
+        models,
         redirects::safe_next_or,
         signals::AuthEvent,
         throttle::{Scope, Throttle, ThrottleError},
+        tokens::TokenGenerator,
         user_manager::{self, AccountError},
         validators::{MAX_USERNAME_LEN, ValidationError, validate_password, validate_username},
     },
@@ -23,11 +27,16 @@ use crate::{
     csrf::CsrfToken,
     db::with_conn,
     errors::AppError,
+    mail::{Letters, MailError, Outbox, outbox},
     metrics::RequestMetrics,
     paths,
     sessions::{self, SessionBackend, expiry::set_expiry},
     settings::Settings,
-    views::{Message, display_time, messages, render, see_other},
+    views::{
+        Message, display_time,
+        email::{self, SignupError},
+        messages, render, see_other,
+    },
 };
 
 /// Django's `AuthenticationForm` error: the same words whether the username
@@ -98,12 +107,14 @@ pub struct LoginForm {
 }
 
 /// `POST /login`: steps 3 and 4 of the dance, `authenticate` then `login`.
+#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn login_submit(
     req: HttpRequest,
     form: web::Form<LoginForm>,
     auth: web::Data<AuthContext>,
     settings: web::Data<Settings>,
     throttle: web::Data<Throttle>,
+    (outbox, letters): (web::Data<Outbox>, web::Data<Letters>),
     user: LazyUser,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
@@ -181,6 +192,9 @@ pub async fn login_submit(
     };
     reservation.succeeded().await?;
     auth::login(&req, &auth, &authenticated).await?;
+    if trusted_device.is_none() {
+        email::notify_new_device(&req, &auth, &outbox, &letters, &authenticated.user).await;
+    }
     if remember_me {
         set_expiry(&req.get_session(), settings.session_remember_ttl)
             .map_err(|err| AppError::Unexpected(err.into()))?;
@@ -193,7 +207,7 @@ pub async fn login_submit(
 }
 
 /// A throttled attempt as a page, or the database fault behind it.
-fn refused(err: ThrottleError, action: &'static str) -> AppError {
+pub(crate) fn refused(err: ThrottleError, action: &'static str) -> AppError {
     match err {
         ThrottleError::Locked(wait) => AppError::Throttled {
             action,
@@ -214,6 +228,9 @@ pub async fn logout(req: HttpRequest, auth: web::Data<AuthContext>) -> HttpRespo
 #[template(path = "profile.html")]
 struct ProfilePage<'a> {
     username: &'a str,
+    email: Option<&'a str>,
+    email_confirmed: bool,
+    new_email: Option<&'a str>,
     date_joined: String,
     last_login: Option<String>,
     csrf_token: String,
@@ -228,6 +245,9 @@ pub async fn profile(
 ) -> Result<HttpResponse, AppError> {
     render(&ProfilePage {
         username: &user.username,
+        email: user.email.as_deref(),
+        email_confirmed: user.email_confirmed,
+        new_email: user.new_email.as_deref(),
         date_joined: display_time(&user.date_joined),
         last_login: user.last_login.as_ref().map(display_time),
         csrf_token: csrf.form_value(),
@@ -239,13 +259,17 @@ pub async fn profile(
 #[derive(Debug, Default)]
 struct FieldErrors {
     username: Vec<String>,
+    email: Vec<String>,
     password1: Vec<String>,
     password2: Vec<String>,
 }
 
 impl FieldErrors {
     fn is_empty(&self) -> bool {
-        self.username.is_empty() && self.password1.is_empty() && self.password2.is_empty()
+        self.username.is_empty()
+            && self.email.is_empty()
+            && self.password1.is_empty()
+            && self.password2.is_empty()
     }
 
     /// Files each error under the field it is about.
@@ -262,7 +286,7 @@ impl FieldErrors {
 
     /// How many errors there are, for the summary at the top of the form.
     fn count(&self) -> usize {
-        self.username.len() + self.password1.len() + self.password2.len()
+        self.username.len() + self.email.len() + self.password1.len() + self.password2.len()
     }
 }
 
@@ -271,6 +295,7 @@ impl FieldErrors {
 struct SignupPage<'a> {
     csrf_token: String,
     username: &'a str,
+    email: &'a str,
     errors: FieldErrors,
 }
 
@@ -286,6 +311,7 @@ pub async fn signup_form(
     render(&SignupPage {
         csrf_token: csrf.form_value(),
         username: "",
+        email: "",
         errors: FieldErrors::default(),
     })
 }
@@ -295,18 +321,28 @@ pub async fn signup_form(
 pub struct SignupForm {
     #[serde(default)]
     username: String,
+    /// Optional: without it, a forgotten password cannot be reset.
+    #[serde(default)]
+    email: String,
     #[serde(default)]
     password1: String,
     #[serde(default)]
     password2: String,
 }
 
-/// `POST /signup`: creates the user and signs them in.
+/// `POST /signup`: creates the user and signs them in; mails a
+/// confirmation link to the address, if one was given.
+#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn signup_submit(
     req: HttpRequest,
     form: web::Form<SignupForm>,
     auth: web::Data<AuthContext>,
     throttle: web::Data<Throttle>,
+    (tokens, outbox, letters): (
+        web::Data<TokenGenerator>,
+        web::Data<Outbox>,
+        web::Data<Letters>,
+    ),
     user: LazyUser,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
@@ -315,13 +351,18 @@ pub async fn signup_submit(
     }
     let SignupForm {
         username,
+        email,
         password1,
         password2,
     } = form.into_inner();
     let username = models::normalize_username(&username);
+    let email = normalize_email(&email);
 
     let mut errors = FieldErrors::default();
     errors.add(validate_username(&username).err());
+    if let (false, Err(err)) = (email.is_empty(), validate_email(&email)) {
+        errors.email.push(err.to_string());
+    }
     errors.add(validate_password(&password1, &username));
     if password1 != password2 {
         errors.add([ValidationError::PasswordMismatch]);
@@ -347,17 +388,20 @@ pub async fn signup_submit(
             }
         };
         drop(reservation);
+        let (tokens, letters) = (tokens.into_inner(), letters.into_inner());
+        let address = (!email.is_empty()).then(|| email.clone());
         let created = match prepared {
             Ok(account) => {
                 with_conn(auth.pool(), move |conn| {
-                    user_manager::insert_user(conn, &account)
+                    email::create_account(conn, &account, address.as_deref(), &tokens, &letters)
                 })
                 .await
             }
-            Err(err) => Err(err),
+            Err(err) => Err(err.into()),
         };
         match created {
             Ok(user) => {
+                outbox.wake();
                 let authenticated = Authenticated {
                     user,
                     backend: ModelBackend::NAME,
@@ -366,8 +410,9 @@ pub async fn signup_submit(
                 FlashMessage::success("Welcome! Your account has been created.").send();
                 return Ok(see_other(paths::PROFILE));
             }
-            Err(AccountError::Invalid(problems)) => errors.add(problems),
-            Err(AccountError::Db(err)) => return Err(err.into()),
+            Err(SignupError::Account(AccountError::Invalid(problems))) => errors.add(problems),
+            Err(SignupError::EmailTaken) => errors.email.push(EmailError::Taken.to_string()),
+            Err(SignupError::Account(AccountError::Db(err))) => return Err(err.into()),
             Err(other) => return Err(AppError::Unexpected(other.into())),
         }
     }
@@ -376,6 +421,7 @@ pub async fn signup_submit(
     render(&SignupPage {
         csrf_token: csrf.form_value(),
         username: &username,
+        email: &email,
         errors,
     })
 }
@@ -409,7 +455,9 @@ pub struct PasswordForm {
 }
 
 /// `POST /password`: checks the old password, sets the new one, keeps this
-/// session signed in and ends every other.
+/// session signed in and ends every other; a notice goes to the confirmed
+/// address.
+#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn password_submit(
     req: HttpRequest,
     CurrentUser(user): CurrentUser,
@@ -417,6 +465,7 @@ pub async fn password_submit(
     auth: web::Data<AuthContext>,
     backend: web::Data<SessionBackend>,
     throttle: web::Data<Throttle>,
+    (outbox, letters): (web::Data<Outbox>, web::Data<Letters>),
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let PasswordForm {
@@ -465,11 +514,23 @@ pub async fn password_submit(
         .run(move || user_manager::prepare_password(&hasher, &old_user, &new_password1))
         .await?
         .map_err(|err| AppError::Unexpected(err.into()))?;
+    let letters = letters.into_inner();
     let user = with_conn(auth.pool(), move |conn| {
-        user_manager::store_password(conn, &user, new_hash)
+        // The notice is queued with the change, or neither happens.
+        conn.transaction(|conn| {
+            models::set_password_hash(conn, user.id, &new_hash)?;
+            let user = models::User {
+                password: new_hash,
+                ..user
+            };
+            if let Some(to) = user.confirmed_email() {
+                outbox::enqueue(conn, &letters.password_changed(to, &user.username)?)?;
+            }
+            Ok::<_, MailError>(user)
+        })
     })
-    .await
-    .map_err(|err| AppError::Unexpected(err.into()))?;
+    .await?;
+    outbox.wake();
     let session = req.get_session();
     auth::update_session_auth_hash(&session, &auth, &user)?;
     // As Django: a new key too, so that a copy of this session's cookie taken

@@ -4,8 +4,10 @@
 
 pub mod accounts;
 pub mod debug;
+pub mod email;
 pub mod health;
 pub mod home;
+pub mod password_reset;
 pub mod static_files;
 pub mod your_sessions;
 

@@ -316,10 +316,116 @@ async fn check_deploy_lists_unsafe_settings_with_a_fix_each() {
         .env("DEBUG", "false")
         .env("SECRET_KEY", &key)
         .env("SITE_URL", "https://porter.example")
+        .env("EMAIL_URL", "smtps://porter:secret@mail.porter.example")
         .output()
         .expect("porter runs");
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("no issues"));
+}
+
+#[actix_web::test]
+async fn check_deploy_warns_about_mail_that_stays_on_this_machine() {
+    let app = spawn_app().await;
+    for email_url in ["console:", "file:///tmp/porter-mail"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args(["check", "--deploy"])
+            .env("DATABASE_URL", app.database_url())
+            .env("DEBUG", "false")
+            .env(
+                "SECRET_KEY",
+                "8d0f6c0b5a4e3f2a1b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6",
+            )
+            .env("SITE_URL", "https://porter.example")
+            .env("EMAIL_URL", email_url)
+            .output()
+            .expect("porter runs");
+        assert!(!out.status.success(), "{email_url}");
+        let report = stdout(&out);
+        assert!(report.contains("porter.W009"), "{report}");
+        assert!(report.contains("sendtestemail"), "{report}");
+    }
+}
+
+#[actix_web::test]
+async fn createuser_takes_an_email_address_and_sendtestemail_sends_a_mail() {
+    let app = spawn_app().await;
+    let out = porter(
+        &app.database_url(),
+        &[
+            "createuser",
+            "bob",
+            "--email",
+            "Bob@Example.com",
+            "--password-stdin",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    TestUser {
+        username: "bob".into(),
+        password: "correct horse battery".into(),
+        id: 0,
+    }
+    .login(&app)
+    .await;
+    let profile = app.get("/profile").await;
+    assert!(
+        profile.body.contains("Bob@example.com (confirmed)"),
+        "{}",
+        profile.body
+    );
+
+    let taken = porter(
+        &app.database_url(),
+        &[
+            "createuser",
+            "carol",
+            "--email",
+            "bob@example.com",
+            "--password-stdin",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(!taken.status.success());
+    assert!(
+        stderr(&taken).contains("already exists"),
+        "{}",
+        stderr(&taken)
+    );
+
+    let outbox = tempfile::tempdir().expect("a folder");
+    let url = format!("file://{}", outbox.path().display());
+    let sent = Command::new(env!("CARGO_BIN_EXE_porter"))
+        .args(["sendtestemail", "carol@example.com"])
+        .env("DATABASE_URL", app.database_url())
+        .env("SECRET_KEY", TEST_SECRET_KEY)
+        .env("DEBUG", "false")
+        .env("SITE_URL", TEST_SITE_URL)
+        .env("EMAIL_URL", &url)
+        .env("EMAIL_FROM", "Porter <noreply@porter.example>")
+        .output()
+        .expect("porter runs");
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let mail = porter::testing::mail::read_mail_dir(outbox.path());
+    assert_eq!(mail.len(), 1);
+    assert_eq!(mail[0].to, "carol@example.com");
+    assert!(mail[0].text.contains("Porter's mail settings work"));
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_porter"))
+        .args(["sendtestemail", "carol@example.com"])
+        .env("DATABASE_URL", app.database_url())
+        .env("SECRET_KEY", TEST_SECRET_KEY)
+        .env("DEBUG", "false")
+        .env("SITE_URL", TEST_SITE_URL)
+        .env("EMAIL_URL", "smtp://u:hunter2@127.0.0.1:1")
+        .output()
+        .expect("porter runs");
+    assert!(!refused.status.success(), "nothing listens on port 1");
+    assert!(
+        !stderr(&refused).contains("hunter2"),
+        "{}",
+        stderr(&refused)
+    );
 }
 
 #[actix_web::test]

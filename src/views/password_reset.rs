@@ -1,0 +1,406 @@
+//! "Forgot your password?": Django's `PasswordResetView`,
+//! `PasswordResetDoneView` and `PasswordResetConfirmView`.
+//!
+//! 1. `POST /password/reset` with an address queues a mail with a link
+//!    (an [`auth::tokens`](crate::auth::tokens) token) and answers exactly
+//!    the same, in status, body, headers and time, whether or not an
+//!    account has that address: for an unknown one it does the same work
+//!    and queues a decoy the worker drops.
+//! 2. The link, `/password/reset/{uid}/{token}`, checks the token, moves
+//!    it into the session and redirects to
+//!    `/password/reset/{uid}/set-password`, so that the token leaves the
+//!    address bar (and any `Referer` or history) before a page is shown.
+//! 3. The new password is set there: every session of the user ends, their
+//!    login throttle is cleared, and they sign in with it. Porter does not
+//!    sign them in itself (nor does Django by default): the link may have
+//!    been opened on a shared or someone else's device.
+
+use std::sync::Arc;
+
+use actix_session::SessionExt;
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::header::{self, HeaderName, HeaderValue},
+    web,
+};
+use actix_web_flash_messages::FlashMessage;
+use askama::Template;
+use diesel::Connection;
+use serde::Deserialize;
+
+use crate::{
+    auth::{
+        AuthContext, User,
+        email_address::{self, normalize_email, validate_email},
+        models,
+        throttle::{Scope, Throttle},
+        tokens::{TokenGenerator, decode_uid, encode_uid},
+        user_manager,
+        validators::{ValidationError, validate_password},
+    },
+    client_ip::client_ip_text,
+    csrf::CsrfToken,
+    db::with_conn,
+    errors::AppError,
+    mail::{Letters, MailError, Outbox, outbox},
+    metrics::RequestMetrics,
+    paths,
+    sessions::{self, SessionBackend},
+    views::{accounts::refused, render, see_other},
+};
+
+/// The session key holding a reset token between the link and the form.
+pub const RESET_TOKEN_KEY: &str = "_password_reset_token";
+
+/// What stands in the link for the token once it is in the session.
+pub const SET_PASSWORD: &str = "set-password";
+
+#[derive(Template)]
+#[template(path = "password_reset.html")]
+struct RequestPage<'a> {
+    csrf_token: String,
+    email: &'a str,
+    error: Option<String>,
+}
+
+/// `GET /password/reset`: the form asking for an address.
+pub async fn request_form(csrf: CsrfToken) -> Result<HttpResponse, AppError> {
+    render(&RequestPage {
+        csrf_token: csrf.form_value(),
+        email: "",
+        error: None,
+    })
+}
+
+/// What the request form posts.
+#[derive(Deserialize)]
+pub struct RequestForm {
+    #[serde(default)]
+    email: String,
+}
+
+/// `POST /password/reset`: queues the mail, if an account has the address,
+/// and says the same either way.
+#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
+pub async fn request_submit(
+    req: HttpRequest,
+    form: web::Form<RequestForm>,
+    auth: web::Data<AuthContext>,
+    throttle: web::Data<Throttle>,
+    tokens: web::Data<TokenGenerator>,
+    outbox: web::Data<Outbox>,
+    letters: web::Data<Letters>,
+    csrf: CsrfToken,
+) -> Result<HttpResponse, AppError> {
+    // Timings would tell a mail queued from a decoy.
+    RequestMetrics::withhold_server_timing();
+    let email = normalize_email(&form.email);
+    if let Err(err) = validate_email(&email) {
+        return render(&RequestPage {
+            csrf_token: csrf.form_value(),
+            email: &email,
+            error: Some(err.to_string()),
+        });
+    }
+    let address = client_ip_text(&req);
+    // Every request counts, answered or not: the limit is on asking.
+    drop(
+        throttle
+            .reserve(&[
+                Scope::ResetFromAddress(&address),
+                Scope::ResetForEmail(&email),
+            ])
+            .await
+            .map_err(|err| refused(err, "password reset requests"))?,
+    );
+    let (tokens, letters) = (tokens.into_inner(), letters.into_inner());
+    with_conn(auth.pool(), move |conn| {
+        conn.transaction(|conn| {
+            let found = email_address::find_active_by_email(conn, &email)?;
+            let (user, to) = match &found {
+                Some(user) => (user.clone(), user.email.clone().unwrap_or(email.clone())),
+                None => (decoy_user(&email), email.clone()),
+            };
+            let mail = letters.password_reset(
+                &to,
+                &user.username,
+                &link_path(&user, &tokens.reset_token(&user)),
+                tokens.reset_ttl(),
+            )?;
+            match found {
+                Some(_) => outbox::enqueue(conn, &mail)?,
+                None => outbox::enqueue_decoy(conn, &mail)?,
+            }
+            Ok::<_, MailError>(())
+        })
+    })
+    .await?;
+    outbox.wake();
+    Ok(see_other(paths::PASSWORD_RESET_DONE))
+}
+
+/// Someone to write the decoy mail for: as much work as a real user.
+fn decoy_user(email: &str) -> User {
+    User {
+        id: 0,
+        username: email.split('@').next().unwrap_or(email).to_owned(),
+        password: "$argon2id$v=19$m=19456,t=2,p=1$ZGVjb3lkZWNveWRlY295$ZGVjb3lkZWNveWRlY295ZGVjb3lkZWNveWRlY295".into(),
+        is_active: true,
+        is_superuser: false,
+        date_joined: crate::sessions::models::now(),
+        last_login: None,
+        email: Some(email.to_owned()),
+        email_confirmed: false,
+        new_email: None,
+    }
+}
+
+/// The link's path for `user` and `token`.
+fn link_path(user: &User, token: &str) -> String {
+    format!("{}/{}/{token}", paths::PASSWORD_RESET, encode_uid(user.id))
+}
+
+#[derive(Template)]
+#[template(path = "password_reset_done.html")]
+struct DonePage {
+    ttl: String,
+}
+
+/// `GET /password/reset/done`: "check your mail", whatever the address.
+pub async fn done(tokens: web::Data<TokenGenerator>) -> Result<HttpResponse, AppError> {
+    let minutes = tokens.reset_ttl().as_secs().div_ceil(60);
+    render(&DonePage {
+        ttl: if minutes % 60 == 0 {
+            let hours = minutes / 60;
+            format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
+        } else {
+            format!("{minutes} minutes")
+        },
+    })
+}
+
+#[derive(Template)]
+#[template(path = "link_invalid.html")]
+struct InvalidLinkPage<'a> {
+    title: &'a str,
+    message: &'a str,
+    retry: Option<(&'a str, &'a str)>,
+}
+
+/// The page for a link that does not (or no longer) work.
+pub fn invalid_link(
+    title: &str,
+    message: &str,
+    retry: Option<(&str, &str)>,
+) -> Result<HttpResponse, AppError> {
+    render(&InvalidLinkPage {
+        title,
+        message,
+        retry,
+    })
+}
+
+fn invalid_reset_link() -> Result<HttpResponse, AppError> {
+    invalid_link(
+        "Password reset unsuccessful",
+        "The password reset link was invalid, possibly because it has already been used, \
+         the password was changed or you signed in since, or it expired. \
+         Please request a new one.",
+        Some((paths::PASSWORD_RESET, "Request a new link")),
+    )
+}
+
+/// A response the token must not leak from: no cache keeps it, and no
+/// `Referer` carries its address anywhere.
+pub fn keep_link_private(mut response: HttpResponse) -> HttpResponse {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// The active user `uid` names, if `token` is a live reset token for them.
+async fn user_with_token(
+    auth: &AuthContext,
+    tokens: &TokenGenerator,
+    uid: &str,
+    token: &str,
+) -> Result<Option<User>, AppError> {
+    let Some(id) = decode_uid(uid) else {
+        return Ok(None);
+    };
+    let user = with_conn(auth.pool(), move |conn| {
+        models::find_by_id(conn, id).map_err(crate::db::DbError::from)
+    })
+    .await?;
+    Ok(user.filter(|user| user.is_active && tokens.check_reset_token(user, token)))
+}
+
+#[derive(Template)]
+#[template(path = "password_reset_confirm.html")]
+struct SetPasswordPage<'a> {
+    csrf_token: String,
+    action: &'a str,
+    password1_errors: Vec<String>,
+    password2_errors: Vec<String>,
+}
+
+/// `GET /password/reset/{uid}/{token}`: a fresh link moves its token into
+/// the session and redirects; the `set-password` address shows the form.
+pub async fn link(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    auth: web::Data<AuthContext>,
+    tokens: web::Data<TokenGenerator>,
+    csrf: CsrfToken,
+) -> Result<HttpResponse, AppError> {
+    let (uid, token) = path.into_inner();
+    let session = req.get_session();
+    if token == SET_PASSWORD {
+        let stored: Option<String> = session.get(RESET_TOKEN_KEY).unwrap_or_default();
+        let valid = match stored {
+            Some(stored) => user_with_token(&auth, &tokens, &uid, &stored).await?,
+            None => None,
+        };
+        return match valid {
+            Some(_) => render(&SetPasswordPage {
+                csrf_token: csrf.form_value(),
+                action: req.path(),
+                password1_errors: Vec::new(),
+                password2_errors: Vec::new(),
+            }),
+            None => invalid_reset_link(),
+        }
+        .map(keep_link_private);
+    }
+    if user_with_token(&auth, &tokens, &uid, &token)
+        .await?
+        .is_none()
+    {
+        return invalid_reset_link().map(keep_link_private);
+    }
+    session
+        .insert(RESET_TOKEN_KEY, &token)
+        .map_err(|err| AppError::Unexpected(err.into()))?;
+    Ok(keep_link_private(see_other(&format!(
+        "{}/{uid}/{SET_PASSWORD}",
+        paths::PASSWORD_RESET
+    ))))
+}
+
+/// What the new password form posts.
+#[derive(Deserialize)]
+pub struct SetPasswordForm {
+    #[serde(default)]
+    new_password1: String,
+    #[serde(default)]
+    new_password2: String,
+}
+
+/// `POST /password/reset/{uid}/set-password`: sets the new password.
+#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
+pub async fn set_password(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    form: web::Form<SetPasswordForm>,
+    auth: web::Data<AuthContext>,
+    tokens: web::Data<TokenGenerator>,
+    throttle: web::Data<Throttle>,
+    backend: web::Data<SessionBackend>,
+    outbox: web::Data<Outbox>,
+    letters: web::Data<Letters>,
+    csrf: CsrfToken,
+) -> Result<HttpResponse, AppError> {
+    let (uid, marker) = path.into_inner();
+    let session = req.get_session();
+    let stored: Option<String> = session.get(RESET_TOKEN_KEY).unwrap_or_default();
+    let user = match (marker == SET_PASSWORD, stored) {
+        (true, Some(stored)) => user_with_token(&auth, &tokens, &uid, &stored).await?,
+        _ => None,
+    };
+    let Some(user) = user else {
+        return invalid_reset_link().map(keep_link_private);
+    };
+    let SetPasswordForm {
+        new_password1,
+        new_password2,
+    } = form.into_inner();
+    let mut password1_errors: Vec<String> = validate_password(&new_password1, &user.username)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let password2_errors: Vec<String> = if new_password1 == new_password2 {
+        Vec::new()
+    } else {
+        vec![ValidationError::PasswordMismatch.to_string()]
+    };
+    if !password1_errors.is_empty() || !password2_errors.is_empty() {
+        return render(&SetPasswordPage {
+            csrf_token: csrf.form_value(),
+            action: req.path(),
+            password1_errors,
+            password2_errors,
+        })
+        .map(keep_link_private);
+    }
+
+    // Hashed with no connection held.
+    let (hasher, for_hash) = (Arc::clone(auth.hasher()), user.clone());
+    let new_hash = match auth
+        .hashing()
+        .run(move || user_manager::prepare_password(&hasher, &for_hash, &new_password1))
+        .await?
+    {
+        Ok(hash) => hash,
+        Err(user_manager::AccountError::Invalid(problems)) => {
+            password1_errors = problems.iter().map(ToString::to_string).collect();
+            return render(&SetPasswordPage {
+                csrf_token: csrf.form_value(),
+                action: req.path(),
+                password1_errors,
+                password2_errors: Vec::new(),
+            })
+            .map(keep_link_private);
+        }
+        Err(err) => return Err(AppError::Unexpected(err.into())),
+    };
+    let letters = letters.into_inner();
+    let changed = user.clone();
+    with_conn(auth.pool(), move |conn| {
+        conn.transaction(|conn| {
+            models::set_password_hash(conn, changed.id, &new_hash)?;
+            // The link came by mail to this address: its owner reads it.
+            email_address::mark_confirmed(conn, changed.id)?;
+            if let Some(to) = changed.email.as_deref() {
+                outbox::enqueue(conn, &letters.password_changed(to, &changed.username)?)?;
+            }
+            Ok::<_, MailError>(())
+        })
+    })
+    .await?;
+    outbox.wake();
+    // The new password's auth hash already ends every session on every
+    // engine; on the db engine the rows go too, so "your sessions" shows
+    // none of them.
+    if backend.can_list_sessions() {
+        sessions::by_user::revoke_others(auth.pool(), user.id, None).await?;
+    }
+    let address = client_ip_text(&req);
+    let mut cleared = vec![
+        Scope::Account(&user.username),
+        Scope::UsernameAtAddress {
+            username: &user.username,
+            address: &address,
+        },
+    ];
+    if let Some(email) = user.email.as_deref() {
+        cleared.push(Scope::ResetForEmail(email));
+    }
+    throttle.clear(&cleared).await?;
+    session.remove(RESET_TOKEN_KEY);
+    FlashMessage::success("Your password has been set. You may sign in with it now.").send();
+    Ok(keep_link_private(see_other(paths::LOGIN)))
+}
