@@ -91,6 +91,12 @@ fn env_example() -> Vec<(String, String, String)> {
         if let Some((name, value)) = assignment.split_once('=')
             && is_setting_name(name)
         {
+            // Quotes, as dotenv reads them, are not part of the value.
+            let value = value.trim();
+            let value = ['"', '\'']
+                .into_iter()
+                .find_map(|quote| value.strip_prefix(quote)?.strip_suffix(quote))
+                .unwrap_or(value);
             settings.push((name.to_owned(), value.to_owned(), previous.to_owned()));
         }
         previous = line;
