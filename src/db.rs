@@ -500,6 +500,13 @@ where
     .await?
 }
 
+/// The current time in UTC, as the database stores it: every table's
+/// timestamps are UTC without a zone.
+pub fn now() -> time::PrimitiveDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    time::PrimitiveDateTime::new(now.date(), now.time())
+}
+
 /// How long a health check waits for a connection: load balancers want a
 /// quick answer, and a database that cannot hand out a connection in this
 /// time is not serving.

@@ -78,9 +78,6 @@ pub enum AppError {
     /// A template failed to render.
     #[error("template rendering failed")]
     Template(#[from] askama::Error),
-    /// Mail could not be queued.
-    #[error(transparent)]
-    Mail(crate::mail::MailError),
     /// Anything else that should not have happened.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -92,17 +89,6 @@ impl From<DbError> for AppError {
             Self::Unavailable(err.into())
         } else {
             Self::Db(err)
-        }
-    }
-}
-
-impl From<crate::mail::MailError> for AppError {
-    fn from(err: crate::mail::MailError) -> Self {
-        // Queueing mail is a database write: an outage is an outage.
-        if db::is_unavailable(&err) {
-            Self::Unavailable(err.into())
-        } else {
-            Self::Mail(err)
         }
     }
 }
@@ -168,11 +154,7 @@ impl AppError {
                 ),
             ),
             Self::LoginRequired(_) => ("Sign in required", "Please sign in.".into()),
-            Self::Unavailable(_)
-            | Self::Db(_)
-            | Self::Template(_)
-            | Self::Mail(_)
-            | Self::Unexpected(_) => (
+            Self::Unavailable(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => (
                 "Server error",
                 "Something went wrong on our side. It has been logged; please try again.".into(),
             ),
@@ -203,11 +185,9 @@ impl ResponseError for AppError {
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::LoginRequired(_) => StatusCode::SEE_OTHER,
-            Self::Unavailable(_)
-            | Self::Db(_)
-            | Self::Template(_)
-            | Self::Mail(_)
-            | Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 

@@ -14,7 +14,10 @@ use diesel::prelude::*;
 use time::PrimitiveDateTime;
 use unicode_normalization::UnicodeNormalization;
 
-use crate::{db::DbConnection, schema::users, sessions::models::now};
+use crate::{
+    db::{DbConnection, now},
+    schema::users,
+};
 
 diesel::define_sql_function! {
     /// SQL `length()`: a text's length in characters.

@@ -41,9 +41,8 @@ use time::PrimitiveDateTime;
 
 use super::{device_cookies::DeviceCookies, email_address::email_key, models::username_key};
 use crate::{
-    db::{DbConnection, DbError, DbPool, with_conn},
+    db::{DbConnection, DbError, DbPool, now, with_conn},
     schema::login_attempts,
-    sessions::models::now,
     settings::SecretKey,
 };
 

@@ -24,7 +24,10 @@ use std::fmt;
 
 use thiserror::Error;
 
-use crate::db::DbError;
+use crate::{
+    db::{self, DbError},
+    errors::AppError,
+};
 
 pub use self::{
     backend::{EmailUrl, Mailer},
@@ -53,6 +56,18 @@ impl fmt::Debug for Mail {
             .field("subject", &self.subject)
             .field("body", &"[redacted]")
             .finish()
+    }
+}
+
+impl From<MailError> for AppError {
+    /// Queueing mail is a database write: an outage is an outage; anything
+    /// else is a fault of ours.
+    fn from(err: MailError) -> Self {
+        if db::is_unavailable(&err) {
+            Self::Unavailable(err.into())
+        } else {
+            Self::Unexpected(err.into())
+        }
     }
 }
 

@@ -11,7 +11,10 @@ use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
 use super::Mail;
-use crate::{db::DbConnection, schema::mail_outbox, sessions::models::now};
+use crate::{
+    db::{DbConnection, now},
+    schema::mail_outbox,
+};
 
 /// A mail in the outbox.
 #[derive(Clone, Queryable, Selectable)]

@@ -15,10 +15,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::Notify;
 
 use super::{Mailer, backend::SendError, outbox};
-use crate::{
-    db::{DbError, DbPool, with_conn},
-    sessions::models::now,
-};
+use crate::db::{DbError, DbPool, now, with_conn};
 
 /// When to try a failed mail again, and when to stop.
 #[derive(Debug, Clone, Copy)]

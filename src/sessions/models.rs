@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use time::PrimitiveDateTime;
 
+pub use crate::db::now;
 use crate::{db::DbConnection, schema::sessions};
 
 /// A stored session.
@@ -46,12 +47,6 @@ pub struct NewStoredSession<'a> {
 /// The SHA-256 of a session key, hex-encoded: what the table stores.
 pub fn hash_key(session_key: &str) -> String {
     hex::encode(Sha256::digest(session_key.as_bytes()))
-}
-
-/// The current time in UTC, as the database stores it.
-pub fn now() -> PrimitiveDateTime {
-    let now = time::OffsetDateTime::now_utc();
-    PrimitiveDateTime::new(now.date(), now.time())
 }
 
 /// The live (unexpired) session whose key hashes to `key_hash`.

@@ -311,7 +311,7 @@ pub async fn notify_new_device(
         .chars()
         .take(200)
         .collect();
-    let when = crate::views::display_time(&crate::sessions::models::now());
+    let when = crate::views::display_time(&crate::db::now());
     let address = crate::client_ip::client_ip_text(req);
     let mail = match letters.new_device(to, &user.username, &when, &address, &browser) {
         Ok(mail) => mail,

@@ -147,7 +147,7 @@ fn decoy_user(email: &str) -> User {
         password: "$argon2id$v=19$m=19456,t=2,p=1$ZGVjb3lkZWNveWRlY295$ZGVjb3lkZWNveWRlY295ZGVjb3lkZWNveWRlY295".into(),
         is_active: true,
         is_superuser: false,
-        date_joined: crate::sessions::models::now(),
+        date_joined: crate::db::now(),
         last_login: None,
         email: Some(email.to_owned()),
         email_confirmed: false,
