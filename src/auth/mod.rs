@@ -152,6 +152,11 @@ impl AuthContext {
         }
     }
 
+    /// Adds a backend, asked after the others.
+    pub fn add_backend(&mut self, backend: Arc<dyn AuthBackend>) {
+        self.backends.push(backend);
+    }
+
     /// Adds a listener for login events.
     pub fn add_listener(&mut self, listener: Arc<dyn AuthListener>) {
         self.listeners.push(listener);
@@ -178,6 +183,17 @@ impl AuthContext {
     /// The password hasher, for sign-up and password changes.
     pub fn hasher(&self) -> &Arc<PasswordHasher> {
         &self.hasher
+    }
+
+    /// A user just made here (by sign-up, or a test's `force_login`), vouched
+    /// for by the first configured backend, which must be able to load them
+    /// again by id: what `login` needs to sign them in.
+    pub fn vouch_for_new(&self, user: User) -> Authenticated {
+        let backend = self
+            .backends
+            .first()
+            .map_or("none configured", |backend| backend.name());
+        Authenticated { user, backend }
     }
 
     /// The configured backends, in the order they are asked.

@@ -12,8 +12,7 @@ use serde::Deserialize;
 
 use crate::{
     auth::{
-        self, AuthContext, AuthError, Authenticated, Credentials, CurrentUser, LazyUser,
-        ModelBackend,
+        self, AuthContext, AuthError, Credentials, CurrentUser, LazyUser,
         email_address::{EmailError, normalize_email, validate_email},
         models,
         redirects::safe_next_or,
@@ -93,18 +92,10 @@ pub async fn login_form(
     })
 }
 
-/// What the login form posts. Missing fields read as empty, so that they
-/// get the form's own message rather than an error page.
-#[derive(Deserialize)]
-pub struct LoginForm {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    /// The checkbox: present when ticked.
-    remember_me: Option<String>,
-    next: Option<String>,
-}
+/// What the login form posts: every field, by name, for the backends
+/// ([`Credentials`]), besides the form's own plumbing (`csrf_token`,
+/// `next`, the `remember_me` checkbox). A field sent twice is a bad request.
+pub type LoginForm = Vec<(String, String)>;
 
 /// `POST /login`: steps 3 and 4 of the dance, `authenticate` then `login`.
 #[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
@@ -118,17 +109,24 @@ pub async fn login_submit(
     user: LazyUser,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
-    let LoginForm {
-        username,
-        password,
-        remember_me,
-        next,
-    } = form.into_inner();
+    let mut credentials = Credentials::from_fields(form.into_inner())
+        .map_err(|err| AppError::BadRequest(err.to_string()))?;
+    credentials.take("csrf_token");
+    let next = credentials.take("next");
+    let remember_me = credentials.take("remember_me").is_some();
     if let Some(redirect) = redirect_if_signed_in(&user, next.as_deref()).await? {
         return Ok(redirect);
     }
-    let username = username.trim();
-    let remember_me = remember_me.is_some();
+    // Missing fields read as empty, so that they get the form's own message
+    // rather than an error page.
+    let username = credentials
+        .get("username")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    credentials.set("username", username.clone());
+    let username = username.as_str();
+    let password_missing = credentials.get("password").unwrap_or_default().is_empty();
     let failed = |error| {
         render(&LoginPage {
             csrf_token: csrf.form_value(),
@@ -139,7 +137,8 @@ pub async fn login_submit(
             messages: Vec::new(),
         })
     };
-    if username.is_empty() || password.is_empty() {
+    let only_username_and_password = !credentials.has_fields_besides(&["username", "password"]);
+    if only_username_and_password && (username.is_empty() || password_missing) {
         return failed("Enter both your username and your password.");
     }
     if username.chars().count() > MAX_USERNAME_LEN || username.contains('\0') {
@@ -171,10 +170,6 @@ pub async fn login_submit(
         .await
         .map_err(|err| refused(err, "failed sign-in attempts"))?;
 
-    let credentials = Credentials {
-        username: username.to_owned(),
-        password,
-    };
     let authenticated = match auth::authenticate(&auth, credentials).await {
         Ok(Some(authenticated)) => authenticated,
         Ok(None) => {
@@ -402,10 +397,7 @@ pub async fn signup_submit(
         match created {
             Ok(user) => {
                 outbox.wake();
-                let authenticated = Authenticated {
-                    user,
-                    backend: ModelBackend::NAME,
-                };
+                let authenticated = auth.vouch_for_new(user);
                 auth::login(&req, &auth, &authenticated).await?;
                 FlashMessage::success("Welcome! Your account has been created.").send();
                 return Ok(see_other(paths::PROFILE));
