@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::{db::DatabaseUrl, mail::EmailUrl, origin::Origin};
@@ -104,6 +105,26 @@ impl SecretKey {
         let mut bytes = [0u8; 64];
         rand::fill(&mut bytes);
         Self(hex::encode(bytes))
+    }
+
+    /// A key for one purpose (`b"porter.auth.device_cookie"`, …) derived
+    /// from this secret: SHA-256 of the purpose, then the secret. What one
+    /// part of Porter signs can then never pass for another's signature.
+    /// (Changing a purpose's bytes invalidates what was signed with it.)
+    pub fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        let mut digest = Sha256::new();
+        digest.update(purpose);
+        digest.update(&self.0);
+        digest.finalize().into()
+    }
+
+    /// `purpose`'s key under `current`, then under each of `fallbacks`: the
+    /// first signs, all are accepted (`SECRET_KEY_FALLBACKS`).
+    pub fn derive_all(current: &Self, fallbacks: &[Self], purpose: &[u8]) -> Vec<[u8; 32]> {
+        std::iter::once(current)
+            .chain(fallbacks)
+            .map(|secret| secret.derive(purpose))
+            .collect()
     }
 
     /// The raw secret, for deriving keys from it.

@@ -30,7 +30,7 @@ use std::{fmt, sync::Arc};
 
 use actix_web::HttpRequest;
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use thiserror::Error;
 
 pub use self::{
@@ -131,24 +131,17 @@ impl AuthContext {
         fallbacks: &[SecretKey],
         backends: Vec<Arc<dyn AuthBackend>>,
     ) -> Self {
-        // A key for this one purpose, so that a hash made here can never be
-        // confused with any other signature made from the same secret.
-        let derive = |secret: &SecretKey| -> [u8; 32] {
-            let mut digest = Sha256::new();
-            digest.update(b"porter.auth.session_auth_hash");
-            digest.update(secret.expose());
-            digest.finalize().into()
-        };
         Self {
             pool,
             hashing,
             hasher,
             backends,
             listeners: Vec::new(),
-            auth_hash_keys: std::iter::once(secret_key)
-                .chain(fallbacks)
-                .map(derive)
-                .collect(),
+            auth_hash_keys: SecretKey::derive_all(
+                secret_key,
+                fallbacks,
+                b"porter.auth.session_auth_hash",
+            ),
         }
     }
 
