@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::{db::DatabaseUrl, mail::EmailUrl, origin::Origin};
@@ -104,6 +105,26 @@ impl SecretKey {
         let mut bytes = [0u8; 64];
         rand::fill(&mut bytes);
         Self(hex::encode(bytes))
+    }
+
+    /// A key for one purpose (`b"porter.auth.device_cookie"`, …) derived
+    /// from this secret: SHA-256 of the purpose, then the secret. What one
+    /// part of Porter signs can then never pass for another's signature.
+    /// (Changing a purpose's bytes invalidates what was signed with it.)
+    pub fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        let mut digest = Sha256::new();
+        digest.update(purpose);
+        digest.update(&self.0);
+        digest.finalize().into()
+    }
+
+    /// `purpose`'s key under `current`, then under each of `fallbacks`: the
+    /// first signs, all are accepted (`SECRET_KEY_FALLBACKS`).
+    pub fn derive_all(current: &Self, fallbacks: &[Self], purpose: &[u8]) -> Vec<[u8; 32]> {
+        std::iter::once(current)
+            .chain(fallbacks)
+            .map(|secret| secret.derive(purpose))
+            .collect()
     }
 
     /// The raw secret, for deriving keys from it.
@@ -465,34 +486,30 @@ fn parse_origin(setting: &'static str, value: &str) -> Result<Origin, SettingsEr
     })
 }
 
-/// Parses `3600`, `3600s`, `60m`, `12h` or `14d`.
+/// Parses a duration with `humantime` (`90s`, `60m`, `12h`, `14d`,
+/// `1h 30m`), or a bare number of seconds (`3600`).
 fn parse_duration(setting: &'static str, value: &str) -> Result<Duration, SettingsError> {
     let value = value.trim();
-    let (number, unit_secs) = match value.char_indices().last() {
-        Some((i, 's')) => (&value[..i], 1),
-        Some((i, 'm')) => (&value[..i], 60),
-        Some((i, 'h')) => (&value[..i], 60 * 60),
-        Some((i, 'd')) => (&value[..i], 24 * 60 * 60),
-        _ => (value, 1),
+    let parsed = match value.parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(value),
     };
-    let invalid = || {
+    let duration = parsed.map_err(|_| {
         SettingsError::new(
             setting,
             format!(
-                "{value:?} is not a duration; use seconds (3600) or a number with s, m, h or d (14d)"
+                "{value:?} is not a duration; use seconds (3600) or a number with a unit (90s, 60m, 12h, 14d)"
             ),
         )
-    };
-    let number: u64 = number.trim().parse().map_err(|_| invalid())?;
-    let secs = number.checked_mul(unit_secs).ok_or_else(invalid)?;
-    if secs == 0 {
+    })?;
+    if duration.is_zero() {
         return Err(SettingsError::new(setting, "must be longer than zero"));
     }
     // Cookie and database expiry times must stay representable.
-    if secs > 10 * 365 * 24 * 60 * 60 {
+    if duration > Duration::from_secs(10 * 365 * 24 * 60 * 60) {
         return Err(SettingsError::new(setting, "must be at most ten years"));
     }
-    Ok(Duration::from_secs(secs))
+    Ok(duration)
 }
 
 fn check_database_url(url: &str) -> Result<(), SettingsError> {
@@ -646,7 +663,7 @@ mod tests {
             ("COOKIE_SECURE", "maybe"),
             ("SESSION_TTL", "forever"),
             ("SESSION_TTL", "0"),
-            ("SESSION_REMEMBER_TTL", "2 weeks"),
+            ("SESSION_REMEMBER_TTL", "a fortnight"),
             ("BIND", "8080"),
             ("DATABASE_URL", "mysql://localhost/porter"),
             ("REDIS_URL", "localhost:6379"),
@@ -693,6 +710,10 @@ mod tests {
     fn durations_take_units() {
         let s = settings(&[("SECRET_KEY", KEY), ("SESSION_TTL", "2h")]).expect("valid");
         assert_eq!(s.session_ttl, Duration::from_secs(7200));
+        let s = settings(&[("SECRET_KEY", KEY), ("SESSION_TTL", "1h 30m")]).expect("valid");
+        assert_eq!(s.session_ttl, Duration::from_secs(5400));
+        let s = settings(&[("SECRET_KEY", KEY), ("SESSION_TTL", "3600")]).expect("valid");
+        assert_eq!(s.session_ttl, Duration::from_secs(3600));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use anyhow::Context;
 
 use crate::{
     auth::{
-        self, AuthBackend, AuthContext, ModelBackend, PasswordHasher, SessionKeys,
+        self, AuthBackend, AuthContext, PasswordHasher, SessionKeys,
         device_cookies::DeviceCookies,
         hashers::HashingPool,
         signals::AuthListener,
@@ -114,8 +114,7 @@ impl AppState {
         let hashing = HashingPool::for_this_machine(settings.hashing_queue);
         let params = settings.argon2.clone();
         let hasher = Arc::new(hashing.run(move || PasswordHasher::new(params)).await??);
-        let backends: Vec<Arc<dyn AuthBackend>> =
-            vec![Arc::new(ModelBackend::new(Arc::clone(&hasher)))];
+        let backends = auth::backends::configured(&hasher);
         let auth = web::Data::new(AuthContext::new(
             pool.clone(),
             (hashing, Arc::clone(&hasher)),
@@ -182,6 +181,18 @@ impl AppState {
 }
 
 impl AppState {
+    /// Adds an authentication backend after those of
+    /// [`auth::backends::configured`], for tests (and forks that build the
+    /// list at run time). Call it before the app is built.
+    pub fn with_auth_backend(mut self, backend: Arc<dyn AuthBackend>) -> Self {
+        let mut auth = self.auth.into_inner();
+        Arc::get_mut(&mut auth)
+            .expect("backends are added at start-up, before the app shares the context")
+            .add_backend(backend);
+        self.auth = web::Data::from(auth);
+        self
+    }
+
     /// Adds a listener for login events (see `auth::signals`). Call it
     /// before the app is built.
     pub fn with_auth_listener(mut self, listener: Arc<dyn AuthListener>) -> Self {

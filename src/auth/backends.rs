@@ -5,7 +5,7 @@
 //! recognises the credentials wins, and its name goes into the session so
 //! that later requests ask the same backend for the user.
 
-use std::{fmt, sync::Arc};
+use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use super::{
     AuthContext, AuthError,
@@ -14,21 +14,69 @@ use super::{
 };
 use crate::db::DbPool;
 
-/// What a visitor typed into the login form.
-#[derive(Clone)]
-pub struct Credentials {
-    /// The username as typed.
-    pub username: String,
-    /// The password as typed. Never logged: `Debug` redacts it.
-    pub password: String,
+/// What a visitor submitted to sign in: the login form's fields by name,
+/// as Django's `authenticate(request, **credentials)` takes them. Each
+/// backend reads the fields it understands ([`ModelBackend`]: `username`
+/// and `password`) and ignores the rest, so a backend with fields of its own
+/// (a `token`, an `email`) needs no change to the login view: only a field
+/// in the form. `Debug` shows the field names, never their values.
+#[derive(Clone, Default)]
+pub struct Credentials(BTreeMap<String, String>);
+
+/// A field was sent twice: which one to believe?
+#[derive(Debug, thiserror::Error)]
+#[error("the field {0:?} was sent more than once")]
+pub struct RepeatedField(pub String);
+
+impl Credentials {
+    /// Credentials from submitted fields; each name may come once.
+    pub fn from_fields(
+        fields: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, RepeatedField> {
+        let mut map = BTreeMap::new();
+        for (name, value) in fields {
+            if map.contains_key(&name) {
+                return Err(RepeatedField(name));
+            }
+            map.insert(name, value);
+        }
+        Ok(Self(map))
+    }
+
+    /// A username and a password, as the login form sends them.
+    pub fn username_password(username: &str, password: &str) -> Self {
+        Self(BTreeMap::from([
+            ("username".to_owned(), username.to_owned()),
+            ("password".to_owned(), password.to_owned()),
+        ]))
+    }
+
+    /// The field `name`, if it was sent.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Takes the field `name` out (form plumbing such as `next`, which no
+    /// backend should see).
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
+    }
+
+    /// Whether any field other than these was sent: credentials for some
+    /// other backend than a username-and-password one.
+    pub fn has_fields_besides(&self, names: &[&str]) -> bool {
+        self.0.keys().any(|name| !names.contains(&name.as_str()))
+    }
+
+    /// Sets the field `name` (the login view trims the username).
+    pub fn set(&mut self, name: &str, value: String) {
+        self.0.insert(name.to_owned(), value);
+    }
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"[redacted]")
-            .finish()
+        f.debug_set().entries(self.0.keys()).finish()
     }
 }
 
@@ -97,14 +145,20 @@ impl AuthBackend for ModelBackend {
         credentials: &Credentials,
     ) -> Result<Option<User>, AuthError> {
         // Give the connection back before the slow part: hashing.
-        let user = models::find_by_username(&mut *pool.get()?, &credentials.username)?;
+        let (Some(username), Some(password)) =
+            (credentials.get("username"), credentials.get("password"))
+        else {
+            // Not a username and password: another backend's credentials.
+            return Ok(None);
+        };
+        let user = models::find_by_username(&mut *pool.get()?, username)?;
         let Some(user) = user else {
-            self.hasher.verify_dummy(&credentials.password);
+            self.hasher.verify_dummy(password);
             return Ok(None);
         };
         // The password is checked even for inactive users, so that being
         // deactivated is not visible in the response time either.
-        let password_ok = self.hasher.verify(&credentials.password, &user.password);
+        let password_ok = self.hasher.verify(password, &user.password);
         if !(password_ok && user.is_active) {
             return Ok(None);
         }
@@ -113,7 +167,7 @@ impl AuthBackend for ModelBackend {
         }
         // Made with older costs: replace it while the password is at hand,
         // as Django's `check_password(setter=…)` does.
-        let upgraded = self.hasher.hash(&credentials.password)?;
+        let upgraded = self.hasher.hash(password)?;
         models::set_password_hash(&mut *pool.get()?, user.id, &upgraded)?;
         tracing::info!(
             user.id = user.id,
@@ -129,6 +183,15 @@ impl AuthBackend for ModelBackend {
         let user = models::find_by_id(&mut *pool.get()?, user_id)?;
         Ok(user.filter(|user| user.is_active))
     }
+}
+
+/// Django's `AUTHENTICATION_BACKENDS`: the backends asked, in this order,
+/// when someone signs in. To add one (a token, an LDAP directory),
+/// implement [`AuthBackend`] and list it here; the login view passes it
+/// every field of the login form. The first backend also vouches for the
+/// accounts made by sign-up (see [`AuthContext::vouch_for_new`]).
+pub fn configured(hasher: &Arc<PasswordHasher>) -> Vec<Arc<dyn AuthBackend>> {
+    vec![Arc::new(ModelBackend::new(Arc::clone(hasher)))]
 }
 
 /// A user together with the backend that vouched for them.

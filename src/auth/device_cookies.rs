@@ -22,7 +22,7 @@ use actix_web::{
     cookie::{Cookie, SameSite, time::Duration as CookieDuration},
 };
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::models::username_key;
 use crate::settings::SecretKey;
@@ -53,17 +53,8 @@ impl DeviceCookies {
     /// Device cookies signed with `secret_key`, accepted under `fallbacks`
     /// too, sent over HTTPS only when `secure`.
     pub fn new(secret_key: &SecretKey, fallbacks: &[SecretKey], secure: bool) -> Self {
-        let derive = |secret: &SecretKey| -> [u8; 32] {
-            let mut digest = Sha256::new();
-            digest.update(b"porter.auth.device_cookie");
-            digest.update(secret.expose());
-            digest.finalize().into()
-        };
         Self {
-            keys: std::iter::once(secret_key)
-                .chain(fallbacks)
-                .map(derive)
-                .collect(),
+            keys: SecretKey::derive_all(secret_key, fallbacks, b"porter.auth.device_cookie"),
             secure,
         }
     }

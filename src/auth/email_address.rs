@@ -103,15 +103,7 @@ pub fn confirm(
     user_id: i32,
     email: &str,
 ) -> QueryResult<Result<(), EmailError>> {
-    let updated = diesel::update(users::table.find(user_id))
-        .set((
-            users::email.eq(Some(normalize_email(email))),
-            users::email_key.eq(Some(email_key(email))),
-            users::email_confirmed.eq(true),
-            users::new_email.eq(None::<String>),
-        ))
-        .execute(conn);
-    unique_or(updated)
+    set_address(conn, user_id, email, true)
 }
 
 /// Gives the user `email` as their unconfirmed address (at sign-up).
@@ -121,11 +113,22 @@ pub fn set_unconfirmed(
     user_id: i32,
     email: &str,
 ) -> QueryResult<Result<(), EmailError>> {
+    set_address(conn, user_id, email, false)
+}
+
+/// Sets the user's address, confirmed or not; no change stays pending.
+fn set_address(
+    conn: &mut DbConnection,
+    user_id: i32,
+    email: &str,
+    confirmed: bool,
+) -> QueryResult<Result<(), EmailError>> {
     let updated = diesel::update(users::table.find(user_id))
         .set((
             users::email.eq(Some(normalize_email(email))),
             users::email_key.eq(Some(email_key(email))),
-            users::email_confirmed.eq(false),
+            users::email_confirmed.eq(confirmed),
+            users::new_email.eq(None::<String>),
         ))
         .execute(conn);
     unique_or(updated)

@@ -30,7 +30,7 @@ use std::{fmt, sync::Arc};
 
 use actix_web::HttpRequest;
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use thiserror::Error;
 
 pub use self::{
@@ -131,25 +131,23 @@ impl AuthContext {
         fallbacks: &[SecretKey],
         backends: Vec<Arc<dyn AuthBackend>>,
     ) -> Self {
-        // A key for this one purpose, so that a hash made here can never be
-        // confused with any other signature made from the same secret.
-        let derive = |secret: &SecretKey| -> [u8; 32] {
-            let mut digest = Sha256::new();
-            digest.update(b"porter.auth.session_auth_hash");
-            digest.update(secret.expose());
-            digest.finalize().into()
-        };
         Self {
             pool,
             hashing,
             hasher,
             backends,
             listeners: Vec::new(),
-            auth_hash_keys: std::iter::once(secret_key)
-                .chain(fallbacks)
-                .map(derive)
-                .collect(),
+            auth_hash_keys: SecretKey::derive_all(
+                secret_key,
+                fallbacks,
+                b"porter.auth.session_auth_hash",
+            ),
         }
+    }
+
+    /// Adds a backend, asked after the others.
+    pub fn add_backend(&mut self, backend: Arc<dyn AuthBackend>) {
+        self.backends.push(backend);
     }
 
     /// Adds a listener for login events.
@@ -178,6 +176,17 @@ impl AuthContext {
     /// The password hasher, for sign-up and password changes.
     pub fn hasher(&self) -> &Arc<PasswordHasher> {
         &self.hasher
+    }
+
+    /// A user just made here (by sign-up, or a test's `force_login`), vouched
+    /// for by the first configured backend, which must be able to load them
+    /// again by id: what `login` needs to sign them in.
+    pub fn vouch_for_new(&self, user: User) -> Authenticated {
+        let backend = self
+            .backends
+            .first()
+            .map_or("none configured", |backend| backend.name());
+        Authenticated { user, backend }
     }
 
     /// The configured backends, in the order they are asked.

@@ -36,7 +36,7 @@ use diesel::{
     result::{DatabaseErrorKind, Error as DieselError},
 };
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use time::PrimitiveDateTime;
 
 use super::{device_cookies::DeviceCookies, email_address::email_key, models::username_key};
@@ -270,13 +270,9 @@ impl Throttle {
         policy: ThrottlePolicy,
         devices: DeviceCookies,
     ) -> Self {
-        // A key for this one purpose, as for session auth hashes.
-        let mut digest = Sha256::new();
-        digest.update(b"porter.auth.throttle");
-        digest.update(secret_key.expose());
         Self {
             policy,
-            key: digest.finalize().into(),
+            key: secret_key.derive(b"porter.auth.throttle"),
             pool,
             devices: std::sync::Arc::new(devices),
         }

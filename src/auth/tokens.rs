@@ -24,7 +24,7 @@ use std::{
 };
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::models::User;
@@ -106,12 +106,7 @@ impl TokenGenerator {
         reset_ttl: Duration,
         clock: Clock,
     ) -> Self {
-        let derive = |secret: &SecretKey, purpose: Purpose| -> [u8; 32] {
-            let mut digest = Sha256::new();
-            digest.update(purpose.salt());
-            digest.update(secret.expose());
-            digest.finalize().into()
-        };
+        let derive = |secret: &SecretKey, purpose: Purpose| secret.derive(purpose.salt());
         Self {
             keys: std::iter::once(secret_key)
                 .chain(fallbacks)

@@ -31,7 +31,7 @@ use std::{
 
 use crate::{
     auth::{
-        ModelBackend, SessionKeys,
+        SessionKeys,
         guards::login_url,
         models::{self, NewUser, User},
     },
@@ -320,7 +320,10 @@ impl<S> TestApp<S> {
         let json = |value: &str| serde_json::to_string(value).expect("a JSON string");
         let state = [
             (SessionKeys::USER_ID, json(&user.id.to_string())),
-            (SessionKeys::BACKEND, json(ModelBackend::NAME)),
+            (
+                SessionKeys::BACKEND,
+                json(self.state.auth.vouch_for_new(user.clone()).backend),
+            ),
             (
                 SessionKeys::HASH,
                 json(&self.state.auth.session_auth_hash(&user)),

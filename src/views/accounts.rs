@@ -12,14 +12,12 @@ use serde::Deserialize;
 
 use crate::{
     auth::{
-        self, AuthContext, AuthError, Authenticated, Credentials, CurrentUser, LazyUser,
-        ModelBackend,
+        self, AuthContext, AuthError, Credentials, CurrentUser, LazyUser,
         email_address::{EmailError, normalize_email, validate_email},
         models,
         redirects::safe_next_or,
         signals::AuthEvent,
         throttle::{Scope, Throttle, ThrottleError},
-        tokens::TokenGenerator,
         user_manager::{self, AccountError},
         validators::{MAX_USERNAME_LEN, ValidationError, validate_password, validate_username},
     },
@@ -27,13 +25,13 @@ use crate::{
     csrf::CsrfToken,
     db::with_conn,
     errors::AppError,
-    mail::{Letters, MailError, Outbox, outbox},
+    mail::{MailError, outbox},
     metrics::RequestMetrics,
     paths,
     sessions::{self, SessionBackend, expiry::set_expiry},
     settings::Settings,
     views::{
-        Message, display_time,
+        Mailing, Message, display_time,
         email::{self, SignupError},
         messages, render, see_other,
     },
@@ -93,18 +91,10 @@ pub async fn login_form(
     })
 }
 
-/// What the login form posts. Missing fields read as empty, so that they
-/// get the form's own message rather than an error page.
-#[derive(Deserialize)]
-pub struct LoginForm {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    /// The checkbox: present when ticked.
-    remember_me: Option<String>,
-    next: Option<String>,
-}
+/// What the login form posts: every field, by name, for the backends
+/// ([`Credentials`]), besides the form's own plumbing (`csrf_token`,
+/// `next`, the `remember_me` checkbox). A field sent twice is a bad request.
+pub type LoginForm = Vec<(String, String)>;
 
 /// `POST /login`: steps 3 and 4 of the dance, `authenticate` then `login`.
 #[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
@@ -114,21 +104,30 @@ pub async fn login_submit(
     auth: web::Data<AuthContext>,
     settings: web::Data<Settings>,
     throttle: web::Data<Throttle>,
-    (outbox, letters): (web::Data<Outbox>, web::Data<Letters>),
+    Mailing {
+        outbox, letters, ..
+    }: Mailing,
     user: LazyUser,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
-    let LoginForm {
-        username,
-        password,
-        remember_me,
-        next,
-    } = form.into_inner();
+    let mut credentials = Credentials::from_fields(form.into_inner())
+        .map_err(|err| AppError::BadRequest(err.to_string()))?;
+    credentials.take("csrf_token");
+    let next = credentials.take("next");
+    let remember_me = credentials.take("remember_me").is_some();
     if let Some(redirect) = redirect_if_signed_in(&user, next.as_deref()).await? {
         return Ok(redirect);
     }
-    let username = username.trim();
-    let remember_me = remember_me.is_some();
+    // Missing fields read as empty, so that they get the form's own message
+    // rather than an error page.
+    let username = credentials
+        .get("username")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    credentials.set("username", username.clone());
+    let username = username.as_str();
+    let password_missing = credentials.get("password").unwrap_or_default().is_empty();
     let failed = |error| {
         render(&LoginPage {
             csrf_token: csrf.form_value(),
@@ -139,7 +138,8 @@ pub async fn login_submit(
             messages: Vec::new(),
         })
     };
-    if username.is_empty() || password.is_empty() {
+    let only_username_and_password = !credentials.has_fields_besides(&["username", "password"]);
+    if only_username_and_password && (username.is_empty() || password_missing) {
         return failed("Enter both your username and your password.");
     }
     if username.chars().count() > MAX_USERNAME_LEN || username.contains('\0') {
@@ -171,10 +171,6 @@ pub async fn login_submit(
         .await
         .map_err(|err| refused(err, "failed sign-in attempts"))?;
 
-    let credentials = Credentials {
-        username: username.to_owned(),
-        password,
-    };
     let authenticated = match auth::authenticate(&auth, credentials).await {
         Ok(Some(authenticated)) => authenticated,
         Ok(None) => {
@@ -332,17 +328,16 @@ pub struct SignupForm {
 
 /// `POST /signup`: creates the user and signs them in; mails a
 /// confirmation link to the address, if one was given.
-#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn signup_submit(
     req: HttpRequest,
     form: web::Form<SignupForm>,
     auth: web::Data<AuthContext>,
     throttle: web::Data<Throttle>,
-    (tokens, outbox, letters): (
-        web::Data<TokenGenerator>,
-        web::Data<Outbox>,
-        web::Data<Letters>,
-    ),
+    Mailing {
+        tokens,
+        outbox,
+        letters,
+    }: Mailing,
     user: LazyUser,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
@@ -402,10 +397,7 @@ pub async fn signup_submit(
         match created {
             Ok(user) => {
                 outbox.wake();
-                let authenticated = Authenticated {
-                    user,
-                    backend: ModelBackend::NAME,
-                };
+                let authenticated = auth.vouch_for_new(user);
                 auth::login(&req, &auth, &authenticated).await?;
                 FlashMessage::success("Welcome! Your account has been created.").send();
                 return Ok(see_other(paths::PROFILE));
@@ -465,7 +457,9 @@ pub async fn password_submit(
     auth: web::Data<AuthContext>,
     backend: web::Data<SessionBackend>,
     throttle: web::Data<Throttle>,
-    (outbox, letters): (web::Data<Outbox>, web::Data<Letters>),
+    Mailing {
+        outbox, letters, ..
+    }: Mailing,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let PasswordForm {

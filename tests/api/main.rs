@@ -5,6 +5,7 @@
 //! database of its own: a SQLite file, or with `PORTER_TEST_DATABASE=postgres`
 //! a PostgreSQL database created for the test and dropped after it.
 
+mod backends;
 mod bad_input;
 mod cli;
 mod conformance;
