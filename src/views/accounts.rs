@@ -18,7 +18,6 @@ use crate::{
         redirects::safe_next_or,
         signals::AuthEvent,
         throttle::{Scope, Throttle, ThrottleError},
-        tokens::TokenGenerator,
         user_manager::{self, AccountError},
         validators::{MAX_USERNAME_LEN, ValidationError, validate_password, validate_username},
     },
@@ -26,13 +25,13 @@ use crate::{
     csrf::CsrfToken,
     db::with_conn,
     errors::AppError,
-    mail::{Letters, MailError, Outbox, outbox},
+    mail::{MailError, outbox},
     metrics::RequestMetrics,
     paths,
     sessions::{self, SessionBackend, expiry::set_expiry},
     settings::Settings,
     views::{
-        Message, display_time,
+        Mailing, Message, display_time,
         email::{self, SignupError},
         messages, render, see_other,
     },
@@ -105,7 +104,9 @@ pub async fn login_submit(
     auth: web::Data<AuthContext>,
     settings: web::Data<Settings>,
     throttle: web::Data<Throttle>,
-    (outbox, letters): (web::Data<Outbox>, web::Data<Letters>),
+    Mailing {
+        outbox, letters, ..
+    }: Mailing,
     user: LazyUser,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
@@ -327,17 +328,16 @@ pub struct SignupForm {
 
 /// `POST /signup`: creates the user and signs them in; mails a
 /// confirmation link to the address, if one was given.
-#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn signup_submit(
     req: HttpRequest,
     form: web::Form<SignupForm>,
     auth: web::Data<AuthContext>,
     throttle: web::Data<Throttle>,
-    (tokens, outbox, letters): (
-        web::Data<TokenGenerator>,
-        web::Data<Outbox>,
-        web::Data<Letters>,
-    ),
+    Mailing {
+        tokens,
+        outbox,
+        letters,
+    }: Mailing,
     user: LazyUser,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
@@ -457,7 +457,9 @@ pub async fn password_submit(
     auth: web::Data<AuthContext>,
     backend: web::Data<SessionBackend>,
     throttle: web::Data<Throttle>,
-    (outbox, letters): (web::Data<Outbox>, web::Data<Letters>),
+    Mailing {
+        outbox, letters, ..
+    }: Mailing,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let PasswordForm {

@@ -30,6 +30,7 @@ use crate::{
     mail::{Letters, MailError, Outbox, outbox},
     paths,
     views::{
+        Mailing,
         accounts::refused,
         password_reset::{invalid_link, keep_link_private},
         render, see_other,
@@ -91,15 +92,16 @@ pub fn confirmation_path(tokens: &TokenGenerator, user: &User) -> String {
 
 /// `POST /email`: checks the password, then mails a confirmation link to
 /// the new address and a notice to the old one.
-#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn submit(
     CurrentUser(user): CurrentUser,
     form: web::Form<EmailForm>,
     auth: web::Data<AuthContext>,
     throttle: web::Data<Throttle>,
-    tokens: web::Data<TokenGenerator>,
-    outbox: web::Data<Outbox>,
-    letters: web::Data<Letters>,
+    Mailing {
+        tokens,
+        outbox,
+        letters,
+    }: Mailing,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let EmailForm { email, password } = form.into_inner();

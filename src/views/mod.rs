@@ -11,12 +11,17 @@ pub mod password_reset;
 pub mod static_files;
 pub mod your_sessions;
 
-use actix_web::{HttpResponse, http::header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, http::header, web};
 use actix_web_flash_messages::{IncomingFlashMessages, Level};
 use askama::Template;
+use futures_util::future::{Ready, ready};
 use time::{PrimitiveDateTime, macros::format_description};
 
-use crate::errors::AppError;
+use crate::{
+    auth::tokens::TokenGenerator,
+    errors::AppError,
+    mail::{Letters, Outbox},
+};
 
 /// Renders `template` into a `200 OK` HTML response.
 pub fn render(template: &impl Template) -> Result<HttpResponse, AppError> {
@@ -63,4 +68,35 @@ pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
+}
+
+/// What the pages that send mail need, as one extractor: the signed tokens
+/// of mailed links, the letters (templates with the site's address) and the
+/// outbox they are queued in.
+pub struct Mailing {
+    /// Makes and checks the tokens of mailed links.
+    pub tokens: web::Data<TokenGenerator>,
+    /// Queues mail, in the transaction of the change it reports.
+    pub outbox: web::Data<Outbox>,
+    /// Writes the mails.
+    pub letters: web::Data<Letters>,
+}
+
+impl FromRequest for Mailing {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let mailing = (|| {
+            Some(Self {
+                tokens: req.app_data::<web::Data<TokenGenerator>>()?.clone(),
+                outbox: req.app_data::<web::Data<Outbox>>()?.clone(),
+                letters: req.app_data::<web::Data<Letters>>()?.clone(),
+            })
+        })();
+        ready(mailing.ok_or_else(|| {
+            AppError::unexpected("the mail app data (tokens, outbox, letters) is not registered")
+                .into()
+        }))
+    }
 }

@@ -42,11 +42,11 @@ use crate::{
     csrf::CsrfToken,
     db::with_conn,
     errors::AppError,
-    mail::{Letters, MailError, Outbox, outbox},
+    mail::{MailError, outbox},
     metrics::RequestMetrics,
     paths,
     sessions::{self, SessionBackend},
-    views::{accounts::refused, render, see_other},
+    views::{Mailing, accounts::refused, render, see_other},
 };
 
 /// The session key holding a reset token between the link and the form.
@@ -81,15 +81,16 @@ pub struct RequestForm {
 
 /// `POST /password/reset`: queues the mail, if an account has the address,
 /// and says the same either way.
-#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn request_submit(
     req: HttpRequest,
     form: web::Form<RequestForm>,
     auth: web::Data<AuthContext>,
     throttle: web::Data<Throttle>,
-    tokens: web::Data<TokenGenerator>,
-    outbox: web::Data<Outbox>,
-    letters: web::Data<Letters>,
+    Mailing {
+        tokens,
+        outbox,
+        letters,
+    }: Mailing,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     // Timings would tell a mail queued from a decoy.
@@ -307,11 +308,13 @@ pub async fn set_password(
     path: web::Path<(String, String)>,
     form: web::Form<SetPasswordForm>,
     auth: web::Data<AuthContext>,
-    tokens: web::Data<TokenGenerator>,
     throttle: web::Data<Throttle>,
     backend: web::Data<SessionBackend>,
-    outbox: web::Data<Outbox>,
-    letters: web::Data<Letters>,
+    Mailing {
+        tokens,
+        outbox,
+        letters,
+    }: Mailing,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let (uid, marker) = path.into_inner();
