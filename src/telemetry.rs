@@ -66,11 +66,12 @@ pub async fn observe(
         }
     };
     span.record("status", res.status().as_u16());
-    if server_timing && !metrics.is_withheld() {
-        if let Ok(value) = HeaderValue::from_str(&metrics.server_timing()) {
-            res.headers_mut()
-                .insert(HeaderName::from_static("server-timing"), value);
-        }
+    if server_timing
+        && !metrics.is_withheld()
+        && let Ok(value) = HeaderValue::from_str(&metrics.server_timing())
+    {
+        res.headers_mut()
+            .insert(HeaderName::from_static("server-timing"), value);
     }
     Ok(res)
 }

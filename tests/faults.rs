@@ -530,7 +530,7 @@ struct Acknowledged {
 async fn storm(base: Rc<str>, task: usize, acknowledged: Rc<RefCell<Acknowledged>>) {
     for attempt in 0..200 {
         let browser = Browser::at(format!("10.0.{task}.{attempt}"));
-        let (username, answer) = if task % 2 == 0 {
+        let (username, answer) = if task.is_multiple_of(2) {
             let username = format!("existing{}", task % 3);
             let fields = [("username", username.as_str()), ("password", PASSWORD)];
             let answer = browser.submit(&base, "/login", &fields).await;

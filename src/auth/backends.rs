@@ -85,9 +85,18 @@ impl fmt::Debug for Credentials {
 /// Both methods block (they query the database and may hash passwords); the
 /// dance calls them on the blocking pool.
 pub trait AuthBackend: Send + Sync + 'static {
-    /// The name stored in the session as `_auth_user_backend`. Renaming a
-    /// backend signs out everyone it signed in.
+    /// The name stored in the session as `_auth_user_backend`: a stable
+    /// identifier, not a Rust path, so that renaming the crate or moving the
+    /// type signs nobody out. Changing it does, unless the old name is kept
+    /// in [`AuthBackend::aliases`].
     fn name(&self) -> &'static str;
+
+    /// Names this backend was stored under before. A session carrying one
+    /// still finds the backend, so an upgrade that renames a backend keeps
+    /// its users signed in.
+    fn aliases(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// The user these credentials identify, or `None`.
     fn authenticate(
@@ -108,7 +117,12 @@ pub struct ModelBackend {
 
 impl ModelBackend {
     /// The name stored in sessions this backend signs in.
-    pub const NAME: &'static str = "porter::auth::ModelBackend";
+    pub const NAME: &'static str = "model";
+
+    /// What earlier versions stored instead: the type's Rust path. It is
+    /// what sessions made before the upgrade hold, so `scripts/rename.sh`
+    /// leaves this string as it is when it renames a fork.
+    pub const ALIASES: &'static [&'static str] = &["porter::auth::ModelBackend"];
 
     /// A backend checking passwords with `hasher`.
     pub fn new(hasher: Arc<PasswordHasher>) -> Self {
@@ -119,6 +133,10 @@ impl ModelBackend {
 impl AuthBackend for ModelBackend {
     fn name(&self) -> &'static str {
         Self::NAME
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        Self::ALIASES
     }
 
     fn authenticate(

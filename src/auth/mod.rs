@@ -194,9 +194,12 @@ impl AuthContext {
         &self.backends
     }
 
-    /// The backend stored in a session under this name, if still configured.
+    /// The backend stored in a session under this name (or one of its
+    /// earlier names), if still configured.
     pub fn backend(&self, name: &str) -> Option<&Arc<dyn AuthBackend>> {
-        self.backends.iter().find(|backend| backend.name() == name)
+        self.backends
+            .iter()
+            .find(|backend| backend.name() == name || backend.aliases().contains(&name))
     }
 
     fn auth_hash_mac(key: &[u8; 32], user: &User) -> Hmac<Sha256> {

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! {"_auth_user_id": "1",
-//!  "_auth_user_backend": "porter::auth::ModelBackend",
+//!  "_auth_user_backend": "model",
 //!  "_auth_user_hash": "…"}
 //! ```
 

@@ -5,8 +5,9 @@
 //! bound on length so that huge passwords cannot be used to burn CPU.
 //!
 //! The list of common passwords (`common_passwords.txt`, 19,646 entries) is
-//! the one Django ships (BSD licence), itself taken from Royce Williams'
-//! compilation of leaked passwords.
+//! the one Django ships, itself taken from Royce Williams' compilation of
+//! leaked passwords; Django's BSD licence for it is in
+//! `common_passwords.LICENSE`.
 
 use std::{collections::HashSet, sync::LazyLock};
 

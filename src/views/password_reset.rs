@@ -171,7 +171,7 @@ struct DonePage {
 pub async fn done(tokens: web::Data<TokenGenerator>) -> Result<HttpResponse, AppError> {
     let minutes = tokens.reset_ttl().as_secs().div_ceil(60);
     render(&DonePage {
-        ttl: if minutes % 60 == 0 {
+        ttl: if minutes.is_multiple_of(60) {
             let hours = minutes / 60;
             format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
         } else {

@@ -101,7 +101,7 @@ async fn session_show_prints_the_user_id_and_backend_after_a_login() {
     assert!(out.status.success(), "{}", stderr(&out));
     let decoded: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON output");
     assert_eq!(decoded["_auth_user_id"], alice.id.to_string());
-    assert_eq!(decoded["_auth_user_backend"], "porter::auth::ModelBackend");
+    assert_eq!(decoded["_auth_user_backend"], "model");
 
     let out = porter(&app.database_url(), &["session", "show", "no-such-key"], "");
     assert!(!out.status.success());

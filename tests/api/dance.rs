@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use diesel::prelude::*;
 use porter::schema::{sessions, users};
 
-use crate::helpers::{TestUser, spawn_app};
+use crate::helpers::{TestResponse, TestUser, spawn_app};
 
 #[actix_web::test]
 async fn a_user_signs_in_sees_their_profile_and_signs_out() {
@@ -57,7 +57,7 @@ async fn login_stores_the_backend_the_user_id_and_an_auth_hash() {
         .expect("one session row");
     let data: serde_json::Value = serde_json::from_str(&data).expect("JSON data");
     assert_eq!(data["_auth_user_id"], alice.id.to_string());
-    assert_eq!(data["_auth_user_backend"], "porter::auth::ModelBackend");
+    assert_eq!(data["_auth_user_backend"], "model");
     assert_eq!(data["_auth_user_hash"].as_str().map(str::len), Some(64));
     assert_eq!(user_id, Some(alice.id));
 
@@ -67,6 +67,70 @@ async fn login_stores_the_backend_the_user_id_and_an_auth_hash() {
         .first(&mut *app.db())
         .expect("the user");
     assert!(last_login.is_some());
+}
+
+/// The profile page for a session like the one a login by alice leaves,
+/// but with `backend` stored as `_auth_user_backend`.
+async fn profile_with_backend_stored_as(backend: &str) -> TestResponse {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    let user = porter::auth::models::find_by_id(&mut app.db(), alice.id)
+        .expect("a user query")
+        .expect("alice exists");
+    let json = |value: &str| serde_json::to_string(value).expect("a JSON string");
+    app.plant_session(&[
+        ("_auth_user_id", &json(&alice.id.to_string())),
+        ("_auth_user_backend", &json(backend)),
+        (
+            "_auth_user_hash",
+            &json(&app.state.auth.session_auth_hash(&user)),
+        ),
+    ])
+    .await;
+    app.get("/profile").await
+}
+
+#[actix_web::test]
+async fn a_session_from_before_the_backend_had_a_stable_name_stays_signed_in() {
+    // What every login stored until the backend's name stopped being its
+    // Rust path, and what a renamed fork must keep accepting.
+    let profile = profile_with_backend_stored_as("porter::auth::ModelBackend").await;
+    assert_eq!(profile.status, StatusCode::OK);
+    assert!(profile.body.contains("alice"));
+}
+
+#[actix_web::test]
+async fn a_session_auth_hash_made_by_an_earlier_version_still_matches() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    // A stored password hash, and the session auth hash Porter has always
+    // made for it under the test key. If the way that hash is derived ever
+    // changes (its key's label renamed with the crate, say), every session
+    // ends: this test says so first.
+    let password_hash =
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$0123456789abcdefghijklmnopqrstuvwxyzABCDE";
+    let auth_hash = "5a0e54c7729330fb2b0b485c1336c26c99051d629ce7c73ecc4c9f779f349c0d";
+    diesel::update(users::table.find(alice.id))
+        .set(users::password.eq(password_hash))
+        .execute(&mut *app.db())
+        .expect("set the password hash");
+    app.plant_session(&[
+        ("_auth_user_id", &format!("\"{}\"", alice.id)),
+        ("_auth_user_backend", "\"model\""),
+        ("_auth_user_hash", &format!("\"{auth_hash}\"")),
+    ])
+    .await;
+
+    let profile = app.get("/profile").await;
+    assert_eq!(profile.status, StatusCode::OK);
+    assert!(profile.body.contains("alice"));
+}
+
+#[actix_web::test]
+async fn a_session_naming_a_backend_porter_does_not_have_is_anonymous() {
+    profile_with_backend_stored_as("acme::auth::ModelBackend")
+        .await
+        .assert_redirects_to_login("/profile");
 }
 
 #[actix_web::test]

@@ -27,6 +27,7 @@ mod query_counts;
 mod remember_me;
 mod services;
 mod sessions;
+mod settings_documented;
 mod signup;
 mod smaller_holes;
 mod throttle;

@@ -31,7 +31,7 @@ async fn the_trace_shows_a_signed_in_request_step_by_step() {
     for expected in [
         "The session middleware reads the cookie",
         "_auth_user_backend",
-        "porter::auth::ModelBackend",
+        "by model, its auth hash checked",
         "(masked)",
         "loaded when this page asked: alice",
         "Queries this request ran",
@@ -55,6 +55,7 @@ async fn the_trace_shows_a_signed_in_request_step_by_step() {
         trace["steps"][1]["data"]["_auth_user_id"],
         alice.id.to_string()
     );
+    assert_eq!(trace["steps"][1]["data"]["_auth_user_backend"], "model");
     let queries: Vec<&str> = trace["queries"]
         .as_array()
         .expect("a list of queries")
