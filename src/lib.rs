@@ -15,13 +15,16 @@
 //! Around them: [`settings`] (typed configuration), [`startup`] (the
 //! wiring, shared by `main` and the tests), [`urls`] and [`views`] (the
 //! pages, and `/debug/trace`, which shows these steps on your own request),
-//! [`db`] (one connection type over SQLite and PostgreSQL), [`csrf`] (with
-//! [`origin`]), [`flash`] (one-time messages), [`mail`] (the outbox and
-//! its sender, for password resets, address confirmations and notices), [`cookie_header`] (bad
-//! cookies), [`security_headers`], [`client_ip`], [`telemetry`] (a span and
-//! `Server-Timing` per request), [`errors`] (error pages), [`checks`]
-//! (`porter check --deploy`), [`cli`] (the `manage.py` of Porter) and, with
-//! the `testing` feature, `testing` (helpers for tests, Porter's and forks').
+//! [`paths`] (the paths pages link to), [`db`] (one connection type over
+//! SQLite and PostgreSQL), [`csrf`] (with [`origin`]), [`flash`] (one-time
+//! messages), [`mail`] (the outbox and its sender, for password resets,
+//! address confirmations and notices), [`cookie_header`] (bad cookies),
+//! [`security_headers`], [`client_ip`], [`metrics`] (what a request spent)
+//! and [`telemetry`] (a span and `Server-Timing` per request),
+//! [`security_log`] (rate-limited security events), [`errors`] (error
+//! pages), [`checks`] (`porter check --deploy`), [`cli`] (the `manage.py` of
+//! Porter) and, with the `testing` feature, `testing` (helpers for tests,
+//! Porter's and forks').
 
 #![forbid(unsafe_code)]
 

@@ -1,6 +1,6 @@
 //! Which user a session claims, and whether the claim still holds: Django's
 //! `get_user()` and `update_session_auth_hash()` from `django.contrib.auth`,
-//! with the session keys they read. Between [`login`](super::login), which
+//! with the session keys they read. Between [`login`](mod@super::login), which
 //! writes the claim, and the lazy user ([`middleware`](super::middleware)),
 //! which reads it.
 //!
