@@ -58,6 +58,8 @@ struct Answer {
     status: Option<StatusCode>,
     location: Option<String>,
     retry_after: Option<String>,
+    /// The `Content-Security-Policy` header, to tell a dressed page.
+    csp: Option<String>,
     body: String,
 }
 
@@ -128,6 +130,7 @@ impl Browser {
                 status: None,
                 location: None,
                 retry_after: None,
+                csp: None,
                 body: format!("{res:?}"),
             };
         };
@@ -146,6 +149,7 @@ impl Browser {
             status: Some(res.status()),
             location: header("location"),
             retry_after: header("retry-after"),
+            csp: header("content-security-policy"),
             body: String::from_utf8_lossy(&body).into_owned(),
         }
     }
@@ -184,6 +188,7 @@ impl Browser {
             status: Some(res.status()),
             location,
             retry_after: None,
+            csp: None,
             body: String::new(),
         })
     }
@@ -319,6 +324,8 @@ fn is_outage_page(answer: &Answer) -> bool {
     }
     answer.status == Some(StatusCode::SERVICE_UNAVAILABLE)
         && answer.retry_after.is_some()
+        // Dressed like every page: the security headers are there too.
+        && answer.csp.is_some()
         && answer.body.contains("Service unavailable")
         && answer.body.contains("try again")
 }

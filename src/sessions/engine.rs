@@ -122,12 +122,15 @@ impl SessionBackend {
 
     /// Tells [`faults`] about a store error, so that an outage is answered
     /// with a 503 rather than actix-session's bare 500.
-    fn note_fault(&self, err: &anyhow::Error) {
+    ///
+    /// Returns whether the error was an outage that the request will answer
+    /// with the 503 page: the caller then carries on without the store.
+    fn note_fault(&self, err: &anyhow::Error) -> bool {
         match self {
             Self::Db(_) => faults::note_if_database_down(err),
             // Every failure of a Redis call is the server being out of reach.
             Self::Redis(_) => outcome::note_unreachable(),
-            Self::Cookie => {}
+            Self::Cookie => false,
         }
     }
 
@@ -158,8 +161,11 @@ impl SessionStore for SessionBackend {
                 }),
         };
         RequestMetrics::record_session_load(started.elapsed());
-        if let Err(LoadError::Other(err)) = &state {
-            self.note_fault(err);
+        if let Err(LoadError::Other(err)) = &state
+            && self.note_fault(err)
+        {
+            // An outage: no session, and the 503 page (see `outcome`).
+            return Ok(None);
         }
         if matches!(state, Ok(None)) {
             security_event(
@@ -184,8 +190,11 @@ impl SessionStore for SessionBackend {
                 CookieSessionStore::default().save(state, &ttl).await
             }
         };
-        if let Err(SaveError::Other(err)) = &saved {
-            self.note_fault(err);
+        if let Err(SaveError::Other(err)) = &saved
+            && self.note_fault(err)
+        {
+            // Nothing stored; the key names nothing and the page is a 503.
+            return Ok(generate_session_key());
         }
         saved
     }
@@ -197,6 +206,7 @@ impl SessionStore for SessionBackend {
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
         let ttl = Self::ttl_for(&state, ttl);
+        let key_text = session_key.as_ref().to_owned();
         let updated = match self {
             Self::Db(store) => store.update(session_key, state, &ttl).await,
             Self::Redis(store) => {
@@ -209,8 +219,11 @@ impl SessionStore for SessionBackend {
                     .await
             }
         };
-        if let Err(UpdateError::Other(err)) = &updated {
-            self.note_fault(err);
+        if let Err(UpdateError::Other(err)) = &updated
+            && self.note_fault(err)
+            && let Ok(key) = SessionKey::try_from(key_text)
+        {
+            return Ok(key);
         }
         updated
     }
@@ -225,8 +238,10 @@ impl SessionStore for SessionBackend {
                     .await
             }
         };
-        if let Err(err) = &updated {
-            self.note_fault(err);
+        if let Err(err) = &updated
+            && self.note_fault(err)
+        {
+            return Ok(());
         }
         updated
     }
@@ -237,8 +252,10 @@ impl SessionStore for SessionBackend {
             Self::Redis(store) => faults::bounded(store.delete(session_key), |e| e).await,
             Self::Cookie => CookieSessionStore::default().delete(session_key).await,
         };
-        if let Err(err) = &deleted {
-            self.note_fault(err);
+        if let Err(err) = &deleted
+            && self.note_fault(err)
+        {
+            return Ok(());
         }
         deleted
     }

@@ -31,9 +31,7 @@ pub(crate) async fn bounded<T, E>(
 }
 
 /// Notes an outage if `err`, a database store's error, says the database is
-/// unreachable; other errors (a bug) stay 500s.
-pub(crate) fn note_if_database_down(err: &anyhow::Error) {
-    if err.chain().any(db::is_unavailable) {
-        outcome::note_unreachable();
-    }
+/// unreachable; returns whether it did. Other errors (a bug) stay 500s.
+pub(crate) fn note_if_database_down(err: &anyhow::Error) -> bool {
+    err.chain().any(db::is_unavailable) && outcome::note_unreachable()
 }

@@ -17,8 +17,8 @@
 
 use actix_session::SessionExt;
 use actix_web::{
-    Error, HttpMessage,
-    body::MessageBody,
+    Error, HttpMessage, ResponseError,
+    body::{EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     middleware::Next,
     web,
@@ -36,27 +36,24 @@ struct CookieMaxAge(u64);
 pub async fn around_session(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let Some(settings) = req.app_data::<web::Data<SessionCookieSettings>>().cloned() else {
-        return next.call(req).await;
+        return Ok(next.call(req).await?.map_into_left_body());
     };
     let bad_cookie = cookies::open_incoming(&mut req, &settings);
     let insecure_transport =
         settings.debug && settings.secure && req.connection_info().scheme() != "https";
 
     let (res, outcome) = outcome::track(next.call(req)).await;
-    let mut res = match res {
-        Ok(res) => res,
-        // The error keeps its cause for the log; actix renders the page.
-        // (No request is at hand to make it a response here: the router
-        // needs the only reference to it while the request runs.)
-        Err(err) if outcome.unreachable => {
-            return Err(
-                AppError::Unavailable(anyhow::anyhow!("the session store failed: {err}")).into(),
-            );
-        }
-        Err(err) => return Err(err),
-    };
+    let mut res = res?;
+    if outcome.unreachable {
+        // The request ran without its session and stored nothing: answer
+        // with the 503 page, whatever the view said.
+        let (request, _) = res.into_parts();
+        let page = AppError::Unavailable(anyhow::anyhow!("the session store could not be reached"))
+            .error_response();
+        return Ok(ServiceResponse::new(request, page).map_into_right_body());
+    }
     if outcome.gone {
         cookies::remove_session_cookie(&mut res)?;
     } else if bad_cookie {
@@ -78,7 +75,7 @@ pub async fn around_session(
              COOKIE_SECURE=false (the default when DEBUG is on), or serve over https"
         );
     }
-    Ok(res)
+    Ok(res.map_into_left_body())
 }
 
 /// Middleware, just inside the session middleware: the last touches before

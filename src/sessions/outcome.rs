@@ -12,8 +12,10 @@
 //!   request's session is stored (`is_gone`), and the session layer
 //!   removes the cookie. The next request is anonymous.
 //! * **The store cannot be reached** (`note_unreachable`). actix-session
-//!   turns every store error into a bare 500 whose cause it keeps to itself;
-//!   the session layer answers 503 instead, as for any outage.
+//!   would turn the store's error into a bare 500; instead the engine
+//!   carries on as if there were no session (nothing is stored) and the
+//!   session layer answers the request with the 503 page, as for any
+//!   outage, dressed like every other page.
 
 use std::{cell::Cell, future::Future};
 
@@ -41,14 +43,16 @@ pub async fn track<F: Future>(request: F) -> (F::Output, Outcome) {
         .await
 }
 
-fn note(change: impl FnOnce(&mut Outcome)) {
-    // Outside a request (the CLI, test helpers, housekeeping) there is no
-    // response to shape.
-    let _ = OUTCOME.try_with(|cell| {
-        let mut outcome = cell.get();
-        change(&mut outcome);
-        cell.set(outcome);
-    });
+/// Records a change for the current request; `false` outside one (the CLI,
+/// test helpers, housekeeping), where there is no response to shape.
+fn note(change: impl FnOnce(&mut Outcome)) -> bool {
+    OUTCOME
+        .try_with(|cell| {
+            let mut outcome = cell.get();
+            change(&mut outcome);
+            cell.set(outcome);
+        })
+        .is_ok()
 }
 
 /// A store found that the session it was asked to update or cycle no
@@ -57,9 +61,11 @@ pub(crate) fn note_gone() {
     note(|outcome| outcome.gone = true);
 }
 
-/// The store could not be reached for the current request.
-pub(crate) fn note_unreachable() {
-    note(|outcome| outcome.unreachable = true);
+/// The store could not be reached for the current request. Returns whether
+/// a request will answer for it (with the 503 page); outside one the caller
+/// keeps its error.
+pub(crate) fn note_unreachable() -> bool {
+    note(|outcome| outcome.unreachable = true)
 }
 
 /// Whether this request's session was found gone: nothing more is stored.
