@@ -202,6 +202,38 @@ pub async fn login_submit(
     Ok(response)
 }
 
+/// Checks a signed-in user's own password (to change it or the address):
+/// a password oracle, so throttled per user like a login. A wrong password
+/// stays counted; a right one clears the counter; an unchecked one (the
+/// hashing queue is full) is given back.
+pub(crate) async fn check_own_password(
+    auth: &AuthContext,
+    throttle: &Throttle,
+    user: &auth::User,
+    password: String,
+) -> Result<bool, AppError> {
+    let reservation = throttle
+        .reserve(&[Scope::PasswordCheck(user.id)])
+        .await
+        .map_err(|err| refused(err, "wrong passwords"))?;
+    let (checker, stored) = (Arc::clone(auth.hasher()), user.password.clone());
+    let ok = match auth
+        .hashing()
+        .run(move || checker.verify(&password, &stored))
+        .await
+    {
+        Ok(ok) => ok,
+        Err(busy) => {
+            reservation.give_back().await?;
+            return Err(busy.into());
+        }
+    };
+    if ok {
+        reservation.succeeded().await?;
+    }
+    Ok(ok)
+}
+
 /// A throttled attempt as a page, or the database fault behind it.
 pub(crate) fn refused(err: ThrottleError, action: &'static str) -> AppError {
     match err {
@@ -468,26 +500,7 @@ pub async fn password_submit(
         new_password2,
     } = form.into_inner();
 
-    // The old-password check is a password oracle: throttled per user.
-    let reservation = throttle
-        .reserve(&[Scope::PasswordCheck(user.id)])
-        .await
-        .map_err(|err| refused(err, "wrong passwords"))?;
-    let (checker, stored) = (Arc::clone(auth.hasher()), user.password.clone());
-    let old_ok = match auth
-        .hashing()
-        .run(move || checker.verify(&old_password, &stored))
-        .await
-    {
-        Ok(old_ok) => old_ok,
-        Err(busy) => {
-            reservation.give_back().await?;
-            return Err(busy.into());
-        }
-    };
-    if old_ok {
-        reservation.succeeded().await?;
-    }
+    let old_ok = check_own_password(&auth, &throttle, &user, old_password).await?;
     let mut errors = FieldErrors::default();
     errors.add(validate_password(&new_password1, &user.username));
     if new_password1 != new_password2 {

@@ -7,8 +7,6 @@
 //! one; the address changes only when the link is followed, at
 //! `GET /email/confirm/{uid}/{token}`.
 
-use std::sync::Arc;
-
 use actix_web::{HttpResponse, web};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
@@ -20,7 +18,7 @@ use crate::{
         AuthContext, CurrentUser, User,
         email_address::{self, EmailError, email_key, normalize_email, validate_email},
         models,
-        throttle::{Scope, Throttle},
+        throttle::Throttle,
         tokens::{TokenGenerator, decode_uid, encode_uid},
         user_manager::{self, AccountError, NewAccount},
     },
@@ -31,7 +29,7 @@ use crate::{
     paths,
     views::{
         Mailing,
-        accounts::refused,
+        accounts::check_own_password,
         password_reset::{invalid_link, keep_link_private},
         render, see_other,
     },
@@ -127,30 +125,12 @@ pub async fn submit(
     }
 
     // The password check is an oracle: throttled per user, as on /password.
-    let reservation = throttle
-        .reserve(&[Scope::PasswordCheck(user.id)])
-        .await
-        .map_err(|err| refused(err, "wrong passwords"))?;
-    let (checker, stored) = (Arc::clone(auth.hasher()), user.password.clone());
-    let password_ok = match auth
-        .hashing()
-        .run(move || checker.verify(&password, &stored))
-        .await
-    {
-        Ok(ok) => ok,
-        Err(busy) => {
-            reservation.give_back().await?;
-            return Err(busy.into());
-        }
-    };
-    if !password_ok {
-        drop(reservation);
+    if !check_own_password(&auth, &throttle, &user, password).await? {
         return failed(
             None,
             Some("Your password was entered incorrectly. Please enter it again."),
         );
     }
-    reservation.succeeded().await?;
 
     let (tokens, letters) = (tokens.into_inner(), letters.into_inner());
     let (user_id, new_address, current) = (user.id, email.clone(), user.email.clone());

@@ -232,3 +232,52 @@ async fn the_email_page_requires_login() {
     let app = spawn_app().await;
     app.get("/email").await.assert_redirects_to_login("/email");
 }
+
+#[actix_web::test]
+async fn the_password_check_of_an_address_change_is_throttled_with_the_password_form() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    // Wrong passwords on the address form and on the password form share
+    // one counter per user: neither is a way around the other.
+    for n in 0..3 {
+        let res = app
+            .submit_form(
+                "/email",
+                "/email",
+                &[
+                    ("email", "alice@example.com"),
+                    ("password", &format!("wrong {n}")),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert!(res.body.contains("entered incorrectly"));
+    }
+    for n in 0..2 {
+        let res = app
+            .submit_form(
+                "/password",
+                "/password",
+                &[
+                    ("old_password", &format!("wrong {n}")),
+                    ("new_password1", "another fine passphrase"),
+                    ("new_password2", "another fine passphrase"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK);
+    }
+    let res = app
+        .submit_form(
+            "/email",
+            "/email",
+            &[
+                ("email", "alice@example.com"),
+                ("password", &alice.password),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.body.contains("Too many wrong passwords"));
+}
