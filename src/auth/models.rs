@@ -186,6 +186,22 @@ pub fn set_password_hash(conn: &mut DbConnection, id: i32, hash: &str) -> QueryR
         .map(drop)
 }
 
+/// Replaces the password hash only if it is still `expected`: a
+/// compare-and-set, so that of two changes made from the same state (one
+/// reset link used twice at once) only the first lands. Returns whether
+/// it did.
+pub fn replace_password_hash(
+    conn: &mut DbConnection,
+    id: i32,
+    expected: &str,
+    hash: &str,
+) -> QueryResult<bool> {
+    diesel::update(users::table.find(id).filter(users::password.eq(expected)))
+        .set(users::password.eq(hash))
+        .execute(conn)
+        .map(|rows| rows == 1)
+}
+
 /// Activates or deactivates a user; returns whether the user exists.
 pub fn set_active(conn: &mut DbConnection, id: i32, is_active: bool) -> QueryResult<bool> {
     diesel::update(users::table.find(id))

@@ -372,18 +372,25 @@ pub async fn set_password(
     };
     let letters = letters.into_inner();
     let changed = user.clone();
-    with_conn(auth.pool(), move |conn| {
+    let replaced = with_conn(auth.pool(), move |conn| {
         conn.transaction(|conn| {
-            models::set_password_hash(conn, changed.id, &new_hash)?;
+            // Only if the password is still the one the link was made
+            // for: the same link used twice at once resets it once.
+            if !models::replace_password_hash(conn, changed.id, &changed.password, &new_hash)? {
+                return Ok(false);
+            }
             // The link came by mail to this address: its owner reads it.
             email_address::mark_confirmed(conn, changed.id)?;
             if let Some(to) = changed.email.as_deref() {
                 outbox::enqueue(conn, &letters.password_changed(to, &changed.username)?)?;
             }
-            Ok::<_, MailError>(())
+            Ok::<_, MailError>(true)
         })
     })
     .await?;
+    if !replaced {
+        return invalid_reset_link().map(keep_link_private);
+    }
     outbox.wake();
     // The new password's auth hash already ends every session on every
     // engine; on the db engine the rows go too, so "your sessions" shows

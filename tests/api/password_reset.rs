@@ -388,3 +388,72 @@ async fn the_login_page_links_to_the_reset_form() {
     assert_eq!(bad.status, StatusCode::OK);
     assert!(bad.body.contains("Enter a valid email address."));
 }
+
+#[actix_web::test]
+async fn one_link_used_twice_at_once_resets_the_password_once() {
+    let app = spawn_app().await;
+    let alice = TestUser::create_with_email(&app, "alice", "alice@example.com");
+    let hash_of_the_link = porter::auth::models::find_by_id(&mut app.db(), alice.id)
+        .expect("a query")
+        .expect("alice")
+        .password;
+    request_reset(&app, "alice@example.com").await;
+    let link = link_in_mail(&app, "alice@example.com").await;
+    // Two browsers open the same link and load the form...
+    let mut pending = Vec::new();
+    for password in ["first new passphrase", "second new passphrase"] {
+        let browser = app.new_browser();
+        let form = browser
+            .get(&link)
+            .await
+            .location()
+            .expect("to the form")
+            .to_owned();
+        let token = browser.get(&form).await.csrf_token();
+        // ...and submit it at the same moment.
+        pending.push(actix_web::rt::spawn(async move {
+            let res = browser
+                .post_form(
+                    &form,
+                    &[
+                        ("csrf_token", token.as_str()),
+                        ("new_password1", password),
+                        ("new_password2", password),
+                    ],
+                )
+                .await;
+            (password, res)
+        }));
+    }
+    let mut reset = Vec::new();
+    for request in pending {
+        let (password, res) = request.await.expect("the request ran");
+        if res.status == StatusCode::SEE_OTHER {
+            reset.push(password);
+        } else {
+            assert!(res.body.contains("Password reset unsuccessful"), "{res:?}");
+        }
+    }
+    assert_eq!(reset.len(), 1, "exactly one reset landed: {reset:?}");
+    let signed_in = app
+        .new_browser()
+        .submit_form(
+            "/login",
+            "/login",
+            &[("username", "alice"), ("password", reset[0])],
+        )
+        .await;
+    assert_eq!(signed_in.location(), Some("/profile"));
+
+    // Whichever way the two requests interleave, the write is a
+    // compare-and-set on the hash the link was made for: a second write
+    // from the same state changes nothing.
+    let replaced = porter::auth::models::replace_password_hash(
+        &mut app.db(),
+        alice.id,
+        &hash_of_the_link,
+        "a hash from a stale link",
+    )
+    .expect("a query");
+    assert!(!replaced, "a stale link's write is refused");
+}
