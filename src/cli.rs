@@ -27,8 +27,8 @@ use crate::{
     auth::{
         PasswordHasher, SessionKeys, email_address,
         models::{self, User},
+        user_fields::UserFields,
         user_manager,
-        validators::validate_username,
     },
     checks, db,
     mail::{Mail, Mailer},
@@ -60,15 +60,12 @@ pub enum Command {
     Migrate,
     /// Create a user; the password is asked for twice, or read from stdin.
     Createuser {
-        /// The new user's username.
-        name: String,
+        /// The user's own fields (`auth::user_fields`): NAME, --email, …
+        #[command(flatten)]
+        fields: UserFields,
         /// Make the user a superuser.
         #[arg(long)]
         superuser: bool,
-        /// The user's e-mail address, counted as confirmed: the operator
-        /// vouches for it.
-        #[arg(long)]
-        email: Option<String>,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -168,17 +165,10 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Createuser {
-            name,
+            fields,
             superuser,
-            email,
             password_stdin,
-        } => createuser(
-            &settings,
-            &name,
-            superuser,
-            email.as_deref(),
-            password_stdin,
-        ),
+        } => createuser(&settings, fields, superuser, password_stdin),
         Command::Sendtestemail { address } => sendtestemail(&settings, &address),
         Command::Changepassword {
             name,
@@ -284,28 +274,26 @@ fn find_user(conn: &mut db::DbConnection, name: &str) -> anyhow::Result<User> {
 
 fn createuser(
     settings: &Settings,
-    name: &str,
+    mut fields: UserFields,
     superuser: bool,
-    email: Option<&str>,
     password_stdin: bool,
 ) -> anyhow::Result<()> {
-    validate_username(&models::normalize_username(name))?;
-    let email = email.map(email_address::normalize_email);
-    if let Some(email) = &email {
-        email_address::validate_email(email).map_err(|err| anyhow!("--email: {err}"))?;
+    let errors = fields.clean();
+    if !errors.is_empty() {
+        bail!("{errors}");
     }
     let password = read_new_password(password_stdin)?;
     let pool = connect(settings)?;
     let mut conn = pool.get()?;
     let account = user_manager::prepare_user(
         &PasswordHasher::new(settings.argon2.clone())?,
-        name,
+        fields,
         &password,
         superuser,
     )?;
     let user = conn.transaction(|conn| {
         let user = user_manager::insert_user(conn, &account)?;
-        if let Some(email) = &email {
+        if let Some(email) = account.fields().email() {
             email_address::confirm(conn, user.id, email)?
                 .map_err(|err| anyhow!("--email: {err}"))?;
         }

@@ -23,6 +23,7 @@ pub mod session_user;
 pub mod signals;
 pub mod throttle;
 pub mod tokens;
+pub mod user_fields;
 pub mod user_manager;
 pub mod validators;
 

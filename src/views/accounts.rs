@@ -13,13 +13,14 @@ use serde::Deserialize;
 use crate::{
     auth::{
         self, AuthContext, AuthError, Credentials, CurrentUser, LazyUser,
-        email_address::{EmailError, normalize_email, validate_email},
+        email_address::EmailError,
         models,
         redirects::safe_next_or,
         signals::AuthEvent,
         throttle::{Scope, Throttle, ThrottleError},
+        user_fields::{FieldErrors, FieldView, UserFields, form_view, profile_view},
         user_manager::{self, AccountError},
-        validators::{MAX_USERNAME_LEN, ValidationError, validate_password, validate_username},
+        validators::{MAX_USERNAME_LEN, ValidationError, validate_password},
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
@@ -256,9 +257,7 @@ pub async fn logout(req: HttpRequest, auth: web::Data<AuthContext>) -> HttpRespo
 #[template(path = "profile.html")]
 struct ProfilePage<'a> {
     username: &'a str,
-    email: Option<&'a str>,
-    email_confirmed: bool,
-    new_email: Option<&'a str>,
+    fields: Vec<(&'static str, String)>,
     date_joined: String,
     last_login: Option<String>,
     csrf_token: String,
@@ -273,9 +272,7 @@ pub async fn profile(
 ) -> Result<HttpResponse, AppError> {
     render(&ProfilePage {
         username: &user.username,
-        email: user.email.as_deref(),
-        email_confirmed: user.email_confirmed,
-        new_email: user.new_email.as_deref(),
+        fields: profile_view(&user),
         date_joined: display_time(&user.date_joined),
         last_login: user.last_login.as_ref().map(display_time),
         csrf_token: csrf.form_value(),
@@ -283,48 +280,12 @@ pub async fn profile(
     })
 }
 
-/// Errors of a form, by field, as the template shows them beside each one.
-#[derive(Debug, Default)]
-struct FieldErrors {
-    username: Vec<String>,
-    email: Vec<String>,
-    password1: Vec<String>,
-    password2: Vec<String>,
-}
-
-impl FieldErrors {
-    fn is_empty(&self) -> bool {
-        self.username.is_empty()
-            && self.email.is_empty()
-            && self.password1.is_empty()
-            && self.password2.is_empty()
-    }
-
-    /// Files each error under the field it is about.
-    fn add(&mut self, errors: impl IntoIterator<Item = ValidationError>) {
-        for error in errors {
-            let field = match error {
-                ValidationError::PasswordMismatch => &mut self.password2,
-                ref e if e.is_about_username() => &mut self.username,
-                _ => &mut self.password1,
-            };
-            field.push(error.to_string());
-        }
-    }
-
-    /// How many errors there are, for the summary at the top of the form.
-    fn count(&self) -> usize {
-        self.username.len() + self.email.len() + self.password1.len() + self.password2.len()
-    }
-}
-
 #[derive(Template)]
 #[template(path = "signup.html")]
 struct SignupPage<'a> {
     csrf_token: String,
-    username: &'a str,
-    email: &'a str,
-    errors: FieldErrors,
+    fields: Vec<FieldView<'a>>,
+    errors: &'a FieldErrors,
 }
 
 /// `GET /signup`: the form.
@@ -336,22 +297,20 @@ pub async fn signup_form(
     if let Some(redirect) = redirect_if_signed_in(&user, query.next.as_deref()).await? {
         return Ok(redirect);
     }
+    let (fields, errors) = (UserFields::default(), FieldErrors::default());
     render(&SignupPage {
         csrf_token: csrf.form_value(),
-        username: "",
-        email: "",
-        errors: FieldErrors::default(),
+        fields: form_view(&fields, &errors),
+        errors: &errors,
     })
 }
 
-/// What the sign-up form posts.
+/// What the sign-up form posts: the user's own fields and the password,
+/// twice.
 #[derive(Deserialize)]
 pub struct SignupForm {
-    #[serde(default)]
-    username: String,
-    /// Optional: without it, a forgotten password cannot be reset.
-    #[serde(default)]
-    email: String,
+    #[serde(flatten)]
+    fields: UserFields,
     #[serde(default)]
     password1: String,
     #[serde(default)]
@@ -377,22 +336,15 @@ pub async fn signup_submit(
         return Ok(redirect);
     }
     let SignupForm {
-        username,
-        email,
+        mut fields,
         password1,
         password2,
     } = form.into_inner();
-    let username = models::normalize_username(&username);
-    let email = normalize_email(&email);
 
-    let mut errors = FieldErrors::default();
-    errors.add(validate_username(&username).err());
-    if let (false, Err(err)) = (email.is_empty(), validate_email(&email)) {
-        errors.email.push(err.to_string());
-    }
-    errors.add(validate_password(&password1, &username));
+    let mut errors = fields.clean();
+    errors.add_validation(validate_password(&password1, &fields.username));
     if password1 != password2 {
-        errors.add([ValidationError::PasswordMismatch]);
+        errors.add_validation([ValidationError::PasswordMismatch]);
     }
 
     if errors.is_empty() {
@@ -402,10 +354,10 @@ pub async fn signup_submit(
             .reserve(&[Scope::Signup(&address)])
             .await
             .map_err(|err| refused(err, "sign-ups from your address"))?;
-        let (hasher, name) = (Arc::clone(auth.hasher()), username.clone());
+        let (hasher, account_fields) = (Arc::clone(auth.hasher()), fields.clone());
         let prepared = match auth
             .hashing()
-            .run(move || user_manager::prepare_user(&hasher, &name, &password1, false))
+            .run(move || user_manager::prepare_user(&hasher, account_fields, &password1, false))
             .await
         {
             Ok(prepared) => prepared,
@@ -416,11 +368,10 @@ pub async fn signup_submit(
         };
         drop(reservation);
         let (tokens, letters) = (tokens.into_inner(), letters.into_inner());
-        let address = (!email.is_empty()).then(|| email.clone());
         let created = match prepared {
             Ok(account) => {
                 with_conn(auth.pool(), move |conn| {
-                    email::create_account(conn, &account, address.as_deref(), &tokens, &letters)
+                    email::create_account(conn, &account, &tokens, &letters)
                 })
                 .await
             }
@@ -434,8 +385,10 @@ pub async fn signup_submit(
                 FlashMessage::success("Welcome! Your account has been created.").send();
                 return Ok(see_other(paths::PROFILE));
             }
-            Err(SignupError::Account(AccountError::Invalid(problems))) => errors.add(problems),
-            Err(SignupError::EmailTaken) => errors.email.push(EmailError::Taken.to_string()),
+            Err(SignupError::Account(AccountError::Invalid(problems))) => {
+                errors.add_validation(problems)
+            }
+            Err(SignupError::EmailTaken) => errors.add("email", EmailError::Taken),
             Err(SignupError::Account(AccountError::Db(err))) => return Err(err.into()),
             Err(other) => return Err(AppError::Unexpected(other.into())),
         }
@@ -444,9 +397,8 @@ pub async fn signup_submit(
     // As Django: a form with errors is shown again, with 200.
     render(&SignupPage {
         csrf_token: csrf.form_value(),
-        username: &username,
-        email: &email,
-        errors,
+        fields: form_view(&fields, &errors),
+        errors: &errors,
     })
 }
 
@@ -502,9 +454,9 @@ pub async fn password_submit(
 
     let old_ok = check_own_password(&auth, &throttle, &user, old_password).await?;
     let mut errors = FieldErrors::default();
-    errors.add(validate_password(&new_password1, &user.username));
+    errors.add_validation(validate_password(&new_password1, &user.username));
     if new_password1 != new_password2 {
-        errors.add([ValidationError::PasswordMismatch]);
+        errors.add_validation([ValidationError::PasswordMismatch]);
     }
     if !old_ok || !errors.is_empty() {
         return render(&PasswordPage {

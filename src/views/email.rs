@@ -250,13 +250,12 @@ impl From<DbError> for SignupError {
 pub fn create_account(
     conn: &mut crate::db::DbConnection,
     account: &NewAccount,
-    email: Option<&str>,
     tokens: &TokenGenerator,
     letters: &Letters,
 ) -> Result<User, SignupError> {
     conn.transaction(|conn| {
         let user = user_manager::insert_user(conn, account)?;
-        let Some(email) = email else {
+        let Some(email) = account.fields().email() else {
             return Ok(user);
         };
         if email_address::set_unconfirmed(conn, user.id, email)?.is_err() {

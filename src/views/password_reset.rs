@@ -142,18 +142,11 @@ pub async fn request_submit(
 
 /// Someone to write the decoy mail for: as much work as a real user.
 fn decoy_user(email: &str) -> User {
-    User {
-        id: 0,
-        username: email.split('@').next().unwrap_or(email).to_owned(),
-        password: "$argon2id$v=19$m=19456,t=2,p=1$ZGVjb3lkZWNveWRlY295$ZGVjb3lkZWNveWRlY295ZGVjb3lkZWNveWRlY295".into(),
-        is_active: true,
-        is_superuser: false,
-        date_joined: crate::db::now(),
-        last_login: None,
-        email: Some(email.to_owned()),
-        email_confirmed: false,
-        new_email: None,
-    }
+    User::unsaved(
+        email.split('@').next().unwrap_or(email),
+        "$argon2id$v=19$m=19456,t=2,p=1$ZGVjb3lkZWNveWRlY295$ZGVjb3lkZWNveWRlY295ZGVjb3lkZWNveWRlY295",
+        Some(email),
+    )
 }
 
 /// The link's path for `user` and `token`.
