@@ -109,6 +109,11 @@ impl AppState {
         if refreshed > 0 {
             tracing::info!(refreshed, "username lookup keys recomputed");
         }
+        // The permissions the code declares, in the table staff grant from.
+        let synced = auth::permissions::sync(&mut *pool.get()?)?;
+        if synced > 0 {
+            tracing::info!(synced, "declared permissions written to the database");
+        }
         // The dummy hash is made on the hashing thread, whose memory every
         // later hash reuses.
         let hashing = HashingPool::for_this_machine(settings.hashing_queue);

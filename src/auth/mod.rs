@@ -6,6 +6,7 @@
 //! | 3. `authenticate(credentials)` | [`backends`] | `authenticate()`, `ModelBackend` |
 //! | 4. `login(request, user)` | [`login`](mod@login) | `login()`, `logout()`, `get_user()` |
 //! | 5. `login_required` | [`guards`] | `@login_required` |
+//! | then: what the user may do | [`permissions`], [`guards`] | `Permission`, `Group`, `has_perm`, `@permission_required` |
 //!
 //! Identity itself (which user id this session claims) is kept by
 //! actix-identity under Django's session key `_auth_user_id`.
@@ -13,11 +14,13 @@
 pub mod backends;
 pub mod device_cookies;
 pub mod email_address;
+pub mod grants;
 pub mod guards;
 pub mod hashers;
 pub mod login;
 pub mod middleware;
 pub mod models;
+pub mod permissions;
 pub mod redirects;
 pub mod session_user;
 pub mod signals;

@@ -153,6 +153,7 @@ fn decoy_user(email: &str) -> User {
         email: Some(email.to_owned()),
         email_confirmed: false,
         new_email: None,
+        is_staff: false,
     }
 }
 

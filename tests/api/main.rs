@@ -23,6 +23,7 @@ mod notices;
 mod outages;
 mod password_change;
 mod password_reset;
+mod permissions;
 mod query_counts;
 mod remember_me;
 mod services;
