@@ -227,6 +227,7 @@ pub fn build_app(
         InitError = (),
     > + use<>,
 > {
+    let routes = [urls::table(), urls::debug_table(state.settings.debug)].concat();
     let flash_store = FlashCookieStore::new(
         state.session_cookie.key.clone(),
         state.settings.cookie_secure,
@@ -263,8 +264,8 @@ pub fn build_app(
         .app_data(
             web::QueryConfig::default().error_handler(|err, _| errors::query_error(err).into()),
         )
-        .configure(urls::routes)
-        .configure(|cfg| urls::debug_routes(cfg, state.settings.debug))
+        .app_data(web::Data::new(urls::public_routes(&routes)))
+        .configure(|cfg| urls::register(cfg, &routes))
         .default_service(urls::not_found())
         // The request's journey, in the order it meets the layers (actix
         // runs the layer added last first, so they are listed inside out):
@@ -281,7 +282,10 @@ pub fn build_app(
         //   session           before_save: last seen, remember me
         //   identity          which user id the session claims
         //   lazy user (2)     the user, loaded when first asked for
-        //   the view          authenticate (3), login (4), login_required (5)
+        //   login required (5) every route not marked public needs a user
+        //   the view          authenticate (3), login (4); staff and
+        //                     permission guards around their routes
+        .wrap(from_fn(auth::guards::login_required_by_default))
         .wrap(from_fn(auth::middleware::authentication))
         .wrap(
             IdentityMiddleware::builder()

@@ -26,6 +26,7 @@ mod password_reset;
 mod permissions;
 mod query_counts;
 mod remember_me;
+mod route_table;
 mod services;
 mod sessions;
 mod settings_documented;
