@@ -1,6 +1,19 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    auth_events (id) {
+        id -> Integer,
+        kind -> Text,
+        user_id -> Nullable<Integer>,
+        actor_id -> Nullable<Integer>,
+        ip -> Text,
+        user_agent -> Text,
+        created_at -> Timestamp,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
     group_permissions (group_id, permission_id) {
         group_id -> Integer,
         permission_id -> Integer,
@@ -100,6 +113,7 @@ diesel::joinable!(user_permissions -> permissions (permission_id));
 diesel::joinable!(user_permissions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    auth_events,
     group_permissions,
     groups,
     login_attempts,

@@ -26,6 +26,9 @@ pub const DEFAULT_SESSION_REMEMBER_TTL: Duration = Duration::from_secs(14 * 24 *
 /// How long a password reset link works: an hour.
 pub const DEFAULT_PASSWORD_RESET_TTL: Duration = Duration::from_secs(60 * 60);
 
+/// How long the security log keeps an event: 90 days.
+pub const DEFAULT_AUTH_EVENTS_TTL: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+
 /// The sender of Porter's mail when `EMAIL_FROM` is unset: Django's
 /// `DEFAULT_FROM_EMAIL`.
 pub const DEFAULT_EMAIL_FROM: &str = "Porter <webmaster@localhost>";
@@ -194,6 +197,9 @@ pub struct Settings {
     pub email_from: lettre::message::Mailbox,
     /// `PASSWORD_RESET_TTL`: how long a password reset link works.
     pub password_reset_ttl: Duration,
+    /// `AUTH_EVENTS_TTL`: how long the security log keeps an event before
+    /// `clearsessions` (and the server, hourly) deletes it.
+    pub auth_events_ttl: Duration,
     /// `RUST_LOG`: the tracing filter.
     pub rust_log: String,
 }
@@ -228,6 +234,7 @@ impl fmt::Debug for Settings {
             .field("email_url", &self.email_url)
             .field("email_from", &self.email_from.to_string())
             .field("password_reset_ttl", &self.password_reset_ttl)
+            .field("auth_events_ttl", &self.auth_events_ttl)
             .field("rust_log", &self.rust_log)
             .finish_non_exhaustive()
     }
@@ -398,6 +405,10 @@ impl Settings {
             Some(value) => parse_duration("PASSWORD_RESET_TTL", &value)?,
             None => DEFAULT_PASSWORD_RESET_TTL,
         };
+        let auth_events_ttl = match get("AUTH_EVENTS_TTL") {
+            Some(value) => parse_duration("AUTH_EVENTS_TTL", &value)?,
+            None => DEFAULT_AUTH_EVENTS_TTL,
+        };
         // actix-session logs every bad cookie itself; Porter reports them as
         // rate-limited security events instead (see `sessions::cookies`).
         let rust_log = get("RUST_LOG").unwrap_or_else(|| "info,actix_session=error".into());
@@ -423,6 +434,7 @@ impl Settings {
             email_url,
             email_from,
             password_reset_ttl,
+            auth_events_ttl,
             rust_log,
         })
     }

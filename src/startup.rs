@@ -42,9 +42,10 @@ use crate::{
 /// How often the server deletes expired sessions and stale login counters.
 const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
-/// Deletes expired sessions (Django's `clearsessions`) and login counters
-/// that have gone quiet, every hour, for as long as the server runs.
-async fn housekeeping(pool: DbPool) {
+/// Deletes expired sessions (Django's `clearsessions`), login counters
+/// that have gone quiet and security log events older than
+/// `AUTH_EVENTS_TTL`, every hour, for as long as the server runs.
+async fn housekeeping(pool: DbPool, auth_events_ttl: std::time::Duration) {
     let quiet_period = ThrottlePolicy::default().quiet_period;
     let mut ticks = actix_web::rt::time::interval(HOUSEKEEPING_EVERY);
     loop {
@@ -60,6 +61,13 @@ async fn housekeeping(pool: DbPool) {
         .await;
         if let Err(err) = stale {
             tracing::warn!(error = %err, "clearing login counters failed");
+        }
+        let pruned = db::with_conn(&pool, move |conn| {
+            auth::audit::prune_older_than(conn, auth_events_ttl).map_err(db::DbError::from)
+        })
+        .await;
+        if let Err(err) = pruned {
+            tracing::warn!(error = %err, "pruning the security log failed");
         }
     }
 }
@@ -326,11 +334,15 @@ impl Application {
 
     /// Starts serving an already built state on a bound listener (a test
     /// binds port 0 first, so that its `SITE_URL` can name the real port).
-    /// Expired sessions are cleared every hour while it runs, and queued
+    /// Expired sessions and old security log events are cleared every
+    /// hour while it runs, and queued
     /// mail is sent (see [`Outbox::run`]).
     pub fn serve_on(state: AppState, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
-        actix_web::rt::spawn(housekeeping(state.pool.clone()));
+        actix_web::rt::spawn(housekeeping(
+            state.pool.clone(),
+            state.settings.auth_events_ttl,
+        ));
         actix_web::rt::spawn(state.outbox.get_ref().clone().run());
         // Database work needs few threads; actix's default (hundreds) only
         // adds contention and memory (see `db::blocking_threads_per_worker`).

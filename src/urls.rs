@@ -18,7 +18,9 @@ use crate::{
     },
     errors::AppError,
     paths::*,
-    views::{accounts, debug, email, health, home, password_reset, static_files, your_sessions},
+    views::{
+        accounts, debug, email, health, home, password_reset, security, static_files, your_sessions,
+    },
 };
 
 /// Who may reach a route.
@@ -103,6 +105,7 @@ pub fn table() -> Vec<Route> {
         Route::new(SignedIn, "/sessions/{id}/revoke", "POST", |r| {
             r.post(your_sessions::revoke)
         }),
+        Route::new(SignedIn, SECURITY, "GET", |r| r.get(security::activity)),
         Route::new(Public, "/healthz", "GET", |r| r.get(health::healthz)),
         Route::new(Public, "/static/{name}", "GET", |r| {
             r.get(static_files::asset)

@@ -27,6 +27,7 @@ mod permissions;
 mod query_counts;
 mod remember_me;
 mod route_table;
+mod security_log;
 mod services;
 mod sessions;
 mod settings_documented;
