@@ -7,7 +7,7 @@
 //! porter changepassword NAME [--password-stdin]
 //! porter deactivate NAME | activate NAME
 //! porter users list
-//! porter clearsessions                delete expired sessions
+//! porter clearsessions                delete expired sessions and old security events
 //! porter session show KEY             a session's data, as Django's get_decoded()
 //! porter session list [--user NAME]
 //! porter sendtestemail ADDRESS       send a mail now, to check EMAIL_URL
@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::{
     auth::{
-        PasswordHasher, SessionKeys, email_address,
+        PasswordHasher, SessionKeys, audit, email_address,
         models::{self, User},
         user_fields::UserFields,
         user_manager,
@@ -94,7 +94,8 @@ pub enum Command {
         #[command(subcommand)]
         action: UsersCommand,
     },
-    /// Delete expired sessions and print how many.
+    /// Delete expired sessions, and security log events older than
+    /// AUTH_EVENTS_TTL, and print how many.
     Clearsessions,
     /// Send a test mail to ADDRESS now, through EMAIL_URL (not the
     /// outbox), and say whether the server took it.
@@ -183,6 +184,8 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let pool = connect(&settings)?;
             let cleared = session_models::delete_expired(&mut *pool.get()?)?;
             println!("{cleared} expired session(s) deleted.");
+            let pruned = audit::prune_older_than(&mut *pool.get()?, settings.auth_events_ttl)?;
+            println!("{pruned} security log event(s) older than AUTH_EVENTS_TTL deleted.");
             Ok(())
         }
         Command::Session {

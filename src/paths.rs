@@ -26,3 +26,5 @@ pub const PASSWORD_RESET_DONE: &str = "/password/reset/done";
 pub const EMAIL: &str = "/email";
 /// Address confirmation links: `/email/confirm/{uid}/{token}`.
 pub const EMAIL_CONFIRM: &str = "/email/confirm";
+/// The user's recent security activity.
+pub const SECURITY: &str = "/security";

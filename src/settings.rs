@@ -327,6 +327,12 @@ settings! {
             default: "1h",
             parse: parse_duration,
         }
+        /// how long the security log (`auth_events`) keeps an event;
+        /// `porter clearsessions` and the server (hourly) delete older ones
+        auth_events_ttl: Duration = "AUTH_EVENTS_TTL" {
+            default: "90d",
+            parse: parse_duration,
+        }
         // actix-session logs every bad cookie itself; Porter reports them as
         // rate-limited security events instead (see `sessions::cookies`).
         /// the log filter, in `tracing_subscriber`'s `EnvFilter` syntax;

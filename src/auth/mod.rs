@@ -6,18 +6,22 @@
 //! | 3. `authenticate(credentials)` | [`backends`] | `authenticate()`, `ModelBackend` |
 //! | 4. `login(request, user)` | [`login`](mod@login) | `login()`, `logout()`, `get_user()` |
 //! | 5. `login_required` | [`guards`] | `@login_required` |
+//! | then: what the user may do | [`permissions`], [`guards`] | `Permission`, `Group`, `has_perm`, `@permission_required` |
 //!
 //! Identity itself (which user id this session claims) is kept by
 //! actix-identity under Django's session key `_auth_user_id`.
 
+pub mod audit;
 pub mod backends;
 pub mod device_cookies;
 pub mod email_address;
+pub mod grants;
 pub mod guards;
 pub mod hashers;
 pub mod login;
 pub mod middleware;
 pub mod models;
+pub mod permissions;
 pub mod redirects;
 pub mod session_user;
 pub mod signals;
@@ -99,6 +103,8 @@ pub struct AuthContext {
     listeners: Vec<Arc<dyn AuthListener>>,
     /// The key for session auth hashes, then those of `SECRET_KEY_FALLBACKS`.
     auth_hash_keys: Vec<[u8; 32]>,
+    /// The key of [`AuthContext::username_digest`].
+    username_digest_key: [u8; 32],
 }
 
 /// How a session's auth hash compares with the user's password.
@@ -143,7 +149,19 @@ impl AuthContext {
                 fallbacks,
                 b"porter.auth.session_auth_hash",
             ),
+            username_digest_key: secret_key.derive(b"porter.auth.audit.username"),
         }
+    }
+
+    /// A username as the security log keeps a name typed at a failed
+    /// sign-in: an HMAC under `SECRET_KEY` of its lookup key, so that staff
+    /// can find the attempts on a name they type, but the log never holds
+    /// what was typed (a password, sometimes, in the wrong field).
+    pub fn username_digest(&self, username: &str) -> String {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.username_digest_key)
+            .expect("HMAC takes a key of any length");
+        mac.update(models::username_key(username).as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
     /// Adds a backend, asked after the others.

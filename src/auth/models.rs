@@ -66,6 +66,9 @@ pub struct User {
     pub email_confirmed: bool,
     /// An address the user asked to change to, not yet confirmed.
     pub new_email: Option<String>,
+    /// May enter the staff area (Django's `is_staff`); what they may do
+    /// there is up to their permissions.
+    pub is_staff: bool,
 }
 
 impl User {
@@ -84,6 +87,7 @@ impl User {
             email: email.map(str::to_owned),
             email_confirmed: false,
             new_email: None,
+            is_staff: false,
         }
     }
 
@@ -101,6 +105,7 @@ impl fmt::Debug for User {
             .field("password", &"[redacted]")
             .field("is_active", &self.is_active)
             .field("is_superuser", &self.is_superuser)
+            .field("is_staff", &self.is_staff)
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +122,8 @@ pub struct NewUser<'a> {
     pub password: &'a str,
     /// Whether the account starts out as a superuser.
     pub is_superuser: bool,
+    /// Whether the account starts out as staff (superusers always do).
+    pub is_staff: bool,
     /// Now (UTC).
     pub date_joined: PrimitiveDateTime,
     /// The address, normalised, if one was given.
@@ -135,6 +142,7 @@ impl<'a> NewUser<'a> {
             username_key: username_key(username),
             password: password_hash,
             is_superuser,
+            is_staff: is_superuser,
             date_joined: now(),
             email: None,
             email_key: None,
@@ -218,6 +226,28 @@ pub fn replace_password_hash(
         .set(users::password.eq(hash))
         .execute(conn)
         .map(|rows| rows == 1)
+}
+
+/// Makes a user staff or not; returns whether the user exists.
+pub fn set_staff(conn: &mut DbConnection, id: i32, is_staff: bool) -> QueryResult<bool> {
+    diesel::update(users::table.find(id))
+        .set(users::is_staff.eq(is_staff))
+        .execute(conn)
+        .map(|rows| rows > 0)
+}
+
+/// Makes a user a superuser (and staff) or not; returns whether the user
+/// exists.
+pub fn set_superuser(conn: &mut DbConnection, id: i32, is_superuser: bool) -> QueryResult<bool> {
+    let update = diesel::update(users::table.find(id));
+    let rows = if is_superuser {
+        update
+            .set((users::is_superuser.eq(true), users::is_staff.eq(true)))
+            .execute(conn)?
+    } else {
+        update.set(users::is_superuser.eq(false)).execute(conn)?
+    };
+    Ok(rows > 0)
 }
 
 /// Activates or deactivates a user; returns whether the user exists.

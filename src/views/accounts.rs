@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::{
     auth::{
         self, AuthContext, AuthError, Credentials, CurrentUser, LazyUser,
+        audit::{self, EventKind, NewEvent, Origin},
         email_address::EmailError,
         models,
         redirects::safe_next_or,
@@ -24,7 +25,7 @@ use crate::{
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
-    db::with_conn,
+    db::{DbError, with_conn},
     errors::AppError,
     mail::{MailError, outbox},
     metrics::RequestMetrics,
@@ -167,16 +168,22 @@ pub async fn login_submit(
             Scope::Account(username),
         ],
     };
-    let reservation = throttle
-        .reserve(&scopes)
-        .await
-        .map_err(|err| refused(err, "failed sign-in attempts"))?;
+    let reservation = match throttle.reserve(&scopes).await {
+        Ok(reservation) => reservation,
+        Err(err) => {
+            if matches!(err, ThrottleError::Locked(_)) {
+                record_sign_in_refused(&req, &auth, EventKind::Throttled, username).await?;
+            }
+            return Err(refused(err, "failed sign-in attempts"));
+        }
+    };
 
     let authenticated = match auth::authenticate(&auth, credentials).await {
         Ok(Some(authenticated)) => authenticated,
         Ok(None) => {
             // The reservation stays counted: this was a failure.
             drop(reservation);
+            record_sign_in_refused(&req, &auth, EventKind::LoginFailed, username).await?;
             auth.send(&AuthEvent::LoginFailed { username }, &req);
             return failed(INVALID_LOGIN);
         }
@@ -201,6 +208,24 @@ pub async fn login_submit(
         .add_cookie(&throttle.devices().issue(username))
         .map_err(|err| AppError::Unexpected(err.into()))?;
     Ok(response)
+}
+
+/// Writes a failed or throttled sign-in to the security log: one insert,
+/// the typed name only as its digest, whether or not such a user exists
+/// (the same work either way).
+async fn record_sign_in_refused(
+    req: &HttpRequest,
+    auth: &AuthContext,
+    kind: EventKind,
+    username: &str,
+) -> Result<(), AppError> {
+    let event = NewEvent::new(kind, Origin::of(req))
+        .detail(audit::username_detail(&auth.username_digest(username)));
+    with_conn(auth.pool(), move |conn| {
+        audit::record(conn, &event).map_err(DbError::from)
+    })
+    .await?;
+    Ok(())
 }
 
 /// Checks a signed-in user's own password (to change it or the address):
@@ -474,10 +499,12 @@ pub async fn password_submit(
         .await?
         .map_err(|err| AppError::Unexpected(err.into()))?;
     let letters = letters.into_inner();
+    let event = NewEvent::new(EventKind::PasswordChanged, Origin::of(&req)).by_user(user.id);
     let user = with_conn(auth.pool(), move |conn| {
-        // The notice is queued with the change, or neither happens.
+        // The notice and the log line go with the change, or nothing does.
         conn.transaction(|conn| {
             models::set_password_hash(conn, user.id, &new_hash)?;
+            audit::record(conn, &event)?;
             let user = models::User {
                 password: new_hash,
                 ..user
@@ -499,8 +526,13 @@ pub async fn password_submit(
     if backend.can_list_sessions() {
         // The auth hash already ends them; deleting the rows also takes
         // them off "your sessions" at once.
-        sessions::by_user::revoke_others(auth.pool(), user.id, sessions::current_key_hash(&req))
-            .await?;
+        sessions::by_user::revoke_others(
+            auth.pool(),
+            user.id,
+            sessions::current_key_hash(&req),
+            sessions::by_user::nothing_else(),
+        )
+        .await?;
     }
     FlashMessage::success("Your password was changed. Your other sessions are signed out.").send();
     Ok(see_other(paths::PROFILE))

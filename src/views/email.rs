@@ -7,7 +7,7 @@
 //! one; the address changes only when the link is followed, at
 //! `GET /email/confirm/{uid}/{token}`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
 use diesel::Connection;
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::{
     auth::{
         AuthContext, CurrentUser, User,
+        audit::{self, EventKind, NewEvent, Origin},
         email_address::{self, EmailError, email_key, normalize_email, validate_email},
         models,
         throttle::Throttle,
@@ -91,6 +92,7 @@ pub fn confirmation_path(tokens: &TokenGenerator, user: &User) -> String {
 /// `POST /email`: checks the password, then mails a confirmation link to
 /// the new address and a notice to the old one.
 pub async fn submit(
+    req: HttpRequest,
     CurrentUser(user): CurrentUser,
     form: web::Form<EmailForm>,
     auth: web::Data<AuthContext>,
@@ -134,6 +136,7 @@ pub async fn submit(
 
     let (tokens, letters) = (tokens.into_inner(), letters.into_inner());
     let (user_id, new_address, current) = (user.id, email.clone(), user.email.clone());
+    let event = NewEvent::new(EventKind::EmailChangeRequested, Origin::of(&req)).by_user(user_id);
     let queued = with_conn(auth.pool(), move |conn| {
         conn.transaction(|conn| {
             if email_address::taken_by_another(conn, &new_address, user_id)? {
@@ -144,6 +147,7 @@ pub async fn submit(
                 .is_some_and(|current| email_key(current) == email_key(&new_address));
             if !resend {
                 email_address::request_change(conn, user_id, &new_address)?;
+                audit::record(conn, &event)?;
             }
             // The token signs the state it confirms: read it back.
             let user = models::find_by_id(conn, user_id)?.ok_or(diesel::result::Error::NotFound)?;
@@ -176,6 +180,7 @@ pub async fn submit(
 /// `GET /email/confirm/{uid}/{token}`: confirms the address the link was
 /// sent to.
 pub async fn confirm(
+    req: HttpRequest,
     path: web::Path<(String, String)>,
     auth: web::Data<AuthContext>,
     tokens: web::Data<TokenGenerator>,
@@ -205,8 +210,16 @@ pub async fn confirm(
         .map(keep_link_private);
     };
     let shown = address.clone();
+    let event = NewEvent::new(EventKind::EmailConfirmed, Origin::of(&req)).by_user(user_id);
     let outcome = with_conn(auth.pool(), move |conn| {
-        email_address::confirm(conn, user_id, &address).map_err(DbError::from)
+        conn.transaction(|conn| {
+            let outcome = email_address::confirm(conn, user_id, &address)?;
+            if outcome.is_ok() {
+                audit::record(conn, &event)?;
+            }
+            diesel::QueryResult::Ok(outcome)
+        })
+        .map_err(DbError::from)
     })
     .await?;
     if let Err(err) = outcome {

@@ -31,6 +31,7 @@ use serde::Deserialize;
 use crate::{
     auth::{
         AuthContext, User,
+        audit::{self, EventKind, NewEvent, Origin},
         email_address::{self, normalize_email, validate_email},
         models,
         throttle::{Scope, Throttle},
@@ -365,6 +366,7 @@ pub async fn set_password(
     };
     let letters = letters.into_inner();
     let changed = user.clone();
+    let event = NewEvent::new(EventKind::PasswordReset, Origin::of(&req)).by_user(user.id);
     let replaced = with_conn(auth.pool(), move |conn| {
         conn.transaction(|conn| {
             // Only if the password is still the one the link was made
@@ -372,6 +374,7 @@ pub async fn set_password(
             if !models::replace_password_hash(conn, changed.id, &changed.password, &new_hash)? {
                 return Ok(false);
             }
+            audit::record(conn, &event)?;
             // The link came by mail to this address: its owner reads it.
             email_address::mark_confirmed(conn, changed.id)?;
             if let Some(to) = changed.email.as_deref() {
@@ -389,7 +392,13 @@ pub async fn set_password(
     // engine; on the db engine the rows go too, so "your sessions" shows
     // none of them.
     if backend.can_list_sessions() {
-        sessions::by_user::revoke_others(auth.pool(), user.id, None).await?;
+        sessions::by_user::revoke_others(
+            auth.pool(),
+            user.id,
+            None,
+            sessions::by_user::nothing_else(),
+        )
+        .await?;
     }
     let address = client_ip_text(&req);
     let mut cleared = vec![

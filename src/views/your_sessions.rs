@@ -6,7 +6,10 @@ use actix_web_flash_messages::{FlashMessage, IncomingFlashMessages};
 use askama::Template;
 
 use crate::{
-    auth::{AuthContext, CurrentUser},
+    auth::{
+        AuthContext, CurrentUser,
+        audit::{self, EventKind, NewEvent, Origin},
+    },
     csrf::CsrfToken,
     errors::AppError,
     paths,
@@ -80,6 +83,7 @@ pub async fn list(
 /// `POST /sessions/{id}/revoke`: signs one of the user's sessions out.
 /// Another user's session, or one that is gone, is a 404.
 pub async fn revoke(
+    req: HttpRequest,
     CurrentUser(user): CurrentUser,
     id: web::Path<i32>,
     auth: web::Data<AuthContext>,
@@ -88,7 +92,12 @@ pub async fn revoke(
     if !backend.can_list_sessions() {
         return Err(AppError::NotFound);
     }
-    if !sessions::by_user::revoke(auth.pool(), user.id, id.into_inner()).await? {
+    let id = id.into_inner();
+    let event = NewEvent::new(EventKind::SessionRevoked, Origin::of(&req))
+        .by_user(user.id)
+        .detail(serde_json::json!({ "session": id }));
+    let also = Box::new(move |conn: &mut _| audit::record(conn, &event));
+    if !sessions::by_user::revoke(auth.pool(), user.id, id, also).await? {
         return Err(AppError::NotFound);
     }
     FlashMessage::success("The session was signed out.").send();
@@ -106,7 +115,9 @@ pub async fn revoke_others(
         return Err(AppError::NotFound);
     }
     let current = sessions::current_key_hash(&req);
-    let ended = sessions::by_user::revoke_others(auth.pool(), user.id, current).await?;
+    let event = NewEvent::new(EventKind::OtherSessionsRevoked, Origin::of(&req)).by_user(user.id);
+    let also = Box::new(move |conn: &mut _| audit::record(conn, &event));
+    let ended = sessions::by_user::revoke_others(auth.pool(), user.id, current, also).await?;
     let noun = if ended == 1 { "session" } else { "sessions" };
     FlashMessage::success(format!("{ended} other {noun} signed out.")).send();
     Ok(see_other(paths::SESSIONS))
