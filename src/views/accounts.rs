@@ -35,7 +35,9 @@ use crate::{
     views::{
         Mailing, Message, display_time,
         email::{self, SignupError},
-        messages, render, see_other,
+        messages,
+        new_password::NewPassword,
+        render, see_other, throttled,
     },
 };
 
@@ -174,7 +176,7 @@ pub async fn login_submit(
             if matches!(err, ThrottleError::Locked(_)) {
                 record_sign_in_refused(&req, &auth, EventKind::Throttled, username).await?;
             }
-            return Err(refused(err, "failed sign-in attempts"));
+            return Err(throttled::refused(err, "failed sign-in attempts"));
         }
     };
 
@@ -226,49 +228,6 @@ async fn record_sign_in_refused(
     })
     .await?;
     Ok(())
-}
-
-/// Checks a signed-in user's own password (to change it or the address):
-/// a password oracle, so throttled per user like a login. A wrong password
-/// stays counted; a right one clears the counter; an unchecked one (the
-/// hashing queue is full) is given back.
-pub(crate) async fn check_own_password(
-    auth: &AuthContext,
-    throttle: &Throttle,
-    user: &auth::User,
-    password: String,
-) -> Result<bool, AppError> {
-    let reservation = throttle
-        .reserve(&[Scope::PasswordCheck(user.id)])
-        .await
-        .map_err(|err| refused(err, "wrong passwords"))?;
-    let (checker, stored) = (Arc::clone(auth.hasher()), user.password.clone());
-    let ok = match auth
-        .hashing()
-        .run(move || checker.verify(&password, &stored))
-        .await
-    {
-        Ok(ok) => ok,
-        Err(busy) => {
-            reservation.give_back().await?;
-            return Err(busy.into());
-        }
-    };
-    if ok {
-        reservation.succeeded().await?;
-    }
-    Ok(ok)
-}
-
-/// A throttled attempt as a page, or the database fault behind it.
-pub(crate) fn refused(err: ThrottleError, action: &'static str) -> AppError {
-    match err {
-        ThrottleError::Locked(wait) => AppError::Throttled {
-            action,
-            retry_after: wait.as_secs().max(1),
-        },
-        ThrottleError::Db(err) => err.into(),
-    }
 }
 
 /// `POST /logout`: ends the session, server side and cookie.
@@ -375,22 +334,14 @@ pub async fn signup_submit(
     if errors.is_empty() {
         let address = client_ip_text(&req);
         // Every sign-up counts, made or not: the limit is on trying.
-        let reservation = throttle
-            .reserve(&[Scope::Signup(&address)])
-            .await
-            .map_err(|err| refused(err, "sign-ups from your address"))?;
+        let scopes = [Scope::Signup(&address)];
+        let reservation =
+            throttled::reserve(&throttle, &scopes, "sign-ups from your address").await?;
         let (hasher, account_fields) = (Arc::clone(auth.hasher()), fields.clone());
-        let prepared = match auth
-            .hashing()
-            .run(move || user_manager::prepare_user(&hasher, account_fields, &password1, false))
-            .await
-        {
-            Ok(prepared) => prepared,
-            Err(busy) => {
-                reservation.give_back().await?;
-                return Err(busy.into());
-            }
-        };
+        let (prepared, reservation) = throttled::hash(&auth, reservation, move || {
+            user_manager::prepare_user(&hasher, account_fields, &password1, false)
+        })
+        .await?;
         drop(reservation);
         let (tokens, letters) = (tokens.into_inner(), letters.into_inner());
         let created = match prepared {
@@ -449,10 +400,8 @@ pub async fn password_form(_user: CurrentUser, csrf: CsrfToken) -> Result<HttpRe
 pub struct PasswordForm {
     #[serde(default)]
     old_password: String,
-    #[serde(default)]
-    new_password1: String,
-    #[serde(default)]
-    new_password2: String,
+    #[serde(flatten)]
+    new: NewPassword,
 }
 
 /// `POST /password`: checks the old password, sets the new one, keeps this
@@ -471,18 +420,10 @@ pub async fn password_submit(
     }: Mailing,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
-    let PasswordForm {
-        old_password,
-        new_password1,
-        new_password2,
-    } = form.into_inner();
+    let PasswordForm { old_password, new } = form.into_inner();
 
-    let old_ok = check_own_password(&auth, &throttle, &user, old_password).await?;
-    let mut errors = FieldErrors::default();
-    errors.add_validation(validate_password(&new_password1, &user.username));
-    if new_password1 != new_password2 {
-        errors.add_validation([ValidationError::PasswordMismatch]);
-    }
+    let old_ok = throttled::check_own_password(&auth, &throttle, &user, old_password).await?;
+    let errors = new.check(&user.username);
     if !old_ok || !errors.is_empty() {
         return render(&PasswordPage {
             csrf_token: csrf.form_value(),
@@ -495,7 +436,7 @@ pub async fn password_submit(
     let (hasher, old_user) = (Arc::clone(auth.hasher()), user.clone());
     let new_hash = auth
         .hashing()
-        .run(move || user_manager::prepare_password(&hasher, &old_user, &new_password1))
+        .run(move || user_manager::prepare_password(&hasher, &old_user, &new.new_password1))
         .await?
         .map_err(|err| AppError::Unexpected(err.into()))?;
     let letters = letters.into_inner();

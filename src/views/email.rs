@@ -30,9 +30,8 @@ use crate::{
     paths,
     views::{
         Mailing,
-        accounts::check_own_password,
         password_reset::{invalid_link, keep_link_private},
-        render, see_other,
+        render, see_other, throttled,
     },
 };
 
@@ -127,7 +126,7 @@ pub async fn submit(
     }
 
     // The password check is an oracle: throttled per user, as on /password.
-    if !check_own_password(&auth, &throttle, &user, password).await? {
+    if !throttled::check_own_password(&auth, &throttle, &user, password).await? {
         return failed(
             None,
             Some("Your password was entered incorrectly. Please enter it again."),

@@ -36,8 +36,8 @@ use crate::{
         models,
         throttle::{Scope, Throttle},
         tokens::{TokenGenerator, decode_uid, encode_uid},
+        user_fields::FieldErrors,
         user_manager,
-        validators::{ValidationError, validate_password},
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
@@ -47,7 +47,7 @@ use crate::{
     metrics::RequestMetrics,
     paths,
     sessions::{self, SessionBackend},
-    views::{Mailing, accounts::refused, render, see_other},
+    views::{Mailing, new_password::NewPassword, render, see_other, throttled},
 };
 
 /// The session key holding a reset token between the link and the form.
@@ -106,15 +106,11 @@ pub async fn request_submit(
     }
     let address = client_ip_text(&req);
     // Every request counts, answered or not: the limit is on asking.
-    drop(
-        throttle
-            .reserve(&[
-                Scope::ResetFromAddress(&address),
-                Scope::ResetForEmail(&email),
-            ])
-            .await
-            .map_err(|err| refused(err, "password reset requests"))?,
-    );
+    let scopes = [
+        Scope::ResetFromAddress(&address),
+        Scope::ResetForEmail(&email),
+    ];
+    drop(throttled::reserve(&throttle, &scopes, "password reset requests").await?);
     let (tokens, letters) = (tokens.into_inner(), letters.into_inner());
     with_conn(auth.pool(), move |conn| {
         conn.transaction(|conn| {
@@ -239,8 +235,7 @@ async fn user_with_token(
 struct SetPasswordPage<'a> {
     csrf_token: String,
     action: &'a str,
-    password1_errors: Vec<String>,
-    password2_errors: Vec<String>,
+    errors: FieldErrors,
 }
 
 /// `GET /password/reset/{uid}/{token}`: a fresh link moves its token into
@@ -264,8 +259,7 @@ pub async fn link(
             Some(_) => render(&SetPasswordPage {
                 csrf_token: csrf.form_value(),
                 action: req.path(),
-                password1_errors: Vec::new(),
-                password2_errors: Vec::new(),
+                errors: FieldErrors::default(),
             }),
             None => invalid_reset_link(),
         }
@@ -286,21 +280,12 @@ pub async fn link(
     ))))
 }
 
-/// What the new password form posts.
-#[derive(Deserialize)]
-pub struct SetPasswordForm {
-    #[serde(default)]
-    new_password1: String,
-    #[serde(default)]
-    new_password2: String,
-}
-
 /// `POST /password/reset/{uid}/set-password`: sets the new password.
 #[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn set_password(
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    form: web::Form<SetPasswordForm>,
+    form: web::Form<NewPassword>,
     auth: web::Data<AuthContext>,
     throttle: web::Data<Throttle>,
     backend: web::Data<SessionBackend>,
@@ -321,25 +306,13 @@ pub async fn set_password(
     let Some(user) = user else {
         return invalid_reset_link().map(keep_link_private);
     };
-    let SetPasswordForm {
-        new_password1,
-        new_password2,
-    } = form.into_inner();
-    let mut password1_errors: Vec<String> = validate_password(&new_password1, &user.username)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let password2_errors: Vec<String> = if new_password1 == new_password2 {
-        Vec::new()
-    } else {
-        vec![ValidationError::PasswordMismatch.to_string()]
-    };
-    if !password1_errors.is_empty() || !password2_errors.is_empty() {
+    let new = form.into_inner();
+    let mut errors = new.check(&user.username);
+    if !errors.is_empty() {
         return render(&SetPasswordPage {
             csrf_token: csrf.form_value(),
             action: req.path(),
-            password1_errors,
-            password2_errors,
+            errors,
         })
         .map(keep_link_private);
     }
@@ -348,17 +321,16 @@ pub async fn set_password(
     let (hasher, for_hash) = (Arc::clone(auth.hasher()), user.clone());
     let new_hash = match auth
         .hashing()
-        .run(move || user_manager::prepare_password(&hasher, &for_hash, &new_password1))
+        .run(move || user_manager::prepare_password(&hasher, &for_hash, &new.new_password1))
         .await?
     {
         Ok(hash) => hash,
         Err(user_manager::AccountError::Invalid(problems)) => {
-            password1_errors = problems.iter().map(ToString::to_string).collect();
+            errors.add_validation(problems);
             return render(&SetPasswordPage {
                 csrf_token: csrf.form_value(),
                 action: req.path(),
-                password1_errors,
-                password2_errors: Vec::new(),
+                errors,
             })
             .map(keep_link_private);
         }
