@@ -20,7 +20,8 @@ use super::{
     models,
 };
 use crate::{
-    db::DbConnection,
+    db::{DbConnection, DbError},
+    errors::AppError,
     schema::{group_permissions, groups, permissions, user_groups, user_permissions, users},
 };
 
@@ -256,6 +257,21 @@ pub enum GrantError {
     /// A query failed.
     #[error("a permission query failed")]
     Query(#[from] DieselError),
+    /// No connection could be had.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<GrantError> for AppError {
+    /// A name that names nothing is the asker's mistake; the database's
+    /// failures are ours (or an outage).
+    fn from(err: GrantError) -> Self {
+        match err {
+            GrantError::Query(err) => DbError::from(err).into(),
+            GrantError::Db(err) => err.into(),
+            other => AppError::BadRequest(other.to_string()),
+        }
+    }
 }
 
 fn permission_named(

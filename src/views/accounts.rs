@@ -280,6 +280,8 @@ pub async fn logout(req: HttpRequest, auth: web::Data<AuthContext>) -> HttpRespo
 #[derive(Template)]
 #[template(path = "profile.html")]
 struct ProfilePage<'a> {
+    /// Whether the header links to the staff area.
+    staff: bool,
     username: &'a str,
     email: Option<&'a str>,
     email_confirmed: bool,
@@ -297,6 +299,7 @@ pub async fn profile(
     incoming: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
     render(&ProfilePage {
+        staff: user.is_staff,
         username: &user.username,
         email: user.email.as_deref(),
         email_confirmed: user.email_confirmed,

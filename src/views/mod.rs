@@ -9,6 +9,7 @@ pub mod health;
 pub mod home;
 pub mod password_reset;
 pub mod security;
+pub mod staff;
 pub mod static_files;
 pub mod your_sessions;
 
