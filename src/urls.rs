@@ -14,12 +14,16 @@ use actix_web::{HttpResponse, Resource, Route as Handler, middleware::from_fn, w
 use crate::{
     auth::{
         guards::{PublicRoutes, permission_required, staff_required},
-        permissions::Permission,
+        permissions::{
+            CHANGE_ACTIVE, CHANGE_PERMISSIONS, Permission, REVOKE_ANY_SESSIONS,
+            SEND_PASSWORD_RESET, VIEW_ANY_EVENTS, VIEW_USERS,
+        },
     },
     errors::AppError,
     paths::*,
     views::{
-        accounts, debug, email, health, home, password_reset, security, static_files, your_sessions,
+        accounts, debug, email, health, home, password_reset, security, staff, static_files,
+        your_sessions,
     },
 };
 
@@ -65,7 +69,7 @@ impl Route {
 
 /// Every route, in one table.
 pub fn table() -> Vec<Route> {
-    use Access::{Public, SignedIn};
+    use Access::{Public, SignedIn, Staff};
     vec![
         Route::new(Public, HOME, "GET", |r| r.get(home::home)),
         Route::new(Public, LOGIN, "GET, POST", |r| {
@@ -106,6 +110,69 @@ pub fn table() -> Vec<Route> {
             r.post(your_sessions::revoke)
         }),
         Route::new(SignedIn, SECURITY, "GET", |r| r.get(security::activity)),
+        Route::new(Staff(VIEW_USERS), STAFF_USERS, "GET", |r| {
+            r.get(staff::users)
+        }),
+        Route::new(Staff(VIEW_USERS), "/staff/users/{id}", "GET", |r| {
+            r.get(staff::user)
+        }),
+        Route::new(
+            Staff(CHANGE_ACTIVE),
+            "/staff/users/{id}/activate",
+            "POST",
+            |r| r.post(staff::activate),
+        ),
+        Route::new(
+            Staff(CHANGE_ACTIVE),
+            "/staff/users/{id}/deactivate",
+            "POST",
+            |r| r.post(staff::deactivate),
+        ),
+        Route::new(
+            Staff(REVOKE_ANY_SESSIONS),
+            "/staff/users/{id}/sign-out-everywhere",
+            "POST",
+            |r| r.post(staff::sign_out_everywhere),
+        ),
+        Route::new(
+            Staff(CHANGE_PERMISSIONS),
+            "/staff/users/{id}/groups/add",
+            "POST",
+            |r| r.post(staff::join_group),
+        ),
+        Route::new(
+            Staff(CHANGE_PERMISSIONS),
+            "/staff/users/{id}/groups/remove",
+            "POST",
+            |r| r.post(staff::leave_group),
+        ),
+        Route::new(
+            Staff(CHANGE_PERMISSIONS),
+            "/staff/users/{id}/permissions/grant",
+            "POST",
+            |r| r.post(staff::grant_permission),
+        ),
+        Route::new(
+            Staff(CHANGE_PERMISSIONS),
+            "/staff/users/{id}/permissions/revoke",
+            "POST",
+            |r| r.post(staff::revoke_permission),
+        ),
+        Route::new(
+            Staff(CHANGE_PERMISSIONS),
+            "/staff/users/{id}/flags",
+            "POST",
+            |r| r.post(staff::set_flag),
+        ),
+        Route::new(
+            Staff(SEND_PASSWORD_RESET),
+            "/staff/users/{id}/password-reset",
+            "POST",
+            |r| r.post(staff::send_password_reset),
+        ),
+        Route::new(Staff(VIEW_ANY_EVENTS), STAFF_EVENTS, "GET", |r| {
+            r.get(staff::events)
+        }),
         Route::new(Public, "/healthz", "GET", |r| r.get(health::healthz)),
         Route::new(Public, "/static/{name}", "GET", |r| {
             r.get(static_files::asset)

@@ -19,13 +19,17 @@
 
 use actix_web::{HttpRequest, http::header};
 use diesel::prelude::*;
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
+use sha2::Sha256;
 use time::PrimitiveDateTime;
 
+use super::models::username_key;
 use crate::{
     client_ip::client_ip_text,
     db::{DbConnection, now},
     schema::auth_events,
+    settings::SecretKey,
 };
 
 /// The longest user agent kept: enough to tell browsers apart.
@@ -294,6 +298,22 @@ pub fn search(
         .limit(limit)
         .select(Event::as_select())
         .load(conn)
+}
+
+/// The key of [`username_digest`], derived from `SECRET_KEY`.
+pub fn username_digest_key(secret_key: &SecretKey) -> [u8; 32] {
+    secret_key.derive(b"porter.auth.audit.username")
+}
+
+/// A username as the security log keeps a name typed at a failed sign-in:
+/// an HMAC under `key` ([`username_digest_key`]) of its lookup key, so
+/// that staff can find the attempts on a name they type, but the log never
+/// holds what was typed (a password, sometimes, in the wrong field).
+pub fn username_digest(key: &[u8; 32], username: &str) -> String {
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(username_key(username).as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
 /// The detail of a failed or refused sign-in: the typed name's digest only.

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     csrf,
-    db::{DbError, with_conn},
+    db::{DbError, DbPool, with_conn},
     sessions::{
         SessionBackend,
         by_user::{self, AlsoInTransaction},
@@ -123,16 +123,16 @@ pub async fn logout(req: &HttpRequest, auth: &AuthContext) {
 /// change; a deactivated user's sessions still end on their next request,
 /// since the lazy user loads an inactive user as anonymous.
 pub async fn end_all_sessions(
-    auth: &AuthContext,
+    pool: &DbPool,
     backend: &SessionBackend,
     user_id: i32,
     also: AlsoInTransaction,
 ) -> Result<Option<usize>, AuthError> {
     if backend.can_list_sessions() {
-        let ended = by_user::revoke_others(auth.pool(), user_id, None, also).await?;
+        let ended = by_user::revoke_others(pool, user_id, None, also).await?;
         return Ok(Some(ended));
     }
-    with_conn(auth.pool(), move |conn| {
+    with_conn(pool, move |conn| {
         conn.transaction(also).map_err(AuthError::Query)
     })
     .await?;

@@ -40,9 +40,9 @@ use thiserror::Error;
 
 pub use self::{
     backends::{AuthBackend, Authenticated, Credentials, ModelBackend, authenticate},
-    guards::{CurrentUser, login_required},
+    guards::{CurrentUser, StaffUser, login_required, permission_required, staff_required},
     hashers::{HashingPool, PasswordHasher},
-    login::{login, logout},
+    login::{end_all_sessions, login, logout},
     middleware::LazyUser,
     models::User,
     session_user::{SessionKeys, update_session_auth_hash},
@@ -149,19 +149,14 @@ impl AuthContext {
                 fallbacks,
                 b"porter.auth.session_auth_hash",
             ),
-            username_digest_key: secret_key.derive(b"porter.auth.audit.username"),
+            username_digest_key: audit::username_digest_key(secret_key),
         }
     }
 
-    /// A username as the security log keeps a name typed at a failed
-    /// sign-in: an HMAC under `SECRET_KEY` of its lookup key, so that staff
-    /// can find the attempts on a name they type, but the log never holds
-    /// what was typed (a password, sometimes, in the wrong field).
+    /// [`audit::username_digest`] under this site's key: how the security
+    /// log keeps a name typed at a failed sign-in.
     pub fn username_digest(&self, username: &str) -> String {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.username_digest_key)
-            .expect("HMAC takes a key of any length");
-        mac.update(models::username_key(username).as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..16])
+        audit::username_digest(&self.username_digest_key, username)
     }
 
     /// Adds a backend, asked after the others.

@@ -266,6 +266,39 @@ pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
         .load(conn)
 }
 
+/// Users whose username or e-mail address contains `needle`, without
+/// regard to case (compared by lookup keys), by username: `limit` of them
+/// from `offset`. An empty needle finds everyone.
+pub fn search(
+    conn: &mut DbConnection,
+    needle: &str,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<Vec<User>> {
+    let mut query = users::table.into_boxed();
+    let needle = username_key(needle);
+    if !needle.is_empty() {
+        // `%` and `_` typed into the search box are meant literally.
+        let escaped = needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        query = query.filter(
+            users::username_key
+                .like(pattern.clone())
+                .escape('\\')
+                .or(users::email_key.like(pattern).escape('\\')),
+        );
+    }
+    query
+        .order(users::username_key)
+        .offset(offset)
+        .limit(limit)
+        .select(User::as_select())
+        .load(conn)
+}
+
 /// Recomputes the lookup key of every username that is not plain ASCII.
 /// The migration that added the key could only fill it with SQL's
 /// `lower()`, which is right for ASCII names alone; this finishes the job

@@ -240,6 +240,8 @@ pub async fn logout(req: HttpRequest, auth: web::Data<AuthContext>) -> HttpRespo
 #[derive(Template)]
 #[template(path = "profile.html")]
 struct ProfilePage<'a> {
+    /// Whether the header links to the staff area.
+    staff: bool,
     username: &'a str,
     fields: Vec<(&'static str, String)>,
     date_joined: String,
@@ -255,6 +257,7 @@ pub async fn profile(
     incoming: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
     render(&ProfilePage {
+        staff: user.is_staff,
         username: &user.username,
         fields: profile_view(&user),
         date_joined: display_time(&user.date_joined),

@@ -16,6 +16,8 @@ use crate::{
 #[template(path = "home.html")]
 struct HomePage {
     user: Option<User>,
+    /// Whether the header links to the staff area.
+    staff: bool,
     csrf_token: String,
     messages: Vec<Message>,
     debug: bool,
@@ -37,6 +39,7 @@ pub async fn home(
         String::new()
     };
     render(&HomePage {
+        staff: user.as_ref().is_some_and(|user| user.is_staff),
         user,
         csrf_token,
         messages: messages(&incoming),

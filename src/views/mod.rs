@@ -10,6 +10,7 @@ pub mod home;
 pub mod new_password;
 pub mod password_reset;
 pub mod security;
+pub mod staff;
 pub mod static_files;
 pub mod throttled;
 pub mod your_sessions;

@@ -147,7 +147,7 @@ fn decoy_user(email: &str) -> User {
 }
 
 /// The link's path for `user` and `token`.
-fn link_path(user: &User, token: &str) -> String {
+pub(crate) fn link_path(user: &User, token: &str) -> String {
     format!("{}/{}/{token}", paths::PASSWORD_RESET, encode_uid(user.id))
 }
 

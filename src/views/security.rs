@@ -44,6 +44,8 @@ impl From<audit::Event> for ActivityLine {
 #[derive(Template)]
 #[template(path = "security.html")]
 struct SecurityPage {
+    /// Whether the header links to the staff area.
+    staff: bool,
     events: Vec<ActivityLine>,
 }
 
@@ -52,11 +54,13 @@ pub async fn activity(
     CurrentUser(user): CurrentUser,
     auth: actix_web::web::Data<AuthContext>,
 ) -> Result<HttpResponse, AppError> {
+    let user_id = user.id;
     let events = with_conn(auth.pool(), move |conn| {
-        audit::recent_for_user(conn, user.id, RECENT_EVENTS).map_err(DbError::from)
+        audit::recent_for_user(conn, user_id, RECENT_EVENTS).map_err(DbError::from)
     })
     .await?;
     crate::views::render(&SecurityPage {
+        staff: user.is_staff,
         events: events.into_iter().map(ActivityLine::from).collect(),
     })
 }

@@ -17,15 +17,15 @@ use crate::{
     views::{Message, display_time, messages, render, see_other},
 };
 
-/// One row of the table, formatted.
-struct SessionRow {
-    id: i32,
-    created_at: String,
-    last_seen: String,
-    user_agent: String,
-    ip: String,
-    remembered: bool,
-    current: bool,
+/// One row of the table, formatted (the staff area shows the same).
+pub(crate) struct SessionRow {
+    pub(crate) id: i32,
+    pub(crate) created_at: String,
+    pub(crate) last_seen: String,
+    pub(crate) user_agent: String,
+    pub(crate) ip: String,
+    pub(crate) remembered: bool,
+    pub(crate) current: bool,
 }
 
 impl From<SessionSummary> for SessionRow {

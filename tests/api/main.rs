@@ -33,6 +33,7 @@ mod sessions;
 mod settings_documented;
 mod signup;
 mod smaller_holes;
+mod staff;
 mod throttle;
 mod throttle_under_load;
 mod trace;
