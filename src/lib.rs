@@ -9,7 +9,7 @@
 //! | 2 | the request gets a lazy user; nothing is loaded yet | [`auth::middleware`] | `AuthenticationMiddleware`, `LazyUser` |
 //! | 3 | `authenticate(credentials)` asks each backend, once the throttle let the attempt through | [`auth::backends`], [`auth::throttle`] | `authenticate()`, `ModelBackend` (and django-axes) |
 //! | 4 | `login(request, user)` renews the key and stores who signed in | [`auth::login`](mod@auth::login) | `login()` |
-//! | 5 | `login_required` loads the user or redirects to the login page | [`auth::guards`] | `@login_required` |
+//! | 5 | `login_required` (on every route not marked public) loads the user or redirects to the login page; staff and permission guards answer `403` | [`auth::guards`], [`auth::permissions`] | `LoginRequiredMiddleware`, `@login_required`, `@permission_required` |
 //! | 6 | the session middleware saves the modified session, unless it was deleted meanwhile | [`sessions::layers`], [`sessions::outcome`] | `SessionMiddleware.process_response`, `SessionInterrupted` |
 //!
 //! Around them: [`settings`] (typed configuration), [`startup`] (the
@@ -21,7 +21,8 @@
 //! address confirmations and notices), [`cookie_header`] (bad cookies),
 //! [`security_headers`], [`client_ip`], [`metrics`] (what a request spent)
 //! and [`telemetry`] (a span and `Server-Timing` per request),
-//! [`security_log`] (rate-limited security events), [`errors`] (error
+//! [`security_log`] (rate-limited security events; the security log users
+//! and staff read is [`auth::audit`]), [`errors`] (error
 //! pages), [`checks`] (`porter check --deploy`), [`cli`] (the `manage.py` of
 //! Porter) and, with the `testing` feature, `testing` (helpers for tests,
 //! Porter's and forks').

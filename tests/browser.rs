@@ -4,7 +4,9 @@
 //! `/login?next=/profile`, sees the profile, changes the password, revokes
 //! another session, and an anonymous visitor is redirected; a person who
 //! forgot the password resets it from the login page, reading the mail
-//! from the `file:` backend. Each page is saved as a screenshot under
+//! from the `file:` backend; a staff member finds a user from the header's
+//! Staff link and signs them out everywhere, and the user's other browser
+//! is signed out. Each page is saved as a screenshot under
 //! `target/screenshots/`.
 //!
 //! Without a browser the test says it was skipped; under `CI=true` it fails.
@@ -424,4 +426,91 @@ async fn a_person_who_forgot_the_password_resets_it_from_the_login_page() {
     pages.shot(&client, "11-signed-in-after-reset").await;
 
     client.close().await.expect("close");
+}
+
+#[actix_web::test]
+async fn a_staff_member_finds_a_user_and_signs_them_out_everywhere() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (listener, base) = local_listener("localhost");
+    let settings = test_settings(&dir, &[("SITE_URL", &base)]);
+    let state = AppState::new(settings).await.expect("state");
+    let hash = state.hasher.hash(PASSWORD).expect("a hash");
+    {
+        let mut conn = state.pool.get().expect("a connection");
+        // A superuser is staff holding every permission.
+        models::create(&mut conn, &NewUser::new("root", &hash, true)).expect("the superuser");
+        models::create(&mut conn, &NewUser::new("mallory", &hash, false)).expect("the user");
+    }
+    let app = Application::serve_on(state, listener).expect("serve");
+    actix_web::rt::spawn(app.run_until_stopped());
+    let (_driver, driver_url) = start_driver(chromedriver).await;
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("a screenshot folder");
+    let pages = Pages { base, shots };
+
+    // The user, signed in on another device.
+    let phone = browser(&driver_url).await;
+    pages.visit(&phone, "/login").await;
+    pages
+        .fill(&phone, &[("username", "mallory"), ("password", PASSWORD)])
+        .await;
+    pages.submit(&phone, "form.stacked").await;
+    assert_eq!(pages.path(&phone).await, "/profile");
+
+    // The staff member signs in and follows the header's link.
+    let desk = browser(&driver_url).await;
+    pages.visit(&desk, "/login").await;
+    pages
+        .fill(&desk, &[("username", "root"), ("password", PASSWORD)])
+        .await;
+    pages.submit(&desk, "form.stacked").await;
+    desk.find(Locator::Css("header nav a[href='/staff/users']"))
+        .await
+        .expect("a Staff link in the header")
+        .click()
+        .await
+        .expect("clicking");
+    assert_eq!(pages.path(&desk).await, "/staff/users");
+
+    // Finds the user and opens their page.
+    pages.fill(&desk, &[("q", "mall")]).await;
+    pages.submit(&desk, "form.search").await;
+    assert_eq!(pages.path(&desk).await, "/staff/users?q=mall");
+    pages.shot(&desk, "09-staff-users").await;
+    desk.find(Locator::LinkText("mallory"))
+        .await
+        .expect("the user in the list")
+        .click()
+        .await
+        .expect("clicking");
+    pages.assert_shows(&desk, "Sign out everywhere").await;
+
+    // Signs them out everywhere.
+    pages
+        .submit(&desk, "form[action$='/sign-out-everywhere']")
+        .await;
+    pages
+        .assert_shows(
+            &desk,
+            "mallory is signed out everywhere (1 session(s) ended)",
+        )
+        .await;
+    pages
+        .assert_shows(&desk, "Signed out everywhere by staff")
+        .await;
+    pages.shot(&desk, "10-staff-user").await;
+
+    // The user's other browser is signed out.
+    pages.visit(&phone, "/profile").await;
+    assert_eq!(
+        pages.path(&phone).await,
+        "/login?next=/profile",
+        "the phone is signed out"
+    );
+
+    phone.close().await.expect("close");
+    desk.close().await.expect("close");
 }
