@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::{
     auth::{
-        PasswordHasher, SessionKeys, email_address,
+        PasswordHasher, email_address,
         models::{self, User},
         user_manager,
         validators::validate_username,
@@ -38,7 +38,7 @@ use crate::{
         models as session_models, open_session_cookie,
     },
     settings::{SecretKey, SessionEngine, Settings},
-    startup::{Application, cookie_key},
+    startup::{Application, cookie_key, login_marks},
     views::display_time,
 };
 
@@ -478,7 +478,7 @@ fn session_show(settings: &Settings, key: &str) -> anyhow::Result<()> {
             };
             actix_web::rt::System::new().block_on(async {
                 let store =
-                    SessionBackend::new(SessionEngine::Redis, &pool, &redis, SessionKeys::USER_ID)
+                    SessionBackend::new(SessionEngine::Redis, &pool, &redis, login_marks(settings))
                         .await?;
                 let key = SessionKey::try_from(key).map_err(|err| anyhow!("{err}"))?;
                 store

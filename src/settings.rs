@@ -23,6 +23,10 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// `SESSION_COOKIE_AGE`.
 pub const DEFAULT_SESSION_REMEMBER_TTL: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 
+/// The absolute lifetime of a session from its login: thirty days,
+/// whatever its activity or "remember me".
+pub const DEFAULT_SESSION_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// How long a password reset link works: an hour.
 pub const DEFAULT_PASSWORD_RESET_TTL: Duration = Duration::from_secs(60 * 60);
 
@@ -167,6 +171,9 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// `SESSION_REMEMBER_TTL`: how long a "remember me" session lives.
     pub session_remember_ttl: Duration,
+    /// `SESSION_MAX_AGE`: how long a session lives from its login at most,
+    /// whatever its activity; then the user signs in again.
+    pub session_max_age: Duration,
     /// `TRUST_X_FORWARDED_FOR`: how many reverse proxies in front of Porter
     /// append to `X-Forwarded-For` (`false` is 0, `true` is 1); the client
     /// address is the entry the outermost one wrote. `0` uses the peer.
@@ -219,6 +226,7 @@ impl fmt::Debug for Settings {
             .field("cookie_secure", &self.cookie_secure)
             .field("session_ttl", &self.session_ttl)
             .field("session_remember_ttl", &self.session_remember_ttl)
+            .field("session_max_age", &self.session_max_age)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("site_url", &self.site_url)
             .field("trusted_origins", &self.trusted_origins)
@@ -326,6 +334,10 @@ impl Settings {
             Some(value) => parse_duration("SESSION_REMEMBER_TTL", &value)?,
             None => DEFAULT_SESSION_REMEMBER_TTL,
         };
+        let session_max_age = match get("SESSION_MAX_AGE") {
+            Some(value) => parse_duration("SESSION_MAX_AGE", &value)?,
+            None => DEFAULT_SESSION_MAX_AGE,
+        };
         let trusted_proxies = match get("TRUST_X_FORWARDED_FOR") {
             Some(value) => parse_proxy_count(&value)?,
             None => 0,
@@ -414,6 +426,7 @@ impl Settings {
             cookie_secure,
             session_ttl,
             session_remember_ttl,
+            session_max_age,
             trusted_proxies,
             site_url,
             trusted_origins,
@@ -664,6 +677,7 @@ mod tests {
             ("SESSION_TTL", "forever"),
             ("SESSION_TTL", "0"),
             ("SESSION_REMEMBER_TTL", "a fortnight"),
+            ("SESSION_MAX_AGE", "a month"),
             ("BIND", "8080"),
             ("DATABASE_URL", "mysql://localhost/porter"),
             ("REDIS_URL", "localhost:6379"),

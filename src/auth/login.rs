@@ -8,7 +8,8 @@ use actix_session::SessionExt;
 use actix_web::{HttpMessage, HttpRequest};
 
 use super::{
-    AuthContext, AuthError, Authenticated, LazyUser, models, session_user::SessionKeys,
+    AuthContext, AuthError, Authenticated, LazyUser, models,
+    session_user::{self, SessionKeys},
     signals::AuthEvent,
 };
 use crate::{csrf, db::with_conn};
@@ -16,7 +17,8 @@ use crate::{csrf, db::with_conn};
 /// Signs `authenticated.user` in on this request's session.
 ///
 /// The session key is renewed (a key planted before login is useless after
-/// it: no session fixation), the user id, backend and auth hash are stored,
+/// it: no session fixation), the user id, backend, auth hash and login time
+/// (for `SESSION_MAX_AGE`) are stored,
 /// the CSRF token is rotated and `last_login` is stamped. The session
 /// middleware saves the result on the way out (step 6).
 pub async fn login(
@@ -35,6 +37,7 @@ pub async fn login(
     Identity::login(&req.extensions(), user.id.to_string())?;
     session.insert(SessionKeys::BACKEND, authenticated.backend)?;
     session.insert(SessionKeys::HASH, auth.session_auth_hash(user))?;
+    session_user::stamp_login_time(&session)?;
     csrf::rotate_token(req);
 
     let user_id = user.id;

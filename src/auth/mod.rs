@@ -98,6 +98,8 @@ pub struct AuthContext {
     listeners: Vec<Arc<dyn AuthListener>>,
     /// The key for session auth hashes, then those of `SECRET_KEY_FALLBACKS`.
     auth_hash_keys: Vec<[u8; 32]>,
+    /// `SESSION_MAX_AGE`.
+    session_max_age: std::time::Duration,
 }
 
 /// How a session's auth hash compares with the user's password.
@@ -142,7 +144,22 @@ impl AuthContext {
                 fallbacks,
                 b"porter.auth.session_auth_hash",
             ),
+            session_max_age: crate::settings::DEFAULT_SESSION_MAX_AGE,
         }
+    }
+
+    /// The same context with another absolute session lifetime
+    /// (`SESSION_MAX_AGE`).
+    pub fn with_session_max_age(self, max_age: std::time::Duration) -> Self {
+        Self {
+            session_max_age: max_age,
+            ..self
+        }
+    }
+
+    /// How long a session may last from its login, whatever its activity.
+    pub fn session_max_age(&self) -> std::time::Duration {
+        self.session_max_age
     }
 
     /// Adds a backend, asked after the others.

@@ -34,7 +34,9 @@ pub use self::{
         seal_session_cookie, session_middleware,
     },
     db_store::{DbSessionStore, SessionState},
-    engine::{COOKIE_EXPIRES_KEY, EngineError, RedisSettings, SessionBackend, clear_expired},
+    engine::{
+        COOKIE_EXPIRES_KEY, EngineError, LoginMarks, RedisSettings, SessionBackend, clear_expired,
+    },
     redis_store::RedisSessionStore,
 };
 

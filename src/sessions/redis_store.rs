@@ -45,6 +45,7 @@ const SAVE_ATTEMPTS: usize = 3;
 pub struct RedisSessionStore {
     connection: ConnectionManager,
     prefix: String,
+    user_id_key: Option<&'static str>,
 }
 
 impl std::fmt::Debug for RedisSessionStore {
@@ -68,7 +69,16 @@ impl RedisSessionStore {
         Ok(Self {
             connection,
             prefix: prefix.to_owned(),
+            user_id_key: None,
         })
+    }
+
+    /// Names the session key that holds the signed-in user's id, so that the
+    /// store can index sessions by user. The session framework knows nothing
+    /// of users: start-up tells it where to look.
+    pub fn with_user_id_key(mut self, key: &'static str) -> Self {
+        self.user_id_key = Some(key);
+        self
     }
 
     /// The Redis key of a session key: the prefix and the key's SHA-256.

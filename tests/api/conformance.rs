@@ -9,6 +9,7 @@ use actix_web::{
     dev::{Service, ServiceResponse},
     http::StatusCode,
 };
+use diesel::prelude::*;
 use porter::{
     sessions::{open_session_cookie, outcome, seal_session_cookie},
     startup::cookie_key,
@@ -133,6 +134,68 @@ async fn an_expired_session_is_anonymous(engine: Engine) {
         StatusCode::SEE_OTHER,
         "{engine:?}: the session expired"
     );
+}
+
+/// `SESSION_MAX_AGE`: however busy, and even remembered, a session ends
+/// that long after its login; the store keeps it no longer either.
+async fn a_session_ends_at_its_absolute_lifetime_whatever_its_activity(engine: Engine) {
+    let Some((app, namespace)) = spawn(engine, &[("SESSION_MAX_AGE", "4s")]).await else {
+        return;
+    };
+    let alice = TestUser::create(&app, "alice");
+    let started = std::time::Instant::now();
+    let login = alice.login_with(&app, &[("remember_me", "on")]).await;
+    let cookie = login.set_cookie("sessionid").expect("a session cookie");
+    let max_age = cookie
+        .max_age()
+        .expect("a remembered cookie")
+        .whole_seconds();
+    assert!(
+        (1..=4).contains(&max_age),
+        "{engine:?}: the cookie lasts no longer than the session, got {max_age}"
+    );
+    match engine {
+        Engine::Db => {
+            let expires_at: time::PrimitiveDateTime = porter::schema::sessions::table
+                .select(porter::schema::sessions::expires_at)
+                .first(&mut *app.db())
+                .expect("a session row");
+            let left = (expires_at - porter::sessions::models::now()).whole_seconds();
+            assert!(
+                left <= 4,
+                "{engine:?}: the row expires with it, got {left}s"
+            );
+        }
+        Engine::Redis => {
+            let namespace = namespace.as_ref().expect("a namespace");
+            for key in namespace.keys() {
+                let ttl = namespace.ttl(&key);
+                assert!(ttl <= 4, "{engine:?}: {key} lives {ttl}s");
+            }
+        }
+        Engine::Cookie => {}
+    }
+    // Busy all along: a page every half second (login times are whole
+    // seconds, so the session may end up to a second early).
+    while started.elapsed() < std::time::Duration::from_millis(2000) {
+        assert_eq!(
+            app.get("/profile").await.status,
+            StatusCode::OK,
+            "{engine:?}"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+    let end = std::time::Duration::from_millis(5100);
+    actix_web::rt::time::sleep(end.saturating_sub(started.elapsed())).await;
+    app.get("/profile")
+        .await
+        .assert_redirects_to_login("/profile");
+    let replay = app.new_browser();
+    replay.set_cookie("sessionid", cookie.value());
+    replay
+        .get("/profile")
+        .await
+        .assert_redirects_to_login("/profile");
 }
 
 async fn logout_ends_the_session(engine: Engine) {
@@ -449,6 +512,7 @@ conformance!(
     the_key_changes_at_login,
     the_session_is_saved_only_when_modified,
     an_expired_session_is_anonymous,
+    a_session_ends_at_its_absolute_lifetime_whatever_its_activity,
     logout_ends_the_session,
     another_session_can_be_revoked_where_the_engine_lists_them,
     a_password_change_ends_other_sessions,
