@@ -27,13 +27,13 @@ use crate::{
     auth::{
         PasswordHasher, email_address,
         models::{self, User},
-        user_manager,
+        sign_out, user_manager,
         validators::validate_username,
     },
     checks, db,
     mail::{Mail, Mailer},
     sessions::{
-        RedisSettings, SessionBackend,
+        RedisSettings, SessionBackend, by_user,
         db_store::{decode_state, state_as_json},
         models as session_models, open_session_cookie,
     },
@@ -81,7 +81,7 @@ pub enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Stop a user from signing in; their sessions end on their next request.
+    /// Stop a user from signing in; every session of theirs ends.
     Deactivate {
         /// The user's username.
         name: String,
@@ -149,7 +149,7 @@ pub enum SessionCommand {
         /// The session key, or the `sessionid` cookie's value.
         key: String,
     },
-    /// List live sessions (`db` engine).
+    /// List live sessions (`db` engine), or one user's (`db`, `redis`).
     List {
         /// Only this user's sessions.
         #[arg(long)]
@@ -360,18 +360,33 @@ fn changepassword(settings: &Settings, name: &str, password_stdin: bool) -> anyh
 
 fn set_active(settings: &Settings, name: &str, is_active: bool) -> anyhow::Result<()> {
     let pool = connect(settings)?;
-    let mut conn = pool.get()?;
-    let user = find_user(&mut conn, name)?;
-    models::set_active(&mut conn, user.id, is_active)?;
+    let user = find_user(&mut *pool.get()?, name)?;
+    models::set_active(&mut *pool.get()?, user.id, is_active)?;
     if is_active {
         println!("{:?} can sign in again.", user.username);
-    } else {
-        println!(
-            "{:?} is deactivated; their sessions end on their next request.",
-            user.username
-        );
+        return Ok(());
     }
+    // An inactive user's sessions would end on their next request anyway;
+    // this ends them now, and takes them off every listing.
+    actix_web::rt::System::new().block_on(async {
+        let backend = session_backend(settings, &pool).await?;
+        sign_out::end_every_session(&pool, &backend, user.id).await?;
+        anyhow::Ok(())
+    })?;
+    println!(
+        "{:?} is deactivated; every session of theirs has ended.",
+        user.username
+    );
     Ok(())
+}
+
+/// The session engine's store, as the server would build it.
+async fn session_backend(settings: &Settings, pool: &db::DbPool) -> anyhow::Result<SessionBackend> {
+    let redis = RedisSettings {
+        url: settings.redis_url.clone(),
+        key_prefix: settings.redis_key_prefix.clone(),
+    };
+    Ok(SessionBackend::new(settings.session_engine, pool, &redis, login_marks(settings)).await?)
 }
 
 fn users_list(settings: &Settings) -> anyhow::Result<()> {
@@ -428,34 +443,63 @@ fn prompt_password_twice() -> anyhow::Result<String> {
 }
 
 fn session_list(settings: &Settings, user: Option<&str>) -> anyhow::Result<()> {
-    if settings.session_engine != SessionEngine::Db {
-        bail!(
-            "SESSION_ENGINE is {}: only the db engine keeps sessions that can be listed",
-            settings.session_engine.as_str()
-        );
-    }
     let pool = connect(settings)?;
-    let mut conn = pool.get()?;
-    let user_id = user
-        .map(|name| find_user(&mut conn, name).map(|user| user.id))
+    let user = user
+        .map(|name| find_user(&mut *pool.get()?, name))
         .transpose()?;
-    let rows = session_models::live(&mut conn, user_id)?;
-    println!(
-        "{:<6} {:<8} {:<22} {:<22} KEY HASH",
-        "ID", "USER", "CREATED", "EXPIRES"
-    );
-    for row in &rows {
-        println!(
-            "{:<6} {:<8} {:<22} {:<22} {}…",
-            row.id,
-            row.user_id
-                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
-            display_time(&row.created_at),
-            display_time(&row.expires_at),
-            &row.key_hash[..12],
-        );
+    match (settings.session_engine, user) {
+        (SessionEngine::Db, user) => {
+            let rows = session_models::live(&mut *pool.get()?, user.map(|user| user.id))?;
+            println!(
+                "{:<6} {:<8} {:<22} {:<22} KEY HASH",
+                "ID", "USER", "CREATED", "EXPIRES"
+            );
+            for row in &rows {
+                println!(
+                    "{:<6} {:<8} {:<22} {:<22} {}…",
+                    row.id,
+                    row.user_id
+                        .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+                    display_time(&row.created_at),
+                    display_time(&row.expires_at),
+                    &row.key_hash[..12],
+                );
+            }
+            println!("{} live session(s).", rows.len());
+        }
+        (SessionEngine::Cookie, _) => bail!(
+            "SESSION_ENGINE is cookie: sessions live in browsers, and the server has none to list"
+        ),
+        (_, None) => bail!(
+            "SESSION_ENGINE is {}: sessions are found by user; pass --user NAME",
+            settings.session_engine.as_str()
+        ),
+        (_, Some(user)) => {
+            let sessions = actix_web::rt::System::new().block_on(async {
+                let backend = session_backend(settings, &pool).await?;
+                anyhow::Ok(by_user::list(&backend, user.id, None).await?)
+            })?;
+            let sessions = sessions.unwrap_or_default();
+            let or_dash = |at: Option<time::PrimitiveDateTime>| {
+                at.as_ref().map_or_else(|| "-".into(), display_time)
+            };
+            println!(
+                "{:<18} {:<8} {:<22} {:<22} BROWSER",
+                "ID", "USER", "SIGNED IN", "EXPIRES"
+            );
+            for session in &sessions {
+                println!(
+                    "{:<18} {:<8} {:<22} {:<22} {}",
+                    session.id,
+                    user.id,
+                    or_dash(session.signed_in_at),
+                    or_dash(session.expires_at),
+                    session.user_agent,
+                );
+            }
+            println!("{} live session(s).", sessions.len());
+        }
     }
-    println!("{} live session(s).", rows.len());
     Ok(())
 }
 

@@ -51,6 +51,7 @@ diesel::table! {
         email_key -> Nullable<Text>,
         email_confirmed -> Bool,
         new_email -> Nullable<Text>,
+        session_generation -> Integer,
     }
 }
 

@@ -20,6 +20,7 @@ pub mod middleware;
 pub mod models;
 pub mod redirects;
 pub mod session_user;
+pub mod sign_out;
 pub mod signals;
 pub mod throttle;
 pub mod tokens;
@@ -41,6 +42,7 @@ pub use self::{
     middleware::LazyUser,
     models::User,
     session_user::{SessionKeys, update_session_auth_hash},
+    sign_out::{end_every_session, end_other_sessions},
     signals::{AuthEvent, AuthListener},
 };
 use crate::{
@@ -74,6 +76,9 @@ pub enum AuthError {
     /// The password work did not run (too busy, or shutting down).
     #[error(transparent)]
     Hashing(#[from] hashers::HashingPoolError),
+    /// A user's sessions could not be listed or ended.
+    #[error(transparent)]
+    Sessions(#[from] crate::sessions::by_user::SessionsError),
 }
 
 impl From<AuthError> for AppError {
@@ -82,6 +87,7 @@ impl From<AuthError> for AppError {
     fn from(err: AuthError) -> Self {
         match err {
             AuthError::Hashing(err) => err.into(),
+            AuthError::Sessions(err) => err.into(),
             err if db::is_unavailable(&err) => Self::Unavailable(err.into()),
             err => Self::Unexpected(err.into()),
         }
@@ -223,12 +229,20 @@ impl AuthContext {
         let mut mac =
             <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length");
         mac.update(user.password.as_bytes());
+        // Generation 0 hashes as before generations existed, so that their
+        // arrival signed nobody out. A PHC string holds no NUL byte: the
+        // two parts cannot run into each other.
+        if user.session_generation != 0 {
+            mac.update(b"\0session_generation:");
+            mac.update(user.session_generation.to_string().as_bytes());
+        }
         mac
     }
 
     /// Django's `get_session_auth_hash()`: an HMAC of the user's password
-    /// hash. Stored in the session at login; when the password changes, the
-    /// hash no longer matches and the session ends.
+    /// hash and session generation. Stored in the session at login; when
+    /// the password changes, or "sign out everywhere" raises the
+    /// generation, the hash no longer matches and the session ends.
     pub fn session_auth_hash(&self, user: &User) -> String {
         let mac = Self::auth_hash_mac(&self.auth_hash_keys[0], user);
         hex::encode(mac.finalize().into_bytes())

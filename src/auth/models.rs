@@ -66,6 +66,9 @@ pub struct User {
     pub email_confirmed: bool,
     /// An address the user asked to change to, not yet confirmed.
     pub new_email: Option<String>,
+    /// Raised by "sign out everywhere": part of every session's auth hash,
+    /// so raising it ends every session of the user on every engine.
+    pub session_generation: i32,
 }
 
 impl User {
@@ -200,6 +203,15 @@ pub fn replace_password_hash(
         .set(users::password.eq(hash))
         .execute(conn)
         .map(|rows| rows == 1)
+}
+
+/// Raises the user's session generation, ending every session whose auth
+/// hash was made before; returns the user as they now are.
+pub fn bump_session_generation(conn: &mut DbConnection, id: i32) -> QueryResult<Option<User>> {
+    diesel::update(users::table.find(id))
+        .set(users::session_generation.eq(users::session_generation + 1))
+        .execute(conn)?;
+    find_by_id(conn, id)
 }
 
 /// Activates or deactivates a user; returns whether the user exists.

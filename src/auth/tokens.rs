@@ -283,6 +283,7 @@ mod tests {
             email: Some("alice@example.com".into()),
             email_confirmed: true,
             new_email: None,
+            session_generation: 0,
         }
     }
 

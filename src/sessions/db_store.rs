@@ -54,12 +54,22 @@ impl DbSessionStore {
     }
 
     fn user_id(&self, state: &SessionState) -> Option<i32> {
-        let raw = state.get(self.user_id_key?)?;
-        match serde_json::from_str::<Value>(raw).ok()? {
-            Value::String(id) => id.parse().ok(),
-            Value::Number(id) => id.as_i64().and_then(|id| i32::try_from(id).ok()),
-            _ => None,
-        }
+        user_id_in(state, self.user_id_key?)
+    }
+
+    /// The database pool the sessions live in.
+    pub(crate) fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+}
+
+/// The user id a session holds under `user_id_key`, if any.
+pub(crate) fn user_id_in(state: &SessionState, user_id_key: &str) -> Option<i32> {
+    let raw = state.get(user_id_key)?;
+    match serde_json::from_str::<Value>(raw).ok()? {
+        Value::String(id) => id.parse().ok(),
+        Value::Number(id) => id.as_i64().and_then(|id| i32::try_from(id).ok()),
+        _ => None,
     }
 }
 

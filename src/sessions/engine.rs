@@ -32,13 +32,13 @@ use crate::{
 /// the absolute lifetime, the load timing and the fault rules.
 #[derive(Clone)]
 pub struct SessionBackend {
-    store: Store,
+    pub(super) store: Store,
     marks: LoginMarks,
 }
 
 /// The engines' stores.
 #[derive(Clone)]
-enum Store {
+pub(super) enum Store {
     /// The `db` engine.
     Db(DbSessionStore),
     /// The `redis` engine.
@@ -164,14 +164,15 @@ impl SessionBackend {
     pub fn description(&self) -> &'static str {
         match self.store {
             Store::Db(_) => "in the database",
-            Store::Redis(_) => "in Redis, under keys no one can look up by user",
+            Store::Redis(_) => "in Redis",
             Store::Cookie => "in signed, encrypted cookies in each browser",
         }
     }
 
-    /// Whether this engine can list and revoke a user's sessions.
+    /// Whether this engine can list a user's sessions and end one of them
+    /// (the `cookie` engine cannot: it keeps nothing on the server).
     pub fn can_list_sessions(&self) -> bool {
-        matches!(self.store, Store::Db(_))
+        matches!(self.store, Store::Db(_) | Store::Redis(_))
     }
 
     /// The lifetime a session asked for (remember me), else `ttl`, cut to

@@ -32,7 +32,7 @@ use crate::{
     auth::{
         AuthContext, User,
         email_address::{self, normalize_email, validate_email},
-        models,
+        end_every_session, models,
         throttle::{Scope, Throttle},
         tokens::{TokenGenerator, decode_uid, encode_uid},
         user_manager,
@@ -45,7 +45,7 @@ use crate::{
     mail::{MailError, outbox},
     metrics::RequestMetrics,
     paths,
-    sessions::{self, SessionBackend},
+    sessions::SessionBackend,
     views::{Mailing, accounts::refused, render, see_other},
 };
 
@@ -153,6 +153,7 @@ fn decoy_user(email: &str) -> User {
         email: Some(email.to_owned()),
         email_confirmed: false,
         new_email: None,
+        session_generation: 0,
     }
 }
 
@@ -393,11 +394,9 @@ pub async fn set_password(
     }
     outbox.wake();
     // The new password's auth hash already ends every session on every
-    // engine; on the db engine the rows go too, so "your sessions" shows
-    // none of them.
-    if backend.can_list_sessions() {
-        sessions::by_user::revoke_others(auth.pool(), user.id, None).await?;
-    }
+    // engine; what the engine keeps on the server goes too, so "your
+    // sessions" shows none of them.
+    end_every_session(auth.pool(), &backend, user.id).await?;
     let address = client_ip_text(&req);
     let mut cleared = vec![
         Scope::Account(&user.username),

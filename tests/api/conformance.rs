@@ -224,35 +224,196 @@ async fn logout_ends_the_session(engine: Engine) {
     assert_eq!(replay.get("/profile").await.status, expected, "{engine:?}");
 }
 
-async fn another_session_can_be_revoked_where_the_engine_lists_them(engine: Engine) {
+/// The revoke URLs on a "your sessions" page, one per other session.
+fn revoke_paths(page: &str) -> Vec<String> {
+    page.split("action=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|path| path.ends_with("/revoke"))
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn one_other_session_can_be_revoked_where_the_engine_keeps_them(engine: Engine) {
     let Some((laptop, _namespace)) = spawn(engine, &[]).await else {
         return;
     };
     let phone = laptop.new_browser();
+    let tablet = laptop.new_browser();
     let alice = TestUser::create(&laptop, "alice");
+    let bob = TestUser::create(&laptop, "bob");
     alice.login(&phone).await;
     alice.login(&laptop).await;
     let page = laptop.get("/sessions").await;
     assert_eq!(page.status, StatusCode::OK);
 
-    if engine == Engine::Db {
-        let res = laptop
-            .submit_form("/sessions", "/sessions/revoke-others", &[])
-            .await;
-        assert_eq!(res.status, StatusCode::SEE_OTHER);
-        assert_eq!(phone.get("/profile").await.status, StatusCode::SEE_OTHER);
-    } else {
-        // Documented: Redis and cookie sessions cannot be listed by user.
+    if engine == Engine::Cookie {
+        // Documented: the server keeps no cookie session to end alone.
         assert!(
-            page.body.contains("cannot sign one out by itself"),
+            page.body
+                .contains("cannot sign out one other browser alone"),
             "{engine:?}"
         );
+        assert!(page.body.contains("/sessions/revoke-others"));
+        assert!(revoke_paths(&page.body).is_empty());
         let res = laptop
-            .submit_form("/profile", "/sessions/revoke-others", &[])
+            .submit_form("/sessions", "/sessions/1/revoke", &[])
             .await;
         assert_eq!(res.status, StatusCode::NOT_FOUND, "{engine:?}");
         assert_eq!(phone.get("/profile").await.status, StatusCode::OK);
+        return;
     }
+    assert_eq!(
+        page.body.matches("<li class=\"session").count(),
+        2,
+        "{engine:?}"
+    );
+    assert_eq!(page.body.matches("this browser").count(), 1, "{engine:?}");
+    let [phones] = revoke_paths(&page.body)
+        .try_into()
+        .expect("one other session");
+
+    // Not bob's to end: a 404, and alice's phone stays signed in.
+    bob.login(&tablet).await;
+    let res = tablet.submit_form("/sessions", &phones, &[]).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "{engine:?}");
+    assert_eq!(phone.get("/profile").await.status, StatusCode::OK);
+
+    let res = laptop.submit_form("/sessions", &phones, &[]).await;
+    assert_eq!(res.location(), Some("/sessions"), "{engine:?}");
+    phone
+        .get("/profile")
+        .await
+        .assert_redirects_to_login("/profile");
+    assert_eq!(laptop.get("/profile").await.status, StatusCode::OK);
+    let page = laptop.get("/sessions").await;
+    assert_eq!(
+        page.body.matches("<li class=\"session").count(),
+        1,
+        "{engine:?}"
+    );
+    let again = laptop.submit_form("/sessions", &phones, &[]).await;
+    assert_eq!(
+        again.status,
+        StatusCode::NOT_FOUND,
+        "{engine:?}: already gone"
+    );
+    // Revoking needs the page's CSRF token, like every POST.
+    let forged = laptop.post_form(&phones, &[]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}
+
+async fn signing_out_everywhere_else_keeps_only_this_session(engine: Engine) {
+    let Some((laptop, _namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let phone = laptop.new_browser();
+    let tablet = laptop.new_browser();
+    let alice = TestUser::create(&laptop, "alice");
+    alice.login(&phone).await;
+    alice.login(&tablet).await;
+    alice.login(&laptop).await;
+    let phones_copy = phone.cookie("sessionid").expect("a session cookie");
+
+    let forged = laptop.post_form("/sessions/revoke-others", &[]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "CSRF-checked");
+    assert_eq!(phone.get("/profile").await.status, StatusCode::OK);
+
+    let res = laptop
+        .submit_form("/sessions", "/sessions/revoke-others", &[])
+        .await;
+    assert_eq!(res.location(), Some("/sessions"), "{engine:?}");
+    let page = laptop.get("/sessions").await;
+    assert_eq!(page.status, StatusCode::OK, "{engine:?}: this one stays");
+    match engine {
+        Engine::Cookie => assert!(page.body.contains("Every other browser is signed out.")),
+        _ => {
+            assert!(
+                page.body.contains("2 other sessions signed out."),
+                "{engine:?}"
+            );
+            assert_eq!(page.body.matches("<li class=\"session").count(), 1);
+        }
+    }
+    for browser in [&phone, &tablet] {
+        browser
+            .get("/profile")
+            .await
+            .assert_redirects_to_login("/profile");
+    }
+    // A copy of an ended session's cookie, taken before: dead too, on the
+    // cookie engine as well (its auth hash is of an older generation).
+    let thief = laptop.new_browser();
+    thief.set_cookie("sessionid", &phones_copy);
+    thief
+        .get("/profile")
+        .await
+        .assert_redirects_to_login("/profile");
+    assert_eq!(laptop.get("/profile").await.status, StatusCode::OK);
+}
+
+/// Deactivating a user (staff, `porter deactivate`) ends every session of
+/// theirs through `auth::end_every_session`: at once on the engines that
+/// keep sessions, and for good on the cookie engine, even if the user is
+/// let in again.
+async fn ending_every_session_of_a_user_ends_them_on_every_engine(engine: Engine) {
+    let Some((laptop, namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let phone = laptop.new_browser();
+    let alice = TestUser::create(&laptop, "alice");
+    let bob = TestUser::create(&laptop, "bob");
+    alice.login(&phone).await;
+    alice.login(&laptop).await;
+    let bobs = laptop.new_browser();
+    bob.login(&bobs).await;
+    let copied = laptop.cookie("sessionid").expect("a session cookie");
+
+    let pool = &laptop.state.pool;
+    porter::auth::models::set_active(&mut laptop.db(), alice.id, false).expect("deactivate");
+    let ended = porter::auth::end_every_session(pool, &laptop.state.session_backend, alice.id)
+        .await
+        .expect("sessions end");
+    match engine {
+        Engine::Cookie => assert_eq!(ended, None),
+        _ => assert_eq!(ended, Some(2), "{engine:?}"),
+    }
+    // Gone from the store at once, not on their next request.
+    match engine {
+        Engine::Db => {
+            let rows: i64 = porter::schema::sessions::table
+                .filter(porter::schema::sessions::user_id.eq(alice.id))
+                .count()
+                .get_result(&mut *laptop.db())
+                .expect("count");
+            assert_eq!(rows, 0);
+        }
+        Engine::Redis => {
+            let namespace = namespace.as_ref().expect("a namespace");
+            assert!(namespace.index_members(alice.id).is_empty());
+            assert_eq!(namespace.session_keys().len(), 1, "bob's alone");
+        }
+        Engine::Cookie => {}
+    }
+    porter::auth::models::set_active(&mut laptop.db(), alice.id, true).expect("activate");
+    for browser in [&laptop, &phone] {
+        browser
+            .get("/profile")
+            .await
+            .assert_redirects_to_login("/profile");
+    }
+    let thief = laptop.new_browser();
+    thief.set_cookie("sessionid", &copied);
+    thief
+        .get("/profile")
+        .await
+        .assert_redirects_to_login("/profile");
+    assert_eq!(
+        bobs.get("/profile").await.status,
+        StatusCode::OK,
+        "{engine:?}"
+    );
+    assert_eq!(alice.login(&phone).await.location(), Some("/profile"));
 }
 
 async fn a_password_change_ends_other_sessions(engine: Engine) {
@@ -275,6 +436,15 @@ async fn a_password_change_ends_other_sessions(engine: Engine) {
         )
         .await;
     assert_eq!(res.location(), Some("/profile"), "{engine:?}");
+    if engine != Engine::Cookie {
+        // Gone from the store at once, not only on their next request.
+        let page = laptop.get("/sessions").await;
+        assert_eq!(
+            page.body.matches("<li class=\"session").count(),
+            1,
+            "{engine:?}"
+        );
+    }
     assert_eq!(laptop.get("/profile").await.status, StatusCode::OK);
     assert_eq!(
         phone.get("/profile").await.status,
@@ -470,10 +640,11 @@ async fn redis_keys_hold_hashes_with_a_ttl_and_go_at_logout(engine: Engine) {
     let hashed = hex::encode(Sha256::digest(session_key.as_bytes()));
     let key = format!("{}{hashed}", namespace.prefix);
     assert_eq!(
-        namespace.keys(),
+        namespace.session_keys(),
         std::slice::from_ref(&key),
         "one key: the SHA-256"
     );
+    assert_eq!(namespace.index_members(alice.id), std::slice::from_ref(&hashed));
     assert!(!key.contains(&session_key), "never the session key itself");
     let ttl = namespace.ttl(&key);
     assert!(
@@ -482,7 +653,41 @@ async fn redis_keys_hold_hashes_with_a_ttl_and_go_at_logout(engine: Engine) {
     );
 
     app.logout().await;
-    assert_eq!(namespace.key_count(), 0);
+    assert_eq!(namespace.key_count(), 0, "the key and its index entry");
+}
+
+/// The per-user index never shows a session that has expired: members are
+/// dropped when the index is read, and the index goes with its last one.
+async fn redis_index_members_never_outlive_their_session(engine: Engine) {
+    if engine != Engine::Redis {
+        return;
+    }
+    let Some((laptop, namespace)) = spawn(engine, &[("SESSION_TTL", "2s")]).await else {
+        return;
+    };
+    let namespace = namespace.expect("a namespace");
+    let alice = TestUser::create(&laptop, "alice");
+    for _ in 0..2 {
+        alice.login(&laptop.new_browser()).await;
+    }
+    assert_eq!(namespace.index_members(alice.id).len(), 2);
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // A later session keeps the index alive past the first two.
+    alice.login(&laptop).await;
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(namespace.session_keys().len(), 1, "two expired by Redis");
+    assert_eq!(namespace.index_members(alice.id).len(), 3, "not read yet");
+    let page = laptop.get("/sessions").await;
+    assert_eq!(page.body.matches("<li class=\"session").count(), 1);
+    assert_eq!(namespace.index_members(alice.id).len(), 1, "pruned on read");
+    let index = format!("{}user:{}", namespace.prefix, alice.id);
+    let ttl = namespace.ttl(&index);
+    assert!(
+        (1..=2).contains(&ttl),
+        "the index lives as its longest session, got {ttl}"
+    );
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(namespace.key_count(), 0, "nothing outlives the sessions");
 }
 
 macro_rules! conformance {
@@ -514,11 +719,14 @@ conformance!(
     an_expired_session_is_anonymous,
     a_session_ends_at_its_absolute_lifetime_whatever_its_activity,
     logout_ends_the_session,
-    another_session_can_be_revoked_where_the_engine_lists_them,
+    one_other_session_can_be_revoked_where_the_engine_keeps_them,
+    signing_out_everywhere_else_keeps_only_this_session,
+    ending_every_session_of_a_user_ends_them_on_every_engine,
     a_password_change_ends_other_sessions,
     a_password_change_cycles_this_sessions_key,
     a_session_gone_at_save_time_is_not_resurrected,
     signing_out_during_a_request_that_writes_the_session_leaves_the_browser_anonymous,
     a_tampered_cookie_is_anonymous,
     redis_keys_hold_hashes_with_a_ttl_and_go_at_logout,
+    redis_index_members_never_outlive_their_session,
 );
