@@ -448,7 +448,7 @@ fn session_list(settings: &Settings, user: Option<&str>) -> anyhow::Result<()> {
         .map(|name| find_user(&mut *pool.get()?, name))
         .transpose()?;
     match (settings.session_engine, user) {
-        (SessionEngine::Db, user) => {
+        (SessionEngine::Db | SessionEngine::CachedDb, user) => {
             let rows = session_models::live(&mut *pool.get()?, user.map(|user| user.id))?;
             println!(
                 "{:<6} {:<8} {:<22} {:<22} KEY HASH",
@@ -516,14 +516,8 @@ fn session_show(settings: &Settings, key: &str) -> anyhow::Result<()> {
         SessionEngine::Redis => {
             let key = bare_session_key(settings, key)?;
             let pool = connect(settings)?;
-            let redis = RedisSettings {
-                url: settings.redis_url.clone(),
-                key_prefix: settings.redis_key_prefix.clone(),
-            };
             actix_web::rt::System::new().block_on(async {
-                let store =
-                    SessionBackend::new(SessionEngine::Redis, &pool, &redis, login_marks(settings))
-                        .await?;
+                let store = session_backend(settings, &pool).await?;
                 let key = SessionKey::try_from(key).map_err(|err| anyhow!("{err}"))?;
                 store
                     .load(&key)
@@ -532,7 +526,7 @@ fn session_show(settings: &Settings, key: &str) -> anyhow::Result<()> {
                     .ok_or_else(|| anyhow!("no session has that key"))
             })?
         }
-        SessionEngine::Db => {
+        SessionEngine::Db | SessionEngine::CachedDb => {
             let key = bare_session_key(settings, key)?;
             let pool = connect(settings)?;
             let row = session_models::find_by_key_hash(

@@ -65,6 +65,9 @@ impl SettingsError {
 pub enum SessionEngine {
     /// A row per session in the database (the default).
     Db,
+    /// The database's rows, read through a Redis cache (Django's
+    /// `cached_db`).
+    CachedDb,
     /// A key per session in Redis, for many instances.
     Redis,
     /// All session data in a signed, encrypted cookie; nothing server-side.
@@ -76,6 +79,7 @@ impl SessionEngine {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Db => "db",
+            Self::CachedDb => "cached_db",
             Self::Redis => "redis",
             Self::Cookie => "cookie",
         }
@@ -272,12 +276,13 @@ impl Settings {
 
         let session_engine = match get("SESSION_ENGINE").as_deref().map(str::trim) {
             None | Some("db") => SessionEngine::Db,
+            Some("cached_db") => SessionEngine::CachedDb,
             Some("redis") => SessionEngine::Redis,
             Some("cookie") => SessionEngine::Cookie,
             Some(other) => {
                 return Err(SettingsError::new(
                     "SESSION_ENGINE",
-                    format!("unknown engine {other:?}; expected db, redis or cookie"),
+                    format!("unknown engine {other:?}; expected db, cached_db, redis or cookie"),
                 ));
             }
         };

@@ -119,6 +119,13 @@ fn summarise_row(
     summary
 }
 
+/// The pool of a database engine's rows.
+fn rows_of(backend: &SessionBackend) -> Result<&crate::db::DbPool, SessionsError> {
+    backend.database().ok_or_else(|| {
+        SessionsError::Unreachable(anyhow::anyhow!("this engine keeps no session rows"))
+    })
+}
+
 /// The live sessions of `user_id`, newest first; the one whose key hashes
 /// to `current_key_hash` is marked current. `None` when the engine keeps
 /// no sessions on the server (`cookie`).
@@ -129,8 +136,9 @@ pub async fn list(
 ) -> Result<Option<Vec<SessionSummary>>, SessionsError> {
     let login_time_key = backend.marks().login_time_key;
     match &backend.store {
-        Store::Db(store) => {
-            let rows = with_conn(store.pool(), move |conn| {
+        Store::Db(_) | Store::CachedDb(_) => {
+            let pool = rows_of(backend)?;
+            let rows = with_conn(pool, move |conn| {
                 models::live_for_user(conn, user_id).map_err(DbError::from)
             })
             .await?;
@@ -174,14 +182,19 @@ pub async fn revoke(
     id: &str,
 ) -> Result<bool, SessionsError> {
     match &backend.store {
-        Store::Db(store) => {
+        Store::Db(_) | Store::CachedDb(_) => {
+            let pool = rows_of(backend)?;
             let Ok(id) = id.parse::<i32>() else {
                 return Ok(false);
             };
-            Ok(with_conn(store.pool(), move |conn| {
+            let ended = with_conn(pool, move |conn| {
                 models::delete_for_user(conn, user_id, id).map_err(DbError::from)
             })
-            .await?)
+            .await?;
+            if let (Store::CachedDb(store), Some(key_hash)) = (&backend.store, &ended) {
+                store.forget(vec![key_hash.clone()]).await;
+            }
+            Ok(ended.is_some())
         }
         Store::Redis(store) => {
             let well_formed = id.len() == REDIS_ID_LEN && id.bytes().all(|b| b.is_ascii_hexdigit());
@@ -207,13 +220,18 @@ pub async fn revoke_others(
     keep: Option<String>,
 ) -> Result<Option<usize>, SessionsError> {
     match &backend.store {
-        Store::Db(store) => {
-            let ended = with_conn(store.pool(), move |conn| {
+        Store::Db(_) | Store::CachedDb(_) => {
+            let pool = rows_of(backend)?;
+            let ended = with_conn(pool, move |conn| {
                 models::delete_others_for_user(conn, user_id, keep.as_deref())
                     .map_err(DbError::from)
             })
             .await?;
-            Ok(Some(ended))
+            let count = ended.len();
+            if let Store::CachedDb(store) = &backend.store {
+                store.forget(ended).await;
+            }
+            Ok(Some(count))
         }
         Store::Redis(store) => store
             .revoke_for_user(user_id, |key_hash| Some(key_hash) != keep.as_deref())

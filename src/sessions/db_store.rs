@@ -115,18 +115,50 @@ fn expiry_after(ttl: &Duration) -> time::PrimitiveDateTime {
     models::now().saturating_add(*ttl)
 }
 
-impl SessionStore for DbSessionStore {
-    async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
-        let key_hash = models::hash_key(session_key.as_ref());
+impl DbSessionStore {
+    /// The live session whose key hashes to `key_hash`, and its expiry.
+    pub(crate) async fn load_live(
+        &self,
+        key_hash: String,
+    ) -> Result<Option<(SessionState, time::PrimitiveDateTime)>, LoadError> {
         let row = with_conn(&self.pool, move |conn| {
             models::find_live_by_key_hash(conn, &key_hash).map_err(anyhow::Error::from)
         })
         .await
         .map_err(LoadError::Other)?;
-        row.map(|row| decode_state(&row.data))
+        row.map(|row| decode_state(&row.data).map(|state| (state, row.expires_at)))
             .transpose()
             .context("the stored session data is not a JSON object")
             .map_err(LoadError::Deserialization)
+    }
+
+    /// Replaces the data of the live session whose key hashes to
+    /// `key_hash`; returns whether there was one.
+    pub(crate) async fn update_live(
+        &self,
+        key_hash: String,
+        state: &SessionState,
+        ttl: &Duration,
+    ) -> Result<bool, UpdateError> {
+        let data = encode_state(state);
+        let user_id = self.user_id(state);
+        let expires_at = expiry_after(ttl);
+        with_conn(&self.pool, move |conn| {
+            models::update_live(conn, &key_hash, &data, user_id, expires_at)
+                .map_err(anyhow::Error::from)
+        })
+        .await
+        .map_err(UpdateError::Other)
+    }
+}
+
+impl SessionStore for DbSessionStore {
+    async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
+        let key_hash = models::hash_key(session_key.as_ref());
+        Ok(self
+            .load_live(key_hash)
+            .await?
+            .map(|(state, _expires_at)| state))
     }
 
     async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
@@ -165,16 +197,7 @@ impl SessionStore for DbSessionStore {
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
         let key_hash = models::hash_key(session_key.as_ref());
-        let data = encode_state(&state);
-        let user_id = self.user_id(&state);
-        let expires_at = expiry_after(ttl);
-        let updated = with_conn(&self.pool, move |conn| {
-            models::update_live(conn, &key_hash, &data, user_id, expires_at)
-                .map_err(anyhow::Error::from)
-        })
-        .await
-        .map_err(UpdateError::Other)?;
-        if !updated {
+        if !self.update_live(key_hash, &state, ttl).await? {
             // Gone while this request ran (signed out, revoked, expired):
             // never resurrect it, under its key or a new one.
             outcome::note_gone();

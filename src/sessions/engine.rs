@@ -18,7 +18,8 @@ use actix_session::{
 use actix_web::cookie::time::Duration;
 
 use super::{
-    DbSessionStore, RedisSessionStore, SessionState, expiry, faults, models, outcome, unix_now,
+    CachedDbSessionStore, DbSessionStore, RedisSessionStore, SessionState, expiry, faults, models,
+    outcome, unix_now,
 };
 use crate::{
     db::{DbError, DbPool, with_conn},
@@ -41,6 +42,8 @@ pub struct SessionBackend {
 pub(super) enum Store {
     /// The `db` engine.
     Db(DbSessionStore),
+    /// The `cached_db` engine.
+    CachedDb(CachedDbSessionStore),
     /// The `redis` engine.
     Redis(RedisSessionStore),
     /// The `cookie` engine.
@@ -52,6 +55,7 @@ impl std::fmt::Debug for SessionBackend {
         let mut out = f.debug_struct("SessionBackend");
         match &self.store {
             Store::Db(store) => out.field("db", store),
+            Store::CachedDb(store) => out.field("cached_db", store),
             Store::Redis(store) => out.field("redis", store),
             Store::Cookie => out.field("cookie", &"in the browser"),
         };
@@ -118,6 +122,10 @@ impl SessionBackend {
             SessionEngine::Db => {
                 Store::Db(DbSessionStore::new(pool.clone()).with_user_id_key(marks.user_id_key))
             }
+            SessionEngine::CachedDb => Store::CachedDb(CachedDbSessionStore::new(
+                DbSessionStore::new(pool.clone()).with_user_id_key(marks.user_id_key),
+                Self::connect_redis(redis).await?,
+            )),
             SessionEngine::Redis => Store::Redis(
                 Self::connect_redis(redis)
                     .await?
@@ -141,8 +149,19 @@ impl SessionBackend {
     pub fn engine(&self) -> SessionEngine {
         match self.store {
             Store::Db(_) => SessionEngine::Db,
+            Store::CachedDb(_) => SessionEngine::CachedDb,
             Store::Redis(_) => SessionEngine::Redis,
             Store::Cookie => SessionEngine::Cookie,
+        }
+    }
+
+    /// The pool the sessions' rows live in, on the database engines (`db`,
+    /// `cached_db`).
+    pub(crate) fn database(&self) -> Option<&DbPool> {
+        match &self.store {
+            Store::Db(store) => Some(store.pool()),
+            Store::CachedDb(store) => Some(store.db().pool()),
+            Store::Redis(_) | Store::Cookie => None,
         }
     }
 
@@ -155,7 +174,7 @@ impl SessionBackend {
     /// and carries nothing); the cookie store must also encrypt its data.
     pub(crate) fn cookie_content_security(&self) -> CookieContentSecurity {
         match self.store {
-            Store::Db(_) | Store::Redis(_) => CookieContentSecurity::Signed,
+            Store::Db(_) | Store::CachedDb(_) | Store::Redis(_) => CookieContentSecurity::Signed,
             Store::Cookie => CookieContentSecurity::Private,
         }
     }
@@ -164,6 +183,7 @@ impl SessionBackend {
     pub fn description(&self) -> &'static str {
         match self.store {
             Store::Db(_) => "in the database",
+            Store::CachedDb(_) => "in the database, cached in Redis",
             Store::Redis(_) => "in Redis",
             Store::Cookie => "in signed, encrypted cookies in each browser",
         }
@@ -172,7 +192,7 @@ impl SessionBackend {
     /// Whether this engine can list a user's sessions and end one of them
     /// (the `cookie` engine cannot: it keeps nothing on the server).
     pub fn can_list_sessions(&self) -> bool {
-        matches!(self.store, Store::Db(_) | Store::Redis(_))
+        !matches!(self.store, Store::Cookie)
     }
 
     /// The lifetime a session asked for (remember me), else `ttl`, cut to
@@ -192,7 +212,9 @@ impl SessionBackend {
     /// with the 503 page: the caller then carries on without the store.
     fn note_fault(&self, err: &anyhow::Error) -> bool {
         match self.store {
-            Store::Db(_) => faults::note_if_database_down(err),
+            // The cache's own faults never reach here: without it, the
+            // `cached_db` engine is the `db` engine.
+            Store::Db(_) | Store::CachedDb(_) => faults::note_if_database_down(err),
             // Every failure of a Redis call is the server being out of reach.
             Store::Redis(_) => outcome::note_unreachable(),
             Store::Cookie => false,
@@ -212,6 +234,7 @@ impl SessionStore for SessionBackend {
         let started = Instant::now();
         let state = match &self.store {
             Store::Db(store) => store.load(session_key).await,
+            Store::CachedDb(store) => store.load(session_key).await,
             Store::Redis(store) => faults::bounded(store.load(session_key), LoadError::Other).await,
             Store::Cookie => CookieSessionStore::default()
                 .load(session_key)
@@ -249,6 +272,7 @@ impl SessionStore for SessionBackend {
         let ttl = self.ttl_for(&state, ttl);
         let saved = match &self.store {
             Store::Db(store) => store.save(state, &ttl).await,
+            Store::CachedDb(store) => store.save(state, &ttl).await,
             Store::Redis(store) => faults::bounded(store.save(state, &ttl), SaveError::Other).await,
             Store::Cookie => {
                 let state = Self::stamp_cookie_expiry(state, &ttl);
@@ -274,6 +298,7 @@ impl SessionStore for SessionBackend {
         let key_text = session_key.as_ref().to_owned();
         let updated = match &self.store {
             Store::Db(store) => store.update(session_key, state, &ttl).await,
+            Store::CachedDb(store) => store.update(session_key, state, &ttl).await,
             Store::Redis(store) => {
                 faults::bounded(store.update(session_key, state, &ttl), UpdateError::Other).await
             }
@@ -296,6 +321,7 @@ impl SessionStore for SessionBackend {
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
         let updated = match &self.store {
             Store::Db(store) => store.update_ttl(session_key, ttl).await,
+            Store::CachedDb(store) => store.update_ttl(session_key, ttl).await,
             Store::Redis(store) => faults::bounded(store.update_ttl(session_key, ttl), |e| e).await,
             Store::Cookie => {
                 CookieSessionStore::default()
@@ -314,6 +340,7 @@ impl SessionStore for SessionBackend {
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
         let deleted = match &self.store {
             Store::Db(store) => store.delete(session_key).await,
+            Store::CachedDb(store) => store.delete(session_key).await,
             Store::Redis(store) => faults::bounded(store.delete(session_key), |e| e).await,
             Store::Cookie => CookieSessionStore::default().delete(session_key).await,
         };

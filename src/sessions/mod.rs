@@ -11,6 +11,7 @@
 //! | engine   | where the data lives         | the cookie holds            |
 //! | -------- | ---------------------------- | --------------------------- |
 //! | `db`     | a row in `sessions`          | the key, signed             |
+//! | `cached_db` | the row, cached in Redis  | the key, signed             |
 //! | `redis`  | a Redis key, with a TTL      | the key, signed             |
 //! | `cookie` | the cookie itself            | the data, signed+encrypted  |
 //!
@@ -18,6 +19,7 @@
 
 pub mod activity;
 pub mod by_user;
+pub mod cached_db_store;
 pub mod cookies;
 pub mod db_store;
 pub mod engine;
@@ -29,6 +31,7 @@ pub mod outcome;
 pub mod redis_store;
 
 pub use self::{
+    cached_db_store::CachedDbSessionStore,
     cookies::{
         SessionCookieSettings, current_key, current_key_hash, open_session_cookie,
         seal_session_cookie, session_middleware,

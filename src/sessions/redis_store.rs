@@ -245,6 +245,57 @@ impl RedisSessionStore {
         Ok(ended)
     }
 
+    /// The session cached under `key_hash`, for the `cached_db` engine.
+    pub(crate) async fn cached(&self, key_hash: &str) -> anyhow::Result<Option<SessionState>> {
+        let data: Option<String> = self
+            .connection
+            .clone()
+            .get(self.key_of_hash(key_hash))
+            .await
+            .context("Redis refused a cache read")?;
+        Ok(data.and_then(|data| decode_state(&data).ok()))
+    }
+
+    /// Caches `state` under `key_hash` for `ttl_secs`, for the `cached_db`
+    /// engine.
+    pub(crate) async fn cache(
+        &self,
+        key_hash: &str,
+        state: &SessionState,
+        ttl_secs: i64,
+    ) -> anyhow::Result<()> {
+        let _: () = self
+            .connection
+            .clone()
+            .set_ex(
+                self.key_of_hash(key_hash),
+                encode_state(state),
+                u64::try_from(ttl_secs.max(1)).unwrap_or(1),
+            )
+            .await
+            .context("Redis refused a cache write")?;
+        Ok(())
+    }
+
+    /// Drops the cached sessions of these key hashes, for the `cached_db`
+    /// engine.
+    pub(crate) async fn forget(&self, key_hashes: &[String]) -> anyhow::Result<()> {
+        if key_hashes.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = key_hashes
+            .iter()
+            .map(|hash| self.key_of_hash(hash))
+            .collect();
+        let _: usize = self
+            .connection
+            .clone()
+            .del(keys)
+            .await
+            .context("Redis refused a cache delete")?;
+        Ok(())
+    }
+
     /// Stores `state` under `session_key` if (`only_existing`) the key is
     /// there already, or if (`!only_existing`) it is not, and enters it in
     /// its user's index; returns whether it was stored.

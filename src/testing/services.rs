@@ -173,6 +173,13 @@ impl RedisNamespace {
             .unwrap_or_default()
     }
 
+    /// Deletes `key`, as an eviction or a restart of Redis would.
+    pub fn delete(&self, key: &str) {
+        if let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(key).query(&mut conn);
+        }
+    }
+
     /// Every key under the prefix.
     pub fn keys(&self) -> Vec<String> {
         let Ok(client) = redis::Client::open(redis_url()) else {

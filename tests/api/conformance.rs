@@ -1,6 +1,7 @@
-//! One conformance suite for the three session engines (`db`, `redis`,
-//! `cookie`): the same scenarios, run against each. Where an engine cannot
-//! do something, the test asserts its documented behaviour instead.
+//! One conformance suite for the four session engines (`db`, `cached_db`,
+//! `redis`, `cookie`): the same scenarios, run against each. Where an
+//! engine cannot do something, the test asserts its documented behaviour
+//! instead.
 
 use actix_session::storage::{SessionKey, SessionStore};
 use actix_web::{
@@ -24,6 +25,7 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Engine {
     Db,
+    CachedDb,
     Redis,
     Cookie,
 }
@@ -56,12 +58,17 @@ async fn spawn(
             settings.push(("SESSION_ENGINE".into(), "cookie".into()));
             None
         }
-        Engine::Redis => {
+        Engine::Redis | Engine::CachedDb => {
             if !services::available("redis") {
                 return None;
             }
             let namespace = RedisNamespace::new();
-            settings.push(("SESSION_ENGINE".into(), "redis".into()));
+            let name = if engine == Engine::Redis {
+                "redis"
+            } else {
+                "cached_db"
+            };
+            settings.push(("SESSION_ENGINE".into(), name.into()));
             settings.push(("REDIS_URL".into(), services::redis_url()));
             settings.push(("REDIS_KEY_PREFIX".into(), namespace.prefix.clone()));
             Some(namespace)
@@ -155,7 +162,7 @@ async fn a_session_ends_at_its_absolute_lifetime_whatever_its_activity(engine: E
         "{engine:?}: the cookie lasts no longer than the session, got {max_age}"
     );
     match engine {
-        Engine::Db => {
+        Engine::Db | Engine::CachedDb => {
             let expires_at: time::PrimitiveDateTime = porter::schema::sessions::table
                 .select(porter::schema::sessions::expires_at)
                 .first(&mut *app.db())
@@ -216,7 +223,7 @@ async fn logout_ends_the_session(engine: Engine) {
     replay.set_cookie("sessionid", &copied);
     let expected = match engine {
         // Server-side engines delete the session: a copy is worthless.
-        Engine::Db | Engine::Redis => StatusCode::SEE_OTHER,
+        Engine::Db | Engine::CachedDb | Engine::Redis => StatusCode::SEE_OTHER,
         // Documented: a cookie session lives in the cookie, so a copy taken
         // before logout stays valid until it expires or the password changes.
         Engine::Cookie => StatusCode::OK,
@@ -380,13 +387,16 @@ async fn ending_every_session_of_a_user_ends_them_on_every_engine(engine: Engine
     }
     // Gone from the store at once, not on their next request.
     match engine {
-        Engine::Db => {
+        Engine::Db | Engine::CachedDb => {
             let rows: i64 = porter::schema::sessions::table
                 .filter(porter::schema::sessions::user_id.eq(alice.id))
                 .count()
                 .get_result(&mut *laptop.db())
                 .expect("count");
             assert_eq!(rows, 0);
+            if let Some(namespace) = &namespace {
+                assert!(namespace.session_keys().len() <= 1, "no copy of alice's");
+            }
         }
         Engine::Redis => {
             let namespace = namespace.as_ref().expect("a namespace");
@@ -508,7 +518,7 @@ async fn a_session_gone_at_save_time_is_not_resurrected(engine: Engine) {
         .into()
     };
     let stored_sessions = || match engine {
-        Engine::Db => usize::try_from(app.session_rows()).expect("a count"),
+        Engine::Db | Engine::CachedDb => usize::try_from(app.session_rows()).expect("a count"),
         Engine::Redis => namespace.as_ref().expect("a namespace").key_count(),
         Engine::Cookie => 0,
     };
@@ -644,7 +654,10 @@ async fn redis_keys_hold_hashes_with_a_ttl_and_go_at_logout(engine: Engine) {
         std::slice::from_ref(&key),
         "one key: the SHA-256"
     );
-    assert_eq!(namespace.index_members(alice.id), std::slice::from_ref(&hashed));
+    assert_eq!(
+        namespace.index_members(alice.id),
+        std::slice::from_ref(&hashed)
+    );
     assert!(!key.contains(&session_key), "never the session key itself");
     let ttl = namespace.ttl(&key);
     assert!(
@@ -690,6 +703,48 @@ async fn redis_index_members_never_outlive_their_session(engine: Engine) {
     assert_eq!(namespace.key_count(), 0, "nothing outlives the sessions");
 }
 
+/// The `cached_db` engine reads the session from Redis (the page runs one
+/// query, the user's, where `db` runs two), writes through to both, and
+/// drops the cached copy with the row at logout.
+async fn cached_db_reads_from_redis_and_drops_the_copy_with_the_row(engine: Engine) {
+    if engine != Engine::CachedDb {
+        return;
+    }
+    let Some((app, namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let namespace = namespace.expect("a namespace");
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    assert_eq!(app.session_rows(), 1, "the row is the truth");
+    assert_eq!(namespace.session_keys().len(), 1, "and Redis has a copy");
+    let page = app.get("/profile").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        page.query_count(),
+        1,
+        "only the user is read from the database"
+    );
+
+    // A copy lost (evicted, Redis restarted): the row answers, and is cached again.
+    for key in namespace.session_keys() {
+        namespace.delete(&key);
+    }
+    let page = app.get("/profile").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.query_count(), 2);
+    assert_eq!(namespace.session_keys().len(), 1);
+    let ttl = namespace.ttl(&namespace.session_keys()[0]);
+    assert!(
+        (1..=60).contains(&ttl),
+        "a copy lives a minute at most, got {ttl}"
+    );
+
+    app.logout().await;
+    assert_eq!(app.session_rows(), 0);
+    assert_eq!(namespace.key_count(), 0, "the copy went with the row");
+}
+
 macro_rules! conformance {
     ($($scenario:ident),* $(,)?) => {
         mod db {
@@ -702,6 +757,12 @@ macro_rules! conformance {
             $(#[actix_web::test]
             async fn $scenario() {
                 super::$scenario(super::Engine::Redis).await;
+            })*
+        }
+        mod cached_db {
+            $(#[actix_web::test]
+            async fn $scenario() {
+                super::$scenario(super::Engine::CachedDb).await;
             })*
         }
         mod cookie {
@@ -729,4 +790,5 @@ conformance!(
     a_tampered_cookie_is_anonymous,
     redis_keys_hold_hashes_with_a_ttl_and_go_at_logout,
     redis_index_members_never_outlive_their_session,
+    cached_db_reads_from_redis_and_drops_the_copy_with_the_row,
 );

@@ -184,7 +184,10 @@ async fn the_cookie_engine_says_plainly_it_cannot_list_sessions_and_offers_to_en
     alice.login(&app).await;
     let page = app.get("/sessions").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("cannot sign out one other browser alone"));
+    assert!(
+        page.body
+            .contains("cannot sign out one other browser alone")
+    );
     assert!(page.body.contains("in signed, encrypted cookies"));
     assert!(page.body.contains("action=\"/sessions/revoke-others\""));
 }
