@@ -18,7 +18,7 @@ use porter::{
 use sha2::{Digest, Sha256};
 
 use crate::{
-    helpers::{TestApp, TestUser, spawn_app_with_owned},
+    helpers::{TestApp, TestUser, spawn_app_with_owned, spawn_sibling},
     services::{self, RedisNamespace},
 };
 
@@ -200,6 +200,115 @@ async fn a_session_ends_at_its_absolute_lifetime_whatever_its_activity(engine: E
     let replay = app.new_browser();
     replay.set_cookie("sessionid", cookie.value());
     replay
+        .get("/profile")
+        .await
+        .assert_redirects_to_login("/profile");
+}
+
+/// How long the store keeps the browser's session, in seconds, by the
+/// store's own reckoning (row, Redis TTL, the cookie's sealed expiry).
+fn stored_lifetime<S>(app: &TestApp<S>, engine: Engine, namespace: Option<&RedisNamespace>) -> i64 {
+    match engine {
+        Engine::Db | Engine::CachedDb => {
+            let expires_at: time::PrimitiveDateTime = porter::schema::sessions::table
+                .select(porter::schema::sessions::expires_at)
+                .first(&mut *app.db())
+                .expect("a session row");
+            (expires_at - porter::sessions::models::now()).whole_seconds()
+        }
+        Engine::Redis => {
+            let namespace = namespace.expect("a namespace");
+            namespace.ttl(&namespace.session_keys()[0])
+        }
+        Engine::Cookie => {
+            let cookie = app.cookie("sessionid").expect("a session cookie");
+            let data = open_session_cookie(&cookie_key(&app.state.settings), &cookie, true)
+                .expect("a cookie the app sealed");
+            let data: serde_json::Value = serde_json::from_str(&data).expect("JSON");
+            let expires_at: i64 = data[porter::sessions::COOKIE_EXPIRES_KEY]
+                .as_str()
+                .and_then(|at| at.parse().ok())
+                .expect("a sealed expiry");
+            expires_at - time::OffsetDateTime::now_utc().unix_timestamp()
+        }
+    }
+}
+
+async fn remember_me_keeps_the_session_for_the_remember_ttl(engine: Engine) {
+    let Some((app, namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let alice = TestUser::create(&app, "alice");
+    let browser_session = alice.login(&app).await;
+    let cookie = browser_session.set_cookie("sessionid").expect("a cookie");
+    assert_eq!(cookie.max_age(), None, "{engine:?}: a browser session");
+    let day = 24 * 60 * 60;
+    let lifetime = stored_lifetime(&app, engine, namespace.as_ref());
+    assert!(
+        (day - 60..=day).contains(&lifetime),
+        "{engine:?}: SESSION_TTL, got {lifetime}"
+    );
+    app.logout().await;
+
+    let remembered = alice.login_with(&app, &[("remember_me", "on")]).await;
+    let cookie = remembered.set_cookie("sessionid").expect("a cookie");
+    assert_eq!(
+        cookie.max_age(),
+        Some(Duration::days(14)),
+        "{engine:?}: the cookie outlives the browser"
+    );
+    let lifetime = stored_lifetime(&app, engine, namespace.as_ref());
+    assert!(
+        (14 * day - 60..=14 * day).contains(&lifetime),
+        "{engine:?}: SESSION_REMEMBER_TTL, got {lifetime}"
+    );
+    assert_eq!(app.get("/profile").await.status, StatusCode::OK);
+}
+
+const ROTATED_KEY: &str =
+    "a-new-secret-key-for-rotation-a-new-secret-key-for-rotation-0123456789abcdef";
+
+async fn rotating_the_secret_key_keeps_sessions_while_the_old_key_is_a_fallback(engine: Engine) {
+    let Some((old, _namespace)) = spawn(engine, &[]).await else {
+        return;
+    };
+    let alice = TestUser::create(&old, "alice");
+    alice.login(&old).await;
+    let cookie = old.cookie("sessionid").expect("a session cookie");
+    let settings = &old.state.settings;
+    let same_store = [
+        ("SESSION_ENGINE", settings.session_engine.as_str()),
+        ("REDIS_URL", settings.redis_url.as_str()),
+        ("REDIS_KEY_PREFIX", settings.redis_key_prefix.as_str()),
+    ];
+    let rotated_settings: Vec<_> = same_store
+        .iter()
+        .copied()
+        .chain([
+            ("SECRET_KEY", ROTATED_KEY),
+            ("SECRET_KEY_FALLBACKS", crate::helpers::TEST_SECRET_KEY),
+        ])
+        .collect();
+    let rotated = spawn_sibling(&old, &rotated_settings).await;
+    rotated.set_cookie("sessionid", &cookie);
+    let page = rotated.get("/profile").await;
+    assert_eq!(page.status, StatusCode::OK, "{engine:?}");
+    assert!(page.body.contains("alice"));
+    // Re-stamped: it keeps working under the new key.
+    assert_eq!(
+        rotated.get("/profile").await.status,
+        StatusCode::OK,
+        "{engine:?}"
+    );
+
+    let without: Vec<_> = same_store
+        .iter()
+        .copied()
+        .chain([("SECRET_KEY", ROTATED_KEY)])
+        .collect();
+    let fallback_removed = spawn_sibling(&old, &without).await;
+    fallback_removed.set_cookie("sessionid", &cookie);
+    fallback_removed
         .get("/profile")
         .await
         .assert_redirects_to_login("/profile");
@@ -779,6 +888,8 @@ conformance!(
     the_session_is_saved_only_when_modified,
     an_expired_session_is_anonymous,
     a_session_ends_at_its_absolute_lifetime_whatever_its_activity,
+    remember_me_keeps_the_session_for_the_remember_ttl,
+    rotating_the_secret_key_keeps_sessions_while_the_old_key_is_a_fallback,
     logout_ends_the_session,
     one_other_session_can_be_revoked_where_the_engine_keeps_them,
     signing_out_everywhere_else_keeps_only_this_session,
