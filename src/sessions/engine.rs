@@ -189,12 +189,6 @@ impl SessionBackend {
         }
     }
 
-    /// Whether this engine can list a user's sessions and end one of them
-    /// (the `cookie` engine cannot: it keeps nothing on the server).
-    pub fn can_list_sessions(&self) -> bool {
-        !matches!(self.store, Store::Cookie)
-    }
-
     /// The lifetime a session asked for (remember me), else `ttl`, cut to
     /// what is left of its absolute lifetime (`SESSION_MAX_AGE`). Applied
     /// here, once, for every engine.
