@@ -2,9 +2,10 @@
 //! `SESSION_ENGINE` setting and the stores it names.
 //!
 //! [`SessionBackend`] is chosen at run time and passes each call to its
-//! store, applying what every engine shares once, here: a session's own
-//! expiry ("remember me"), the store-load timing, the interrupted-session
-//! rule ([`outcome`]) and the fault rules ([`faults`]).
+//! store (`db`, `cached_db`, `redis`, `cookie`), applying what every engine
+//! shares once, here: a session's own expiry ("remember me"), cut to its
+//! absolute lifetime (`SESSION_MAX_AGE`), the store-load timing, the
+//! interrupted-session rule ([`outcome`]) and the fault rules ([`faults`]).
 
 use std::time::Instant;
 

@@ -8,14 +8,17 @@
 //!
 //! The engine is a setting ([`SessionEngine`](crate::settings::SessionEngine)):
 //!
-//! | engine   | where the data lives         | the cookie holds            |
-//! | -------- | ---------------------------- | --------------------------- |
-//! | `db`     | a row in `sessions`          | the key, signed             |
-//! | `cached_db` | the row, cached in Redis  | the key, signed             |
-//! | `redis`  | a Redis key, with a TTL      | the key, signed             |
-//! | `cookie` | the cookie itself            | the data, signed+encrypted  |
+//! | engine      | where the data lives         | the cookie holds           |
+//! | ----------- | ---------------------------- | -------------------------- |
+//! | `db`        | a row in `sessions`          | the key, signed            |
+//! | `cached_db` | the row, cached in Redis     | the key, signed            |
+//! | `redis`     | a Redis key, with a TTL      | the key, signed            |
+//! | `cookie`    | the cookie itself            | the data, signed+encrypted |
 //!
-//! Like Django's, this framework knows nothing of users.
+//! Like Django's, this framework knows nothing of users: where a store
+//! needs the user's id (to find a user's sessions) or the login time (for
+//! the absolute lifetime), start-up tells it which session keys hold them
+//! ([`LoginMarks`]).
 
 pub mod activity;
 pub mod by_user;
