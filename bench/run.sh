@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Porter's benchmark: builds in release mode, serves each session engine on
-# a fresh SQLite database, and drives it with wrk. Writes bench/RESULTS.md.
+# a fresh SQLite database (and `db` and `cached_db` again on a fresh
+# PostgreSQL database, where cached_db earns its keep), and drives it with
+# wrk. Writes bench/RESULTS.md.
 #
 #   bench/run.sh                  # every scenario, 10 s each
 #   DURATION=5 bench/run.sh       # shorter runs
+#   ENGINES="cached_db cached_db@postgres" RESULTS=/tmp/r.md bench/run.sh
+#                                 # some engines only, results elsewhere
 #
-# Needs: cargo, curl, python3, Redis on 127.0.0.1:6379 (for the redis
-# engine); installs wrk from the system's packages when it is missing.
+# Needs: cargo, curl, python3, Redis on 127.0.0.1:6379 (for the redis and
+# cached_db engines), psql and PostgreSQL at BENCH_POSTGRES_URL (for the
+# @postgres rows, skipped without them); installs wrk from the system's
+# packages when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +21,10 @@ WARMUP="${WARMUP:-2}"
 PORT=18080
 BASE_PORT=18090
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+BENCH_POSTGRES_URL="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+ENGINES="${ENGINES:-db cookie redis cached_db db@postgres cached_db@postgres}"
+RESULTS="${RESULTS:-bench/RESULTS.md}"
+PG_DATABASES=()
 WORK="$(mktemp -d)"
 ROWS="$WORK/rows.tsv"
 SERVER_PID=""
@@ -23,6 +33,9 @@ cleanup() {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
     redis-cli -u "$REDIS_URL" --scan --pattern "porter:bench:$$:*" 2>/dev/null \
         | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
+    for db in "${PG_DATABASES[@]}"; do
+        psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -89,10 +102,22 @@ sign_in() {
 }
 
 PAGE_BYTES=""
-for engine in db cookie redis; do
+for engine in $ENGINES; do
+    # ENGINE@postgres: the same engine on a fresh PostgreSQL database.
+    database_url="sqlite://$WORK/$engine.db"
+    if [ "${engine#*@}" = postgres ]; then
+        if ! psql -q "$BENCH_POSTGRES_URL" -c "SELECT 1" >/dev/null 2>&1; then
+            echo "== engine: $engine skipped (no psql, or no PostgreSQL at BENCH_POSTGRES_URL)"
+            continue
+        fi
+        db="porter_bench_$$_${engine%@*}"
+        psql -q "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $db" >/dev/null
+        PG_DATABASES+=("$db")
+        database_url="${BENCH_POSTGRES_URL%/*}/$db"
+    fi
     echo "== engine: $engine"
-    export SESSION_ENGINE="$engine" DATABASE_URL="sqlite://$WORK/$engine.db" \
-        REDIS_URL REDIS_KEY_PREFIX="porter:bench:$$:" BIND="127.0.0.1:$PORT" \
+    export SESSION_ENGINE="${engine%@*}" DATABASE_URL="$database_url" \
+        REDIS_URL REDIS_KEY_PREFIX="porter:bench:$$:$engine:" BIND="127.0.0.1:$PORT" \
         SITE_URL="http://127.0.0.1:$PORT"
     for n in $(seq 0 $((BENCH_USERS - 1))); do
         echo "$BENCH_PASSWORD" | "$PORTER" createuser "$BENCH_USER$n" --password-stdin >/dev/null
@@ -140,6 +165,6 @@ run baseline "GET /profile (static page)" 256 "http://127.0.0.1:$BASE_PORT/profi
 kill "$SERVER_PID"
 SERVER_PID=""
 
-python3 bench/report.py "$ROWS" "$DURATION" "$WARMUP" "$PAGE_BYTES" >bench/RESULTS.md
-echo "== wrote bench/RESULTS.md"
-sed -n '/## Targets/,$p' bench/RESULTS.md
+python3 bench/report.py "$ROWS" "$DURATION" "$WARMUP" "$PAGE_BYTES" >"$RESULTS"
+echo "== wrote $RESULTS"
+sed -n '/## Targets/,$p' "$RESULTS"

@@ -104,8 +104,8 @@ pub fn deploy_checks(settings: &Settings) -> Vec<Finding> {
     if settings.session_engine == SessionEngine::Cookie {
         add(
             "porter.W005",
-            "SESSION_ENGINE=cookie: sessions live only in browsers, so no instance can list or revoke them (only a password change ends them).".into(),
-            "use SESSION_ENGINE=db when users must be able to sign other sessions out.",
+            "SESSION_ENGINE=cookie: sessions live only in browsers, so no instance can list them or end one alone, and a cookie copied before logout works until \"sign out everywhere\", a password change or SESSION_MAX_AGE ends it.".into(),
+            "use SESSION_ENGINE=db (or cached_db, redis) when users must see their sessions and sign one out.",
         );
     }
     let host = settings.bind.rsplit_once(':').map_or("", |(host, _)| host);

@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use crate::{
     auth::{
-        self, PasswordHasher, SessionKeys,
+        self, AlsoInTransaction, PasswordHasher,
         audit::{self, EventFilter, EventKind},
         email_address, grants,
         models::{self, User},
@@ -40,13 +40,12 @@ use crate::{
     checks, db,
     mail::{Mail, Mailer},
     sessions::{
-        RedisSettings, SessionBackend,
-        by_user::AlsoInTransaction,
+        RedisSettings, SessionBackend, by_user,
         db_store::{decode_state, state_as_json},
         models as session_models, open_session_cookie,
     },
     settings::{SecretKey, SessionEngine, Settings},
-    startup::{Application, cookie_key},
+    startup::{Application, cookie_key, login_marks},
     views::display_time,
 };
 
@@ -90,7 +89,7 @@ pub enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Stop a user from signing in; their sessions end on their next request.
+    /// Stop a user from signing in; every session of theirs ends.
     Deactivate {
         /// The user's username.
         name: String,
@@ -246,7 +245,7 @@ pub enum SessionCommand {
         /// The session key, or the `sessionid` cookie's value.
         key: String,
     },
-    /// List live sessions (`db` engine).
+    /// List live sessions (`db` engine), or one user's (`db`, `redis`).
     List {
         /// Only this user's sessions.
         #[arg(long)]
@@ -490,7 +489,7 @@ fn set_active(settings: &Settings, name: &str, is_active: bool) -> anyhow::Resul
     });
     let ended = actix_web::rt::System::new().block_on(async {
         let backend = session_backend(settings, &pool).await?;
-        anyhow::Ok(auth::end_all_sessions(&pool, &backend, user_id, deactivate).await?)
+        anyhow::Ok(auth::end_every_session(&pool, &backend, user_id, deactivate).await?)
     })?;
     match ended {
         Some(ended) => println!(
@@ -503,15 +502,6 @@ fn set_active(settings: &Settings, name: &str, is_active: bool) -> anyhow::Resul
         ),
     }
     Ok(())
-}
-
-/// The session engine's store, as the server would open it.
-async fn session_backend(settings: &Settings, pool: &db::DbPool) -> anyhow::Result<SessionBackend> {
-    let redis = RedisSettings {
-        url: settings.redis_url.clone(),
-        key_prefix: settings.redis_key_prefix.clone(),
-    };
-    Ok(SessionBackend::new(settings.session_engine, pool, &redis, SessionKeys::USER_ID).await?)
 }
 
 fn perms(settings: &Settings, action: PermsCommand) -> anyhow::Result<()> {
@@ -655,6 +645,15 @@ fn events(settings: &Settings, user: Option<&str>, limit: i64) -> anyhow::Result
     Ok(())
 }
 
+/// The session engine's store, as the server would build it.
+async fn session_backend(settings: &Settings, pool: &db::DbPool) -> anyhow::Result<SessionBackend> {
+    let redis = RedisSettings {
+        url: settings.redis_url.clone(),
+        key_prefix: settings.redis_key_prefix.clone(),
+    };
+    Ok(SessionBackend::new(settings.session_engine, pool, &redis, login_marks(settings)).await?)
+}
+
 fn users_list(settings: &Settings) -> anyhow::Result<()> {
     let pool = connect(settings)?;
     let users = models::all(&mut *pool.get()?)?;
@@ -709,34 +708,63 @@ fn prompt_password_twice() -> anyhow::Result<String> {
 }
 
 fn session_list(settings: &Settings, user: Option<&str>) -> anyhow::Result<()> {
-    if settings.session_engine != SessionEngine::Db {
-        bail!(
-            "SESSION_ENGINE is {}: only the db engine keeps sessions that can be listed",
-            settings.session_engine.as_str()
-        );
-    }
     let pool = connect(settings)?;
-    let mut conn = pool.get()?;
-    let user_id = user
-        .map(|name| find_user(&mut conn, name).map(|user| user.id))
+    let user = user
+        .map(|name| find_user(&mut *pool.get()?, name))
         .transpose()?;
-    let rows = session_models::live(&mut conn, user_id)?;
-    println!(
-        "{:<6} {:<8} {:<22} {:<22} KEY HASH",
-        "ID", "USER", "CREATED", "EXPIRES"
-    );
-    for row in &rows {
-        println!(
-            "{:<6} {:<8} {:<22} {:<22} {}…",
-            row.id,
-            row.user_id
-                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
-            display_time(&row.created_at),
-            display_time(&row.expires_at),
-            &row.key_hash[..12],
-        );
+    match (settings.session_engine, user) {
+        (SessionEngine::Db | SessionEngine::CachedDb, user) => {
+            let rows = session_models::live(&mut *pool.get()?, user.map(|user| user.id))?;
+            println!(
+                "{:<6} {:<8} {:<22} {:<22} KEY HASH",
+                "ID", "USER", "CREATED", "EXPIRES"
+            );
+            for row in &rows {
+                println!(
+                    "{:<6} {:<8} {:<22} {:<22} {}…",
+                    row.id,
+                    row.user_id
+                        .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+                    display_time(&row.created_at),
+                    display_time(&row.expires_at),
+                    &row.key_hash[..12],
+                );
+            }
+            println!("{} live session(s).", rows.len());
+        }
+        (SessionEngine::Cookie, _) => bail!(
+            "SESSION_ENGINE is cookie: sessions live in browsers, and the server has none to list"
+        ),
+        (_, None) => bail!(
+            "SESSION_ENGINE is {}: sessions are found by user; pass --user NAME",
+            settings.session_engine.as_str()
+        ),
+        (_, Some(user)) => {
+            let sessions = actix_web::rt::System::new().block_on(async {
+                let backend = session_backend(settings, &pool).await?;
+                anyhow::Ok(by_user::list(&backend, user.id, None).await?)
+            })?;
+            let sessions = sessions.unwrap_or_default();
+            let or_dash = |at: Option<time::PrimitiveDateTime>| {
+                at.as_ref().map_or_else(|| "-".into(), display_time)
+            };
+            println!(
+                "{:<18} {:<8} {:<22} {:<22} BROWSER",
+                "ID", "USER", "SIGNED IN", "EXPIRES"
+            );
+            for session in &sessions {
+                println!(
+                    "{:<18} {:<8} {:<22} {:<22} {}",
+                    session.id,
+                    user.id,
+                    or_dash(session.signed_in_at),
+                    or_dash(session.expires_at),
+                    session.user_agent,
+                );
+            }
+            println!("{} live session(s).", sessions.len());
+        }
     }
-    println!("{} live session(s).", rows.len());
     Ok(())
 }
 
@@ -753,14 +781,8 @@ fn session_show(settings: &Settings, key: &str) -> anyhow::Result<()> {
         SessionEngine::Redis => {
             let key = bare_session_key(settings, key)?;
             let pool = connect(settings)?;
-            let redis = RedisSettings {
-                url: settings.redis_url.clone(),
-                key_prefix: settings.redis_key_prefix.clone(),
-            };
             actix_web::rt::System::new().block_on(async {
-                let store =
-                    SessionBackend::new(SessionEngine::Redis, &pool, &redis, SessionKeys::USER_ID)
-                        .await?;
+                let store = session_backend(settings, &pool).await?;
                 let key = SessionKey::try_from(key).map_err(|err| anyhow!("{err}"))?;
                 store
                     .load(&key)
@@ -769,7 +791,7 @@ fn session_show(settings: &Settings, key: &str) -> anyhow::Result<()> {
                     .ok_or_else(|| anyhow!("no session has that key"))
             })?
         }
-        SessionEngine::Db => {
+        SessionEngine::Db | SessionEngine::CachedDb => {
             let key = bare_session_key(settings, key)?;
             let pool = connect(settings)?;
             let row = session_models::find_by_key_hash(

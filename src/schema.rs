@@ -101,6 +101,7 @@ diesel::table! {
         email_confirmed -> Bool,
         new_email -> Nullable<Text>,
         is_staff -> Bool,
+        session_generation -> Integer,
     }
 }
 

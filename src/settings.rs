@@ -26,6 +26,10 @@ use thiserror::Error;
 
 use crate::{db::DatabaseUrl, mail::EmailUrl, origin::Origin};
 
+/// The absolute lifetime of a session from its login when `SESSION_MAX_AGE`
+/// is unset: thirty days, whatever its activity or "remember me".
+pub const DEFAULT_SESSION_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
 /// Where a debug server keeps the secret key it generated for itself.
 pub const DEBUG_SECRET_KEY_FILE: &str = ".porter-secret-key";
 
@@ -191,13 +195,14 @@ settings! {
             parse: parse_database_url,
             debug: show_database_url,
         }
-        /// where sessions live: `db` (a row per session), `redis` (a Redis
-        /// key per session) or `cookie` (signed and encrypted cookie)
+        /// where sessions live: `db` (a row per session), `cached_db` (a row
+        /// per session, read through a Redis cache), `redis` (a Redis key per
+        /// session) or `cookie` (signed and encrypted cookie)
         session_engine: SessionEngine = "SESSION_ENGINE" {
             default: "db",
             parse: SessionEngine::parse,
         }
-        /// the Redis server of the `redis` engine (`rediss://` for TLS)
+        /// the Redis server of the `redis` and `cached_db` engines
         redis_url: String = "REDIS_URL" {
             default: "redis://127.0.0.1:6379",
             parse: parse_redis_url,
@@ -247,6 +252,13 @@ settings! {
         /// how long a session lives when "remember me" was ticked at login
         session_remember_ttl: Duration = "SESSION_REMEMBER_TTL" {
             default: "14d",
+            parse: parse_duration,
+        }
+        /// absolute lifetime: no session lives longer than this from its
+        /// login, whatever its activity or "remember me"; then the user signs
+        /// in again
+        session_max_age: Duration = "SESSION_MAX_AGE" {
+            default: "30d",
             parse: parse_duration,
         }
         /// how many reverse proxies append to `X-Forwarded-For`: `false`,
@@ -354,6 +366,9 @@ settings! {
 pub enum SessionEngine {
     /// A row per session in the database (the default).
     Db,
+    /// The database's rows, read through a Redis cache (Django's
+    /// `cached_db`).
+    CachedDb,
     /// A key per session in Redis, for many instances.
     Redis,
     /// All session data in a signed, encrypted cookie; nothing server-side.
@@ -365,6 +380,7 @@ impl SessionEngine {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Db => "db",
+            Self::CachedDb => "cached_db",
             Self::Redis => "redis",
             Self::Cookie => "cookie",
         }
@@ -374,10 +390,11 @@ impl SessionEngine {
     pub fn parse(value: &str) -> Result<Self, String> {
         match value.trim() {
             "db" => Ok(Self::Db),
+            "cached_db" => Ok(Self::CachedDb),
             "redis" => Ok(Self::Redis),
             "cookie" => Ok(Self::Cookie),
             other => Err(format!(
-                "unknown engine {other:?}; expected db, redis or cookie"
+                "unknown engine {other:?}; expected db, cached_db, redis or cookie"
             )),
         }
     }
@@ -739,6 +756,7 @@ mod tests {
             ("SESSION_TTL", "forever"),
             ("SESSION_TTL", "0"),
             ("SESSION_REMEMBER_TTL", "a fortnight"),
+            ("SESSION_MAX_AGE", "a month"),
             ("BIND", "8080"),
             ("DATABASE_URL", "mysql://localhost/porter"),
             ("REDIS_URL", "localhost:6379"),

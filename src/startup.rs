@@ -34,7 +34,7 @@ use crate::{
     flash::FlashCookieStore,
     mail::{Letters, Mailer, Outbox, RetryPolicy},
     security_headers::{self, SecurityHeadersConfig},
-    sessions::{self, RedisSettings, SessionBackend, SessionCookieSettings},
+    sessions::{self, LoginMarks, RedisSettings, SessionBackend, SessionCookieSettings},
     settings::Settings,
     telemetry, urls,
 };
@@ -128,20 +128,27 @@ impl AppState {
         let params = settings.argon2.clone();
         let hasher = Arc::new(hashing.run(move || PasswordHasher::new(params)).await??);
         let backends = auth::backends::configured(&hasher);
-        let auth = web::Data::new(AuthContext::new(
-            pool.clone(),
-            (hashing, Arc::clone(&hasher)),
-            &settings.secret_key,
-            &settings.secret_key_fallbacks,
-            backends,
-        ));
+        let auth = web::Data::new(
+            AuthContext::new(
+                pool.clone(),
+                (hashing, Arc::clone(&hasher)),
+                &settings.secret_key,
+                &settings.secret_key_fallbacks,
+                backends,
+            )
+            .with_session_max_age(settings.session_max_age),
+        );
         let redis = RedisSettings {
             url: settings.redis_url.clone(),
             key_prefix: settings.redis_key_prefix.clone(),
         };
-        let session_backend =
-            SessionBackend::new(settings.session_engine, &pool, &redis, SessionKeys::USER_ID)
-                .await?;
+        let session_backend = SessionBackend::new(
+            settings.session_engine,
+            &pool,
+            &redis,
+            login_marks(&settings),
+        )
+        .await?;
         let session_cookie = SessionCookieSettings {
             key: cookie_key(&settings),
             secure: settings.cookie_secure,
@@ -215,6 +222,17 @@ impl AppState {
             .add_listener(listener);
         self.auth = web::Data::from(auth);
         self
+    }
+}
+
+/// What `login` leaves in a session that the stores care about (the user's
+/// id, the login time) and `SESSION_MAX_AGE`: the session framework knows
+/// nothing of users, so start-up tells it.
+pub fn login_marks(settings: &Settings) -> LoginMarks {
+    LoginMarks {
+        user_id_key: SessionKeys::USER_ID,
+        login_time_key: SessionKeys::LOGIN_TIME,
+        max_age: settings.session_max_age,
     }
 }
 

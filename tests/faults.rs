@@ -162,7 +162,19 @@ impl Browser {
         path: &'static str,
         fields: &[(&str, &str)],
     ) -> Option<Answer> {
-        let form = self.get(base, path).await;
+        self.submit_to(base, path, path, fields).await
+    }
+
+    /// Loads the page at `form_path` and posts `fields` to `path` with the
+    /// page's CSRF token. `None` when the server did not answer.
+    async fn submit_to(
+        &self,
+        base: &str,
+        form_path: &'static str,
+        path: &'static str,
+        fields: &[(&str, &str)],
+    ) -> Option<Answer> {
+        let form = self.get(base, form_path).await;
         form.status?;
         let marker = "name=\"csrf_token\" value=\"";
         let start = form.body.find(marker).expect("a CSRF token") + marker.len();
@@ -211,6 +223,13 @@ impl Browser {
     /// The session cookie's value, if the browser holds one.
     fn session_cookie(&self) -> Option<String> {
         self.cookies.borrow().get("sessionid").cloned()
+    }
+
+    /// Puts a session cookie (copied from another browser) in the jar.
+    fn set_session_cookie(&self, value: &str) {
+        self.cookies
+            .borrow_mut()
+            .insert("sessionid".to_owned(), value.to_owned());
     }
 }
 
@@ -475,6 +494,57 @@ async fn a_redis_outage_answers_503_or_anonymous_and_every_request_succeeds_two_
     assert!(
         anonymous(&profile),
         "a lost session is anonymous: {profile:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_redis_outage_under_cached_db_serves_every_signed_in_page_from_the_database() {
+    if !services::available("redis") {
+        return;
+    }
+    let namespace = RedisNamespace::new();
+    let proxy =
+        TcpProxy::start(services::address_of(&services::redis_url(), 6379)).expect("a proxy");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let redis_url = proxy.url_for(&services::redis_url());
+    let settings = test_settings(
+        &dir,
+        &[
+            ("BIND", "127.0.0.1:0"),
+            ("SESSION_ENGINE", "cached_db"),
+            ("REDIS_URL", &redis_url),
+            ("REDIS_KEY_PREFIX", &namespace.prefix),
+        ],
+    );
+    let users = usernames("cached");
+    let base = serve(settings, &users).await;
+
+    let (answers, outage) = load_through_outage(&base, &users, &["/profile", "/"], &proxy).await;
+
+    // The cache is a cache: without it the database answers, signed in,
+    // with no error and no 503.
+    assert_survived(&answers, &outage, is_success);
+
+    // A sign-out while Redis is away is not undone by the copy Redis kept.
+    let browser = Browser::new();
+    assert!(browser.sign_in(&base, &users[0]).await);
+    let cookie = browser.session_cookie().expect("a session cookie");
+    assert!(is_success(&browser.get(&base, "/profile").await), "cached");
+    proxy.cut();
+    let signed_out = browser
+        .submit_to(&base, "/profile", "/logout", &[])
+        .await
+        .expect("an answer");
+    assert_eq!(signed_out.status, Some(StatusCode::SEE_OTHER));
+    proxy.restore();
+    actix_web::rt::time::sleep(RECOVERY).await;
+    let replay = Browser::new();
+    replay.set_session_cookie(&cookie);
+    let profile = replay.get(&base, "/profile").await;
+    assert_eq!(
+        profile.status,
+        Some(StatusCode::SEE_OTHER),
+        "signed out for good: {profile:?}"
     );
 }
 

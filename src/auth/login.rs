@@ -13,24 +13,21 @@ use super::{
     AuthContext, AuthError, Authenticated, LazyUser,
     audit::{self, EventKind, NewEvent, Origin},
     models,
-    session_user::SessionKeys,
+    session_user::{self, SessionKeys},
     signals::AuthEvent,
 };
 use crate::{
     csrf,
-    db::{DbError, DbPool, with_conn},
-    sessions::{
-        SessionBackend,
-        by_user::{self, AlsoInTransaction},
-    },
+    db::{DbError, with_conn},
 };
 
 /// Signs `authenticated.user` in on this request's session.
 ///
 /// The session key is renewed (a key planted before login is useless after
-/// it: no session fixation), the user id, backend and auth hash are stored,
-/// the CSRF token is rotated, and `last_login` is stamped in one transaction
-/// with the sign-in's line in the security log. The session
+/// it: no session fixation), the user id, backend, auth hash and login time
+/// (for `SESSION_MAX_AGE`) are stored, the CSRF token is rotated, and
+/// `last_login` is stamped in one transaction with the sign-in's line in the
+/// security log. The session
 /// middleware saves the result on the way out (step 6).
 pub async fn login(
     req: &HttpRequest,
@@ -48,6 +45,7 @@ pub async fn login(
     Identity::login(&req.extensions(), user.id.to_string())?;
     session.insert(SessionKeys::BACKEND, authenticated.backend)?;
     session.insert(SessionKeys::HASH, auth.session_auth_hash(user))?;
+    session_user::stamp_login_time(&session)?;
     csrf::rotate_token(req);
 
     let user_id = user.id;
@@ -110,31 +108,4 @@ pub async fn logout(req: &HttpRequest, auth: &AuthContext) {
         }
     }
     auth.send(&AuthEvent::LoggedOut { user_id }, req);
-}
-
-/// Signs `user_id` out everywhere: every session of theirs ends, on the
-/// engine in use, in one transaction with `also` (the change that calls for
-/// it, such as a deactivation, and its line in the security log). The one
-/// place that knows how each engine ends a user's sessions: "sign out
-/// everywhere" and deactivation both come here. Returns how many sessions
-/// ended, when the engine can count them.
-///
-/// Engines without a per-user index (`redis`, `cookie`) make only the
-/// change; a deactivated user's sessions still end on their next request,
-/// since the lazy user loads an inactive user as anonymous.
-pub async fn end_all_sessions(
-    pool: &DbPool,
-    backend: &SessionBackend,
-    user_id: i32,
-    also: AlsoInTransaction,
-) -> Result<Option<usize>, AuthError> {
-    if backend.can_list_sessions() {
-        let ended = by_user::revoke_others(pool, user_id, None, also).await?;
-        return Ok(Some(ended));
-    }
-    with_conn(pool, move |conn| {
-        conn.transaction(also).map_err(AuthError::Query)
-    })
-    .await?;
-    Ok(None)
 }

@@ -24,7 +24,9 @@ use tokio::sync::Mutex;
 use super::{
     AuthContext, AuthError, User,
     permissions::UserPermissions,
-    session_user::{SessionClaim, UserLookup, get_user, update_session_auth_hash},
+    session_user::{
+        SessionClaim, UserLookup, get_user, stamp_login_time, update_session_auth_hash,
+    },
 };
 use crate::{
     db::{run_blocking, with_conn},
@@ -120,8 +122,14 @@ impl LazyUser {
         };
         let started = Instant::now();
         let auth = self.0.auth.clone();
+        let lacks_login_time = claim.lacks_login_time();
         let lookup = run_blocking(move || get_user(&auth, &claim)).await??;
         RequestMetrics::record_user_load(started.elapsed());
+        if lacks_login_time && !matches!(lookup, UserLookup::Stale) {
+            // Signed in before login times were noted: its absolute
+            // lifetime starts now.
+            stamp_login_time(&self.0.session)?;
+        }
         match lookup {
             UserLookup::Found(user) => Ok(Some(user)),
             UserLookup::Restamp(user) => {

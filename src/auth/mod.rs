@@ -24,6 +24,7 @@ pub mod models;
 pub mod permissions;
 pub mod redirects;
 pub mod session_user;
+pub mod sign_out;
 pub mod signals;
 pub mod throttle;
 pub mod tokens;
@@ -42,10 +43,11 @@ pub use self::{
     backends::{AuthBackend, Authenticated, Credentials, ModelBackend, authenticate},
     guards::{CurrentUser, StaffUser, login_required, permission_required, staff_required},
     hashers::{HashingPool, PasswordHasher},
-    login::{end_all_sessions, login, logout},
+    login::{login, logout},
     middleware::LazyUser,
     models::User,
     session_user::{SessionKeys, update_session_auth_hash},
+    sign_out::{AlsoInTransaction, end_every_session, end_other_sessions, nothing_else},
     signals::{AuthEvent, AuthListener},
 };
 use crate::{
@@ -79,6 +81,9 @@ pub enum AuthError {
     /// The password work did not run (too busy, or shutting down).
     #[error(transparent)]
     Hashing(#[from] hashers::HashingPoolError),
+    /// A user's sessions could not be listed or ended.
+    #[error(transparent)]
+    Sessions(#[from] crate::sessions::by_user::SessionsError),
 }
 
 impl From<AuthError> for AppError {
@@ -87,6 +92,7 @@ impl From<AuthError> for AppError {
     fn from(err: AuthError) -> Self {
         match err {
             AuthError::Hashing(err) => err.into(),
+            AuthError::Sessions(err) => err.into(),
             err if db::is_unavailable(&err) => Self::Unavailable(err.into()),
             err => Self::Unexpected(err.into()),
         }
@@ -105,6 +111,8 @@ pub struct AuthContext {
     auth_hash_keys: Vec<[u8; 32]>,
     /// The key of [`AuthContext::username_digest`].
     username_digest_key: [u8; 32],
+    /// `SESSION_MAX_AGE`.
+    session_max_age: std::time::Duration,
 }
 
 /// How a session's auth hash compares with the user's password.
@@ -150,6 +158,7 @@ impl AuthContext {
                 b"porter.auth.session_auth_hash",
             ),
             username_digest_key: audit::username_digest_key(secret_key),
+            session_max_age: crate::settings::DEFAULT_SESSION_MAX_AGE,
         }
     }
 
@@ -157,6 +166,20 @@ impl AuthContext {
     /// log keeps a name typed at a failed sign-in.
     pub fn username_digest(&self, username: &str) -> String {
         audit::username_digest(&self.username_digest_key, username)
+    }
+
+    /// The same context with another absolute session lifetime
+    /// (`SESSION_MAX_AGE`).
+    pub fn with_session_max_age(self, max_age: std::time::Duration) -> Self {
+        Self {
+            session_max_age: max_age,
+            ..self
+        }
+    }
+
+    /// How long a session may last from its login, whatever its activity.
+    pub fn session_max_age(&self) -> std::time::Duration {
+        self.session_max_age
     }
 
     /// Adds a backend, asked after the others.
@@ -220,12 +243,20 @@ impl AuthContext {
         let mut mac =
             <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length");
         mac.update(user.password.as_bytes());
+        // Generation 0 hashes as before generations existed, so that their
+        // arrival signed nobody out. A PHC string holds no NUL byte: the
+        // two parts cannot run into each other.
+        if user.session_generation != 0 {
+            mac.update(b"\0session_generation:");
+            mac.update(user.session_generation.to_string().as_bytes());
+        }
         mac
     }
 
     /// Django's `get_session_auth_hash()`: an HMAC of the user's password
-    /// hash. Stored in the session at login; when the password changes, the
-    /// hash no longer matches and the session ends.
+    /// hash and session generation. Stored in the session at login; when
+    /// the password changes, or "sign out everywhere" raises the
+    /// generation, the hash no longer matches and the session ends.
     pub fn session_auth_hash(&self, user: &User) -> String {
         let mac = Self::auth_hash_mac(&self.auth_hash_keys[0], user);
         hex::encode(mac.finalize().into_bytes())

@@ -69,6 +69,9 @@ pub struct User {
     /// May enter the staff area (Django's `is_staff`); what they may do
     /// there is up to their permissions.
     pub is_staff: bool,
+    /// Raised by "sign out everywhere": part of every session's auth hash,
+    /// so raising it ends every session of the user on every engine.
+    pub session_generation: i32,
 }
 
 impl User {
@@ -88,6 +91,7 @@ impl User {
             email_confirmed: false,
             new_email: None,
             is_staff: false,
+            session_generation: 0,
         }
     }
 
@@ -248,6 +252,15 @@ pub fn set_superuser(conn: &mut DbConnection, id: i32, is_superuser: bool) -> Qu
         update.set(users::is_superuser.eq(false)).execute(conn)?
     };
     Ok(rows > 0)
+}
+
+/// Raises the user's session generation, ending every session whose auth
+/// hash was made before; returns the user as they now are.
+pub fn bump_session_generation(conn: &mut DbConnection, id: i32) -> QueryResult<Option<User>> {
+    diesel::update(users::table.find(id))
+        .set(users::session_generation.eq(users::session_generation + 1))
+        .execute(conn)?;
+    find_by_id(conn, id)
 }
 
 /// Activates or deactivates a user; returns whether the user exists.

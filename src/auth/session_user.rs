@@ -12,7 +12,10 @@
 //!  "_auth_user_hash": "…"}
 //! ```
 
+use std::time::Duration;
+
 use actix_session::Session;
+use time::OffsetDateTime;
 
 use super::{AuthContext, AuthError, HashCheck, User};
 
@@ -27,6 +30,10 @@ impl SessionKeys {
     pub const BACKEND: &'static str = "_auth_user_backend";
     /// [`AuthContext::session_auth_hash`] at the time of login.
     pub const HASH: &'static str = "_auth_user_hash";
+    /// When the user signed in, in Unix seconds: a session ends
+    /// `SESSION_MAX_AGE` after it, whatever its activity. (Django has no
+    /// absolute lifetime; the name follows its others.)
+    pub const LOGIN_TIME: &'static str = "_auth_login_time";
 }
 
 /// After a password change, keeps this session signed in: Django's
@@ -47,6 +54,8 @@ pub struct SessionClaim {
     user_id: i32,
     backend: String,
     hash: String,
+    /// `None` for sessions signed in before Porter noted the time.
+    login_time: Option<i64>,
 }
 
 impl SessionClaim {
@@ -57,17 +66,46 @@ impl SessionClaim {
             user_id: identity?.parse().ok()?,
             backend: session.get(SessionKeys::BACKEND).ok()??,
             hash: session.get(SessionKeys::HASH).ok()??,
+            login_time: session.get(SessionKeys::LOGIN_TIME).ok().flatten(),
         })
     }
+
+    /// Whether the session is older than `max_age` since its login. A
+    /// session from before login times were noted is not: it is given one
+    /// now (see [`stamp_login_time`]), rather than signing everyone out.
+    pub fn outlived(&self, max_age: Duration) -> bool {
+        let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+        self.login_time
+            .is_some_and(|at| OffsetDateTime::now_utc().unix_timestamp() - at > max_age)
+    }
+
+    /// Whether the session lacks a login time.
+    pub fn lacks_login_time(&self) -> bool {
+        self.login_time.is_none()
+    }
+}
+
+/// Notes now as the session's login time (at `login`, and for a session
+/// from before login times were noted).
+pub fn stamp_login_time(session: &Session) -> Result<(), AuthError> {
+    session.insert(
+        SessionKeys::LOGIN_TIME,
+        OffsetDateTime::now_utc().unix_timestamp(),
+    )?;
+    Ok(())
 }
 
 /// Django's `get_user()`: the user the session claims, if the claim still
 /// holds. Blocking: call it on the blocking pool.
 ///
-/// The claim holds when its backend is still configured, the backend still
+/// The claim holds when the session is younger than `SESSION_MAX_AGE`
+/// since its login, its backend is still configured, the backend still
 /// knows the user (and lets them in), and the auth hash still matches the
-/// user's password.
+/// user's password (and session generation).
 pub fn get_user(auth: &AuthContext, claim: &SessionClaim) -> Result<UserLookup, AuthError> {
+    if claim.outlived(auth.session_max_age()) {
+        return Ok(UserLookup::Stale);
+    }
     let Some(backend) = auth.backend(&claim.backend) else {
         return Ok(UserLookup::Stale);
     };
@@ -89,7 +127,8 @@ pub enum UserLookup {
     /// The session's user, valid under a fallback secret key: the session's
     /// auth hash must be re-stamped with the current key.
     Restamp(User),
-    /// The claim no longer holds: the user is gone or inactive, the backend
-    /// was removed, or the password changed. The session must be flushed.
+    /// The claim no longer holds: the session outlived `SESSION_MAX_AGE`,
+    /// the user is gone or inactive, the backend was removed, or the
+    /// password changed. The session must be flushed.
     Stale,
 }

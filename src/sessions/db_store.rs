@@ -59,12 +59,22 @@ impl DbSessionStore {
     }
 
     fn user_id(&self, state: &SessionState) -> Option<i32> {
-        let raw = state.get(self.user_id_key?)?;
-        match serde_json::from_str::<Value>(raw).ok()? {
-            Value::String(id) => id.parse().ok(),
-            Value::Number(id) => id.as_i64().and_then(|id| i32::try_from(id).ok()),
-            _ => None,
-        }
+        user_id_in(state, self.user_id_key?)
+    }
+
+    /// The database pool the sessions live in.
+    pub(crate) fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+}
+
+/// The user id a session holds under `user_id_key`, if any.
+pub(crate) fn user_id_in(state: &SessionState, user_id_key: &str) -> Option<i32> {
+    let raw = state.get(user_id_key)?;
+    match serde_json::from_str::<Value>(raw).ok()? {
+        Value::String(id) => id.parse().ok(),
+        Value::Number(id) => id.as_i64().and_then(|id| i32::try_from(id).ok()),
+        _ => None,
     }
 }
 
@@ -118,15 +128,50 @@ fn expiry_after(ttl: &Duration) -> time::PrimitiveDateTime {
     models::now().saturating_add(*ttl)
 }
 
-impl SessionStore for DbSessionStore {
-    async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
-        let key_hash = models::hash_key(session_key.as_ref());
+impl DbSessionStore {
+    /// The live session whose key hashes to `key_hash`, and its expiry.
+    pub(crate) async fn load_live(
+        &self,
+        key_hash: String,
+    ) -> Result<Option<(SessionState, time::PrimitiveDateTime)>, LoadError> {
         let row = with_conn(&self.pool, move |conn| {
             models::find_live_by_key_hash(conn, &key_hash).map_err(anyhow::Error::from)
         })
         .await
         .map_err(LoadError::Other)?;
-        decode_stored(row.as_ref().map(|row| row.data.as_str()))
+        row.map(|row| decode_state(&row.data).map(|state| (state, row.expires_at)))
+            .transpose()
+            .context("the stored session data is not a JSON object")
+            .map_err(LoadError::Deserialization)
+    }
+
+    /// Replaces the data of the live session whose key hashes to
+    /// `key_hash`; returns whether there was one.
+    pub(crate) async fn update_live(
+        &self,
+        key_hash: String,
+        state: &SessionState,
+        ttl: &Duration,
+    ) -> Result<bool, UpdateError> {
+        let data = encode_state(state);
+        let user_id = self.user_id(state);
+        let expires_at = expiry_after(ttl);
+        with_conn(&self.pool, move |conn| {
+            models::update_live(conn, &key_hash, &data, user_id, expires_at)
+                .map_err(anyhow::Error::from)
+        })
+        .await
+        .map_err(UpdateError::Other)
+    }
+}
+
+impl SessionStore for DbSessionStore {
+    async fn load(&self, session_key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
+        let key_hash = models::hash_key(session_key.as_ref());
+        Ok(self
+            .load_live(key_hash)
+            .await?
+            .map(|(state, _expires_at)| state))
     }
 
     async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
@@ -163,16 +208,12 @@ impl SessionStore for DbSessionStore {
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
         let key_hash = models::hash_key(session_key.as_ref());
-        let data = encode_state(&state);
-        let user_id = self.user_id(&state);
-        let expires_at = expiry_after(ttl);
-        let updated = with_conn(&self.pool, move |conn| {
-            models::update_live(conn, &key_hash, &data, user_id, expires_at)
-                .map_err(anyhow::Error::from)
-        })
-        .await
-        .map_err(UpdateError::Other)?;
-        Ok(outcome::updated_or_gone(updated, session_key))
+        if !self.update_live(key_hash, &state, ttl).await? {
+            // Gone while this request ran (signed out, revoked, expired):
+            // never resurrect it, under its key or a new one.
+            outcome::note_gone();
+        }
+        Ok(session_key)
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {

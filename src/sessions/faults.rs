@@ -21,11 +21,20 @@ pub(crate) async fn bounded<T, E>(
     call: impl Future<Output = Result<T, E>>,
     error: impl FnOnce(anyhow::Error) -> E,
 ) -> Result<T, E> {
-    actix_web::rt::time::timeout(REMOTE_CALL_TIMEOUT, call)
+    bounded_for(REMOTE_CALL_TIMEOUT, call, error).await
+}
+
+/// Runs one call to a remote store, failing with `error` after `limit`.
+pub(crate) async fn bounded_for<T, E>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, E>>,
+    error: impl FnOnce(anyhow::Error) -> E,
+) -> Result<T, E> {
+    actix_web::rt::time::timeout(limit, call)
         .await
         .unwrap_or_else(|_| {
             Err(error(anyhow::anyhow!(
-                "no answer from the session store within {REMOTE_CALL_TIMEOUT:?}"
+                "no answer from the session store within {limit:?}"
             )))
         })
 }

@@ -13,18 +13,22 @@
 //!   gives a "remember me" session's cookie its `Max-Age`.
 //! * [`before_save`], inside: touches the session just before it is saved:
 //!   "last seen" ([`activity`]), and notes its own expiry
-//!   ([`expiry`]) for the cookie.
+//!   ([`expiry`]) for the cookie, cut to what is left of the session's
+//!   absolute lifetime (`SESSION_MAX_AGE`).
 
 use actix_session::SessionExt;
 use actix_web::{
     Error, HttpMessage, ResponseError,
     body::{EitherBody, MessageBody},
+    cookie::time::Duration,
     dev::{ServiceRequest, ServiceResponse},
     middleware::Next,
     web,
 };
 
-use super::{SESSION_COOKIE_NAME, SessionCookieSettings, activity, cookies, expiry, outcome};
+use super::{
+    SESSION_COOKIE_NAME, SessionBackend, SessionCookieSettings, activity, cookies, expiry, outcome,
+};
 use crate::errors::AppError;
 
 /// The cookie lifetime [`before_save`] found, for [`around_session`].
@@ -88,6 +92,16 @@ pub async fn before_save(
     let session = res.request().get_session();
     activity::note_activity(&session, res.request());
     if let Some(secs) = expiry::cookie_max_age(&session) {
+        // A "remember me" cookie never outlives the session's absolute
+        // lifetime either.
+        let secs = match res.request().app_data::<web::Data<SessionBackend>>() {
+            Some(backend) => {
+                let asked = Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
+                let capped = backend.marks().cap(&session.entries(), asked);
+                u64::try_from(capped.whole_seconds()).unwrap_or(0)
+            }
+            None => secs,
+        };
         res.request().extensions_mut().insert(CookieMaxAge(secs));
     }
     Ok(res)

@@ -8,16 +8,21 @@
 //!
 //! The engine is a setting ([`SessionEngine`](crate::settings::SessionEngine)):
 //!
-//! | engine   | where the data lives         | the cookie holds            |
-//! | -------- | ---------------------------- | --------------------------- |
-//! | `db`     | a row in `sessions`          | the key, signed             |
-//! | `redis`  | a Redis key, with a TTL      | the key, signed             |
-//! | `cookie` | the cookie itself            | the data, signed+encrypted  |
+//! | engine      | where the data lives         | the cookie holds           |
+//! | ----------- | ---------------------------- | -------------------------- |
+//! | `db`        | a row in `sessions`          | the key, signed            |
+//! | `cached_db` | the row, cached in Redis     | the key, signed            |
+//! | `redis`     | a Redis key, with a TTL      | the key, signed            |
+//! | `cookie`    | the cookie itself            | the data, signed+encrypted |
 //!
-//! Like Django's, this framework knows nothing of users.
+//! Like Django's, this framework knows nothing of users: where a store
+//! needs the user's id (to find a user's sessions) or the login time (for
+//! the absolute lifetime), start-up tells it which session keys hold them
+//! ([`LoginMarks`]).
 
 pub mod activity;
 pub mod by_user;
+pub mod cached_db_store;
 pub mod cookies;
 pub mod db_store;
 pub mod engine;
@@ -29,12 +34,15 @@ pub mod outcome;
 pub mod redis_store;
 
 pub use self::{
+    cached_db_store::CachedDbSessionStore,
     cookies::{
         SessionCookieSettings, current_key, current_key_hash, open_session_cookie,
         seal_session_cookie, session_middleware,
     },
     db_store::{DbSessionStore, SessionState},
-    engine::{COOKIE_EXPIRES_KEY, EngineError, RedisSettings, SessionBackend, clear_expired},
+    engine::{
+        COOKIE_EXPIRES_KEY, EngineError, LoginMarks, RedisSettings, SessionBackend, clear_expired,
+    },
     redis_store::RedisSessionStore,
 };
 

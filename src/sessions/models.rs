@@ -144,29 +144,42 @@ pub fn live_for_user(conn: &mut DbConnection, user_id: i32) -> QueryResult<Vec<S
         .load(conn)
 }
 
-/// Deletes session `id` if it belongs to `user_id`; returns whether it did.
-pub fn delete_for_user(conn: &mut DbConnection, user_id: i32, id: i32) -> QueryResult<bool> {
-    diesel::delete(
-        sessions::table
+/// Deletes session `id` if it belongs to `user_id`; returns its key hash
+/// if it did (for a cache to drop its copy).
+pub fn delete_for_user(
+    conn: &mut DbConnection,
+    user_id: i32,
+    id: i32,
+) -> QueryResult<Option<String>> {
+    conn.transaction(|conn| {
+        let mine = sessions::table
             .filter(sessions::id.eq(id))
-            .filter(sessions::user_id.eq(user_id)),
-    )
-    .execute(conn)
-    .map(|rows| rows > 0)
+            .filter(sessions::user_id.eq(user_id));
+        let key_hash = mine.select(sessions::key_hash).first(conn).optional()?;
+        diesel::delete(mine).execute(conn)?;
+        Ok(key_hash)
+    })
 }
 
-/// Deletes every session of `user_id` but the one whose key hashes to
-/// `keep`; returns how many.
+/// Deletes every session of `user_id` but the one whose key hash is
+/// `keep`; returns the key hashes of those deleted.
 pub fn delete_others_for_user(
     conn: &mut DbConnection,
     user_id: i32,
     keep: Option<&str>,
-) -> QueryResult<usize> {
-    let mine = sessions::table.filter(sessions::user_id.eq(user_id));
-    match keep {
-        Some(keep) => diesel::delete(mine.filter(sessions::key_hash.ne(keep))).execute(conn),
-        None => diesel::delete(mine).execute(conn),
-    }
+) -> QueryResult<Vec<String>> {
+    conn.transaction(|conn| {
+        let hashes: Vec<String> = sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .select(sessions::key_hash)
+            .load(conn)?;
+        let ending: Vec<String> = hashes
+            .into_iter()
+            .filter(|hash| Some(hash.as_str()) != keep)
+            .collect();
+        diesel::delete(sessions::table.filter(sessions::key_hash.eq_any(&ending))).execute(conn)?;
+        Ok(ending)
+    })
 }
 
 /// Every live session, or one user's, newest first (for `porter session list`).

@@ -304,6 +304,10 @@ impl<S> TestApp<S> {
                 SessionKeys::HASH,
                 json(&self.state.auth.session_auth_hash(&user)),
             ),
+            (
+                SessionKeys::LOGIN_TIME,
+                time::OffsetDateTime::now_utc().unix_timestamp().to_string(),
+            ),
             // As a login request would have noted, so the next page writes nothing.
             (
                 LAST_SEEN_KEY,

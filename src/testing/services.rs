@@ -150,6 +150,36 @@ impl RedisNamespace {
             .unwrap_or(-2)
     }
 
+    /// The keys of sessions under the prefix (not the per-user indexes).
+    pub fn session_keys(&self) -> Vec<String> {
+        let indexes = format!("{}user:", self.prefix);
+        self.keys()
+            .into_iter()
+            .filter(|key| !key.starts_with(&indexes))
+            .collect()
+    }
+
+    /// The members of user `user_id`'s session index: key hashes.
+    pub fn index_members(&self, user_id: i32) -> Vec<String> {
+        redis::Client::open(redis_url())
+            .and_then(|client| client.get_connection())
+            .and_then(|mut conn| {
+                redis::cmd("ZRANGE")
+                    .arg(format!("{}user:{user_id}", self.prefix))
+                    .arg(0)
+                    .arg(-1)
+                    .query(&mut conn)
+            })
+            .unwrap_or_default()
+    }
+
+    /// Deletes `key`, as an eviction or a restart of Redis would.
+    pub fn delete(&self, key: &str) {
+        if let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection()) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(key).query(&mut conn);
+        }
+    }
+
     /// Every key under the prefix.
     pub fn keys(&self) -> Vec<String> {
         let Ok(client) = redis::Client::open(redis_url()) else {

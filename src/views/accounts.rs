@@ -467,17 +467,9 @@ pub async fn password_submit(
     // before the change (the very thing a password change may be about)
     // dies with it.
     session.renew();
-    if backend.can_list_sessions() {
-        // The auth hash already ends them; deleting the rows also takes
-        // them off "your sessions" at once.
-        sessions::by_user::revoke_others(
-            auth.pool(),
-            user.id,
-            sessions::current_key_hash(&req),
-            sessions::by_user::nothing_else(),
-        )
-        .await?;
-    }
+    // The auth hash already ends them; deleting what the engine keeps on
+    // the server also takes them off "your sessions" at once.
+    sessions::by_user::revoke_others(&backend, user.id, sessions::current_key_hash(&req)).await?;
     FlashMessage::success("Your password was changed. Your other sessions are signed out.").send();
     Ok(see_other(paths::PROFILE))
 }

@@ -198,11 +198,7 @@ pub async fn trace_page(
     req: HttpRequest,
     backend: web::Data<SessionBackend>,
 ) -> Result<HttpResponse, AppError> {
-    let engine = match backend.get_ref() {
-        SessionBackend::Db(_) => "db",
-        SessionBackend::Redis(_) => "redis",
-        SessionBackend::Cookie => "cookie",
-    };
+    let engine = backend.engine().as_str();
     let trace = trace(&req, engine).await?;
     let wants_json = req
         .headers()

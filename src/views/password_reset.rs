@@ -33,7 +33,7 @@ use crate::{
         AuthContext, User,
         audit::{self, EventKind, NewEvent, Origin},
         email_address::{self, normalize_email, validate_email},
-        models,
+        end_every_session, models, nothing_else,
         throttle::{Scope, Throttle},
         tokens::{TokenGenerator, decode_uid, encode_uid},
         user_fields::FieldErrors,
@@ -46,7 +46,7 @@ use crate::{
     mail::{MailError, outbox},
     metrics::RequestMetrics,
     paths,
-    sessions::{self, SessionBackend},
+    sessions::SessionBackend,
     views::{Mailing, new_password::NewPassword, render, see_other, throttled},
 };
 
@@ -361,17 +361,9 @@ pub async fn set_password(
     }
     outbox.wake();
     // The new password's auth hash already ends every session on every
-    // engine; on the db engine the rows go too, so "your sessions" shows
-    // none of them.
-    if backend.can_list_sessions() {
-        sessions::by_user::revoke_others(
-            auth.pool(),
-            user.id,
-            None,
-            sessions::by_user::nothing_else(),
-        )
-        .await?;
-    }
+    // engine; what the engine keeps on the server goes too, so "your
+    // sessions" shows none of them.
+    end_every_session(auth.pool(), &backend, user.id, nothing_else()).await?;
     let address = client_ip_text(&req);
     let mut cleared = vec![
         Scope::Account(&user.username),

@@ -212,13 +212,13 @@ pub async fn user(
     .await?
     .ok_or(AppError::NotFound)?;
     let mine = lazy_user.permissions().await?;
-    let sessions =
-        if mine.has_perm(permissions::VIEW_ANY_SESSIONS.codename) && backend.can_list_sessions() {
-            let listed = by_user::list(auth.pool(), id, None).await?;
-            Some(listed.into_iter().map(SessionRow::from).collect())
-        } else {
-            None
-        };
+    let sessions = if mine.has_perm(permissions::VIEW_ANY_SESSIONS.codename) {
+        by_user::list(&backend, id, None)
+            .await?
+            .map(|listed| listed.into_iter().map(SessionRow::from).collect())
+    } else {
+        None
+    };
     let events = if mine.has_perm(permissions::VIEW_ANY_EVENTS.codename) {
         let found = with_conn(auth.pool(), move |conn| {
             audit::recent_for_user(conn, id, USER_PAGE_EVENTS).map_err(DbError::from)
@@ -321,11 +321,11 @@ pub async fn deactivate(
     let user = target(&auth, id.into_inner()).await?;
     let by = changed_by(&me, &req);
     let user_id = user.id;
-    let deactivate: by_user::AlsoInTransaction = Box::new(move |conn| {
+    let deactivate: auth::AlsoInTransaction = Box::new(move |conn| {
         models::set_active(conn, user_id, false)?;
         audit::record(conn, &by.event(EventKind::UserDeactivated).about(user_id))
     });
-    auth::end_all_sessions(auth.pool(), &backend, user_id, deactivate).await?;
+    auth::end_every_session(auth.pool(), &backend, user_id, deactivate).await?;
     FlashMessage::success(format!(
         "{} is deactivated and signed out everywhere.",
         user.username
@@ -347,17 +347,15 @@ pub async fn sign_out_everywhere(
     let event = changed_by(&me, &req)
         .event(EventKind::SignedOutEverywhere)
         .about(user.id);
-    let also: by_user::AlsoInTransaction = Box::new(move |conn| audit::record(conn, &event));
-    match auth::end_all_sessions(auth.pool(), &backend, user.id, also).await? {
+    let also: auth::AlsoInTransaction = Box::new(move |conn| audit::record(conn, &event));
+    match auth::end_every_session(auth.pool(), &backend, user.id, also).await? {
         Some(ended) => FlashMessage::success(format!(
             "{} is signed out everywhere ({ended} session(s) ended).",
             user.username
         )),
-        None => FlashMessage::warning(format!(
-            "This session engine cannot end {}'s sessions from here; \
-             deactivate the account or have them change their password.",
-            user.username
-        )),
+        // The cookie engine keeps nothing to count: the raised generation
+        // ends each session on its next request.
+        None => FlashMessage::success(format!("{} is signed out everywhere.", user.username)),
     }
     .send();
     Ok(back_to(user.id))

@@ -1,5 +1,11 @@
 //! "Your sessions": where a user sees every browser signed in to their
-//! account and signs any of them out.
+//! account and signs any of them out, or all but this one. Django has no
+//! such page; its sessions cannot be found by user.
+//!
+//! Every engine but `cookie` lists them ([`sessions::by_user`]). The
+//! `cookie` engine keeps nothing on the server: the page says so, and offers
+//! "sign out everywhere else", which raises the user's session generation
+//! ([`auth::sign_out`](crate::auth::sign_out)).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_flash_messages::{FlashMessage, IncomingFlashMessages};
@@ -7,10 +13,12 @@ use askama::Template;
 
 use crate::{
     auth::{
-        AuthContext, CurrentUser,
+        AlsoInTransaction, AuthContext, CurrentUser,
         audit::{self, EventKind, NewEvent, Origin},
+        end_other_sessions,
     },
     csrf::CsrfToken,
+    db::{DbError, with_conn},
     errors::AppError,
     paths,
     sessions::{self, SessionBackend, by_user::SessionSummary},
@@ -19,8 +27,8 @@ use crate::{
 
 /// One row of the table, formatted (the staff area shows the same).
 pub(crate) struct SessionRow {
-    pub(crate) id: i32,
-    pub(crate) created_at: String,
+    pub(crate) id: String,
+    pub(crate) signed_in_at: String,
     pub(crate) last_seen: String,
     pub(crate) user_agent: String,
     pub(crate) ip: String,
@@ -30,13 +38,13 @@ pub(crate) struct SessionRow {
 
 impl From<SessionSummary> for SessionRow {
     fn from(session: SessionSummary) -> Self {
+        let or_dash = |at: Option<time::PrimitiveDateTime>| {
+            at.as_ref().map_or_else(|| "—".to_owned(), display_time)
+        };
         Self {
             id: session.id,
-            created_at: display_time(&session.created_at),
-            last_seen: session
-                .last_seen
-                .as_ref()
-                .map_or_else(|| "—".to_owned(), display_time),
+            signed_in_at: or_dash(session.signed_in_at),
+            last_seen: or_dash(session.last_seen),
             user_agent: session.user_agent,
             ip: session.ip,
             remembered: session.remembered,
@@ -48,7 +56,7 @@ impl From<SessionSummary> for SessionRow {
 #[derive(Template)]
 #[template(path = "sessions.html")]
 struct SessionsPage {
-    /// `None` when the engine cannot list sessions.
+    /// `None` when the engine keeps no sessions on the server.
     sessions: Option<Vec<SessionRow>>,
     /// Where sessions live, in words, for engines that cannot list them.
     engine: &'static str,
@@ -60,20 +68,14 @@ struct SessionsPage {
 pub async fn list(
     req: HttpRequest,
     CurrentUser(user): CurrentUser,
-    auth: web::Data<AuthContext>,
     backend: web::Data<SessionBackend>,
     csrf: CsrfToken,
     incoming: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
-    let sessions = if backend.can_list_sessions() {
-        let current = sessions::current_key_hash(&req);
-        let found = sessions::by_user::list(auth.pool(), user.id, current).await?;
-        Some(found.into_iter().map(SessionRow::from).collect())
-    } else {
-        None
-    };
+    let current = sessions::current_key_hash(&req);
+    let found = sessions::by_user::list(&backend, user.id, current).await?;
     render(&SessionsPage {
-        sessions,
+        sessions: found.map(|found| found.into_iter().map(SessionRow::from).collect()),
         engine: backend.description(),
         csrf_token: csrf.form_value(),
         messages: messages(&incoming),
@@ -81,44 +83,46 @@ pub async fn list(
 }
 
 /// `POST /sessions/{id}/revoke`: signs one of the user's sessions out.
-/// Another user's session, or one that is gone, is a 404.
+/// Another user's session, one that is gone, or any on the `cookie` engine
+/// (which cannot end one session alone), is a 404.
 pub async fn revoke(
     req: HttpRequest,
     CurrentUser(user): CurrentUser,
-    id: web::Path<i32>,
+    id: web::Path<String>,
     auth: web::Data<AuthContext>,
     backend: web::Data<SessionBackend>,
 ) -> Result<HttpResponse, AppError> {
-    if !backend.can_list_sessions() {
+    if !sessions::by_user::revoke(&backend, user.id, &id).await? {
         return Err(AppError::NotFound);
     }
-    let id = id.into_inner();
+    // After the fact: on the redis engine no transaction spans the store
+    // and the log, so the line records a revocation that happened.
     let event = NewEvent::new(EventKind::SessionRevoked, Origin::of(&req))
         .by_user(user.id)
-        .detail(serde_json::json!({ "session": id }));
-    let also = Box::new(move |conn: &mut _| audit::record(conn, &event));
-    if !sessions::by_user::revoke(auth.pool(), user.id, id, also).await? {
-        return Err(AppError::NotFound);
-    }
+        .detail(serde_json::json!({ "session": id.into_inner() }));
+    with_conn(auth.pool(), move |conn| {
+        audit::record(conn, &event).map_err(DbError::from)
+    })
+    .await?;
     FlashMessage::success("The session was signed out.").send();
     Ok(see_other(paths::SESSIONS))
 }
 
-/// `POST /sessions/revoke-others`: signs out every session but this one.
+/// `POST /sessions/revoke-others`: signs out every session but this one,
+/// on every engine.
 pub async fn revoke_others(
     req: HttpRequest,
     CurrentUser(user): CurrentUser,
     auth: web::Data<AuthContext>,
     backend: web::Data<SessionBackend>,
 ) -> Result<HttpResponse, AppError> {
-    if !backend.can_list_sessions() {
-        return Err(AppError::NotFound);
-    }
-    let current = sessions::current_key_hash(&req);
     let event = NewEvent::new(EventKind::OtherSessionsRevoked, Origin::of(&req)).by_user(user.id);
-    let also = Box::new(move |conn: &mut _| audit::record(conn, &event));
-    let ended = sessions::by_user::revoke_others(auth.pool(), user.id, current, also).await?;
-    let noun = if ended == 1 { "session" } else { "sessions" };
-    FlashMessage::success(format!("{ended} other {noun} signed out.")).send();
+    let also: AlsoInTransaction = Box::new(move |conn| audit::record(conn, &event));
+    let message = match end_other_sessions(&req, &auth, &backend, &user, also).await? {
+        Some(1) => "1 other session signed out.".to_owned(),
+        Some(ended) => format!("{ended} other sessions signed out."),
+        None => "Every other browser is signed out.".to_owned(),
+    };
+    FlashMessage::success(message).send();
     Ok(see_other(paths::SESSIONS))
 }

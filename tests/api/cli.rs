@@ -244,6 +244,57 @@ async fn users_list_and_session_list_show_what_is_stored() {
 }
 
 #[actix_web::test]
+async fn session_list_finds_a_users_sessions_on_redis_and_deactivate_ends_them() {
+    if !crate::services::available("redis") {
+        return;
+    }
+    let namespace = crate::services::RedisNamespace::new();
+    let redis_url = crate::services::redis_url();
+    let engine = [
+        ("SESSION_ENGINE", "redis"),
+        ("REDIS_URL", redis_url.as_str()),
+        ("REDIS_KEY_PREFIX", namespace.prefix.as_str()),
+    ];
+    let app = crate::helpers::spawn_app_with(&engine).await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    alice.login(&app.new_browser()).await;
+    let porter_on_redis = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args(args)
+            .envs(engine)
+            .env("DATABASE_URL", app.database_url())
+            .env("SECRET_KEY", TEST_SECRET_KEY)
+            .env("DEBUG", "false")
+            .env("SITE_URL", TEST_SITE_URL)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("porter runs")
+    };
+
+    let out = porter_on_redis(&["session", "list", "--user", "alice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("2 live session(s)."),
+        "{}",
+        stdout(&out)
+    );
+    let out = porter_on_redis(&["session", "list"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("pass --user NAME"));
+
+    let out = porter_on_redis(&["deactivate", "alice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        namespace.key_count(),
+        0,
+        "every session of alice's, at once"
+    );
+    let out = porter_on_redis(&["session", "list", "--user", "alice"]);
+    assert!(stdout(&out).contains("0 live session(s)."));
+}
+
+#[actix_web::test]
 async fn clearsessions_deletes_expired_sessions_and_says_how_many() {
     use diesel::prelude::*;
     use porter::schema::sessions;

@@ -109,3 +109,53 @@ async fn deleting_a_user_deletes_their_sessions() {
         .expect("delete the user");
     assert_eq!(app.session_rows(), 0, "ON DELETE CASCADE");
 }
+
+/// The session a login leaves, planted by hand, with `login_time` as its
+/// login time (`None`: a session from before login times were noted).
+async fn profile_for_a_session_signed_in_at(login_time: Option<i64>) -> (i32, String) {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    let user = porter::auth::models::find_by_id(&mut app.db(), alice.id)
+        .expect("a user query")
+        .expect("alice exists");
+    let json = |value: &str| serde_json::to_string(value).expect("a JSON string");
+    let hash = json(&app.state.auth.session_auth_hash(&user));
+    let id = json(&alice.id.to_string());
+    let login_time = login_time.map(|at| at.to_string());
+    let mut entries = vec![
+        ("_auth_user_id", id.as_str()),
+        ("_auth_user_backend", "\"model\""),
+        ("_auth_user_hash", hash.as_str()),
+    ];
+    if let Some(at) = &login_time {
+        entries.push(("_auth_login_time", at));
+    }
+    app.plant_session(&entries).await;
+    let status = app.get("/profile").await.status;
+    let data: String = sessions::table
+        .select(sessions::data)
+        .first(&mut *app.db())
+        .unwrap_or_default();
+    (i32::from(status.as_u16()), data)
+}
+
+#[actix_web::test]
+async fn a_session_signed_in_longer_ago_than_session_max_age_is_anonymous() {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // Its row would live another hour: the login time alone ends it.
+    let (status, data) = profile_for_a_session_signed_in_at(Some(now - 31 * 24 * 3600)).await;
+    assert_eq!(status, 303);
+    assert_eq!(data, "", "the session is flushed");
+    let (status, _) = profile_for_a_session_signed_in_at(Some(now - 29 * 24 * 3600)).await;
+    assert_eq!(status, 200);
+}
+
+#[actix_web::test]
+async fn a_session_from_before_login_times_stays_signed_in_and_its_lifetime_starts_now() {
+    let (status, data) = profile_for_a_session_signed_in_at(None).await;
+    assert_eq!(status, 200, "no one is signed out by the upgrade");
+    let data: serde_json::Value = serde_json::from_str(&data).expect("JSON data");
+    let stamped = data["_auth_login_time"].as_i64().expect("a login time");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((now - 5..=now).contains(&stamped));
+}

@@ -178,14 +178,18 @@ async fn sign_out_everywhere_else_keeps_only_this_session() {
 }
 
 #[actix_web::test]
-async fn the_cookie_engine_says_plainly_it_cannot_list_sessions() {
+async fn the_cookie_engine_says_plainly_it_cannot_list_sessions_and_offers_to_end_the_others() {
     let app = spawn_app_with(&[("SESSION_ENGINE", "cookie")]).await;
     let alice = TestUser::create(&app, "alice");
     alice.login(&app).await;
     let page = app.get("/sessions").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("cannot sign one out by itself"));
+    assert!(
+        page.body
+            .contains("cannot sign out one other browser alone")
+    );
     assert!(page.body.contains("in signed, encrypted cookies"));
+    assert!(page.body.contains("action=\"/sessions/revoke-others\""));
 }
 
 #[actix_web::test]
