@@ -92,19 +92,22 @@ async fn check(req: &HttpRequest, rule: Rule) -> Result<Option<AppError>, AppErr
 }
 
 /// Runs `rule` before the route: the route's answer when it passes, the
-/// guard's when not.
+/// guard's when not (to sign in, `403`, or `503` when the user cannot be
+/// loaded), always as a response.
 async fn guard<B: MessageBody>(
     rule: Rule,
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, Error> {
-    match check(req.request(), rule).await? {
-        None => Ok(next.call(req).await?.map_into_left_body()),
-        Some(refusal) => {
-            let response = actix_web::ResponseError::error_response(&refusal);
-            Ok(req.into_response(response).map_into_right_body())
-        }
-    }
+    let refusal = match check(req.request(), rule).await {
+        Ok(None) => return Ok(next.call(req).await?.map_into_left_body()),
+        Ok(Some(refusal)) => refusal,
+        // The user could not be loaded (an outage): the 503 page, as a
+        // response, so that the outer layers dress it like every page.
+        Err(err) => err,
+    };
+    let response = actix_web::ResponseError::error_response(&refusal);
+    Ok(req.into_response(response).map_into_right_body())
 }
 
 /// Middleware guard: anonymous visitors are redirected to the login page;
