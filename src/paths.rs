@@ -26,3 +26,13 @@ pub const PASSWORD_RESET_DONE: &str = "/password/reset/done";
 pub const EMAIL: &str = "/email";
 /// Address confirmation links: `/email/confirm/{uid}/{token}`.
 pub const EMAIL_CONFIRM: &str = "/email/confirm";
+/// The second factor, after a right password (`code`).
+pub const LOGIN_VERIFY: &str = "/login/verify";
+/// Where the passkey sign-in form posts; `/login/passkey/begin` starts it.
+pub const LOGIN_PASSKEY: &str = "/login/passkey";
+/// Proving it again before a sensitive action (`password`, or a factor).
+pub const SUDO: &str = "/sudo";
+/// Passkeys, two-factor sign-in and recovery codes.
+pub const SECURITY: &str = "/security";
+/// Turning two-factor sign-in on: the QR code and the confirming code.
+pub const SECURITY_TOTP: &str = "/security/totp";

@@ -27,6 +27,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    passkeys (id) {
+        id -> Integer,
+        user_id -> Integer,
+        user_handle -> Text,
+        credential_id -> Text,
+        credential -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Integer,
+        user_id -> Integer,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Integer,
         key_hash -> Text,
@@ -34,6 +56,15 @@ diesel::table! {
         expires_at -> Timestamp,
         user_id -> Nullable<Integer>,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    totp_devices (user_id) {
+        user_id -> Integer,
+        secret -> Text,
+        confirmed_at -> Nullable<Timestamp>,
+        last_step -> BigInt,
     }
 }
 
@@ -54,6 +85,17 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(passkeys -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(totp_devices -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(login_attempts, mail_outbox, sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    login_attempts,
+    mail_outbox,
+    passkeys,
+    recovery_codes,
+    sessions,
+    totp_devices,
+    users,
+);

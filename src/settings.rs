@@ -26,6 +26,9 @@ pub const DEFAULT_SESSION_REMEMBER_TTL: Duration = Duration::from_secs(14 * 24 *
 /// How long a password reset link works: an hour.
 pub const DEFAULT_PASSWORD_RESET_TTL: Duration = Duration::from_secs(60 * 60);
 
+/// How long a sign-in counts as recent for sensitive actions: ten minutes.
+pub const DEFAULT_SUDO_TTL: Duration = Duration::from_secs(10 * 60);
+
 /// The sender of Porter's mail when `EMAIL_FROM` is unset: Django's
 /// `DEFAULT_FROM_EMAIL`.
 pub const DEFAULT_EMAIL_FROM: &str = "Porter <webmaster@localhost>";
@@ -194,6 +197,9 @@ pub struct Settings {
     pub email_from: lettre::message::Mailbox,
     /// `PASSWORD_RESET_TTL`: how long a password reset link works.
     pub password_reset_ttl: Duration,
+    /// `SUDO_TTL`: how long after signing in (or confirming it at `/sudo`)
+    /// sensitive actions go through without asking again.
+    pub sudo_ttl: Duration,
     /// `RUST_LOG`: the tracing filter.
     pub rust_log: String,
 }
@@ -228,6 +234,7 @@ impl fmt::Debug for Settings {
             .field("email_url", &self.email_url)
             .field("email_from", &self.email_from.to_string())
             .field("password_reset_ttl", &self.password_reset_ttl)
+            .field("sudo_ttl", &self.sudo_ttl)
             .field("rust_log", &self.rust_log)
             .finish_non_exhaustive()
     }
@@ -398,6 +405,10 @@ impl Settings {
             Some(value) => parse_duration("PASSWORD_RESET_TTL", &value)?,
             None => DEFAULT_PASSWORD_RESET_TTL,
         };
+        let sudo_ttl = match get("SUDO_TTL") {
+            Some(value) => parse_duration("SUDO_TTL", &value)?,
+            None => DEFAULT_SUDO_TTL,
+        };
         // actix-session logs every bad cookie itself; Porter reports them as
         // rate-limited security events instead (see `sessions::cookies`).
         let rust_log = get("RUST_LOG").unwrap_or_else(|| "info,actix_session=error".into());
@@ -423,6 +434,7 @@ impl Settings {
             email_url,
             email_from,
             password_reset_ttl,
+            sudo_ttl,
             rust_log,
         })
     }

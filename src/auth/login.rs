@@ -35,6 +35,9 @@ pub async fn login(
     Identity::login(&req.extensions(), user.id.to_string())?;
     session.insert(SessionKeys::BACKEND, authenticated.backend)?;
     session.insert(SessionKeys::HASH, auth.session_auth_hash(user))?;
+    // Signing in is the freshest proof there is: sensitive actions go
+    // through for `SUDO_TTL` without asking again.
+    super::recent_login::stamp(&session)?;
     csrf::rotate_token(req);
 
     let user_id = user.id;

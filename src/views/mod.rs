@@ -8,7 +8,10 @@ pub mod email;
 pub mod health;
 pub mod home;
 pub mod password_reset;
+pub mod second_factor;
+pub mod security;
 pub mod static_files;
+pub mod sudo;
 pub mod your_sessions;
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, http::header, web};
