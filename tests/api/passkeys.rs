@@ -145,7 +145,7 @@ where
     let mut answer = device
         .do_authentication(origin(), options)
         .expect("the software key signs");
-    answer.response.user_handle = Some(user_handle.clone().into());
+    answer.response.user_handle = Some(user_handle.clone());
     serde_json::to_string(&answer).expect("JSON")
 }
 
