@@ -15,12 +15,13 @@ use actix_web::{
     test::TestRequest,
 };
 use diesel::prelude::*;
-use porter::schema::passkeys;
+use porter::{auth::passkeys::Ceremony, schema::passkeys};
 use webauthn_authenticator_rs::{
     WebauthnAuthenticator,
     prelude::{CreationChallengeResponse, RequestChallengeResponse, Url},
     softpasskey::SoftPasskey,
 };
+use webauthn_rs::prelude::WebauthnBuilder;
 
 use crate::{
     helpers::{Request, TEST_SITE_URL, TestApp, TestResponse, TestUser, spawn_app},
@@ -255,21 +256,44 @@ async fn a_ceremony_sent_in_the_login_form_is_not_believed() {
     alice.login(&app).await;
     let mut device = add_passkey(&app, "Laptop").await;
     app.logout().await;
-    let ids = stored_ids(&app, &alice);
-    let answer = answer_sign_in(&app, &mut device, ("/login", "/login/passkey/begin"), &ids).await;
-    // The backend reads the ceremony from the credentials; a visitor
-    // posting one to the password form must not get it through.
+    let (credential_id, user_handle) = stored_ids(&app, &alice);
+
+    // An attacker makes a ceremony of their own (same relying party), has
+    // the passkey answer it (say, on a look-alike page), and posts both
+    // to the password form, whose fields all reach the backends.
+    let relying_party = WebauthnBuilder::new("localhost", &origin())
+        .and_then(|builder| builder.build())
+        .expect("a relying party");
+    let (options, state) = relying_party
+        .start_discoverable_authentication()
+        .expect("a challenge");
+    let mut options = serde_json::to_value(options).expect("JSON");
+    *options
+        .pointer_mut("/publicKey/allowCredentials")
+        .expect("allowCredentials") =
+        serde_json::json!([{"type": "public-key", "id": base64url(&credential_id)}]);
+    let mut answer = device
+        .do_authentication(
+            origin(),
+            serde_json::from_value(options).expect("request options"),
+        )
+        .expect("the software key signs");
+    answer.response.user_handle = Some(user_handle);
+    let forged = serde_json::to_string(&Ceremony::SignIn { state }).expect("JSON");
     let res = app
         .submit_form(
             "/login",
             "/login",
             &[
-                ("passkey_credential", &answer),
-                ("passkey_ceremony", "00.{\"kind\":\"sign_in\"}"),
+                (
+                    "passkey_credential",
+                    &serde_json::to_string(&answer).expect("JSON"),
+                ),
+                ("passkey_ceremony", &format!("{}.{forged}", "00".repeat(32))),
             ],
         )
         .await;
-    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.status, StatusCode::OK, "refused: the seal is not ours");
     app.get("/profile")
         .await
         .assert_redirects_to_login("/profile");
