@@ -366,3 +366,38 @@ async fn a_passkey_is_renamed_and_removed() {
     assert_eq!(res.location(), Some("/security"));
     assert!(app.get("/security").await.body.contains("no passkey yet"));
 }
+
+#[actix_web::test]
+async fn a_ceremony_is_answered_once() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    let res = begin(&app, "/security", "/security/passkeys/begin").await;
+    let mut options: CreationChallengeResponse =
+        serde_json::from_str(&res.body).expect("creation options");
+    if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+        selection.require_resident_key = false;
+        selection.resident_key = None;
+    }
+    // Two devices answer the same challenge; only the first answer counts.
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let answer = SoftPasskey::new(true)
+            .do_registration(origin(), options.clone())
+            .expect("the software key registers");
+        answers.push(serde_json::to_string(&answer).expect("JSON"));
+    }
+    for answer in &answers {
+        app.submit_form(
+            "/security",
+            "/security/passkeys",
+            &[("name", "Key"), ("passkey_credential", answer)],
+        )
+        .await;
+    }
+    let stored: i64 = passkeys::table
+        .count()
+        .get_result(&mut *app.db())
+        .expect("a count");
+    assert_eq!(stored, 1, "the second answer found no ceremony");
+}

@@ -341,3 +341,32 @@ async fn a_staff_reset_takes_every_factor_off_an_account() {
     assert_eq!(outcome.recovery_codes_removed, 10);
     assert_eq!(alice.login(&app).await.location(), Some("/profile"));
 }
+
+#[actix_web::test]
+async fn one_code_sent_twice_at_once_signs_in_once() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    let (authenticator, codes) = enable_two_factor(&app, &alice).await;
+    for code in [authenticator.code(1), codes[0].clone()] {
+        let browsers: Vec<_> = (0..4).map(|_| app.new_browser()).collect();
+        let mut tokens = Vec::new();
+        for browser in &browsers {
+            alice.login(browser).await;
+            tokens.push(browser.get("/login/verify").await.csrf_token());
+        }
+        let forms: Vec<[(&str, &str); 2]> = tokens
+            .iter()
+            .map(|token| [("code", code.as_str()), ("csrf_token", token.as_str())])
+            .collect();
+        let attempts = browsers
+            .iter()
+            .zip(&forms)
+            .map(|(browser, form)| browser.post_form("/login/verify", form));
+        let results = futures_util::future::join_all(attempts).await;
+        let signed_in = results
+            .iter()
+            .filter(|res| res.location() == Some("/profile"))
+            .count();
+        assert_eq!(signed_in, 1, "{code}: one of the four, however they race");
+    }
+}
