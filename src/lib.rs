@@ -21,7 +21,8 @@
 //! address confirmations and notices), [`cookie_header`] (bad cookies),
 //! [`security_headers`], [`client_ip`], [`metrics`] (what a request spent)
 //! and [`telemetry`] (a span and `Server-Timing` per request),
-//! [`security_log`] (rate-limited security events), [`errors`] (error
+//! [`security_log`] (rate-limited security events), the factors beyond the
+//! password in [`auth`] (passkeys, TOTP, recovery codes, sudo mode), [`errors`] (error
 //! pages), [`checks`] (`porter check --deploy`), [`cli`] (the `manage.py` of
 //! Porter) and, with the `testing` feature, `testing` (helpers for tests,
 //! Porter's and forks').

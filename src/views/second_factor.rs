@@ -1,7 +1,7 @@
 //! The other ways through the login page: the second factor after a right
 //! password (`/login/verify`, `django-two-factor-auth`'s token step), and
 //! signing in with a passkey alone (`/login/passkey`). Both end in the same
-//! `login` as the password form ([`complete_login`]).
+//! `login` as the password form (`accounts::complete_login`).
 
 use actix_session::SessionExt;
 use actix_web::{HttpRequest, HttpResponse, http::header, web};

@@ -1,5 +1,5 @@
 //! `/sudo`: proving it again before a sensitive action, when the sign-in is
-//! older than `SUDO_TTL` (see [`recent_login`](crate::auth::recent_login)).
+//! older than `SUDO_TTL` (see [`crate::auth::recent_login`]).
 //! The password, a TOTP or recovery code, or a passkey will do.
 
 use actix_session::SessionExt;
