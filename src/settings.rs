@@ -696,6 +696,7 @@ mod tests {
             ("EMAIL_URL", "file://relative/dir"),
             ("EMAIL_FROM", "not an address"),
             ("PASSWORD_RESET_TTL", "soon"),
+            ("SUDO_TTL", "a while"),
         ] {
             let err = settings(&[("SECRET_KEY", KEY), (name, value)]).expect_err(value);
             assert_eq!(err.setting, name, "{value}");
@@ -716,6 +717,7 @@ mod tests {
         assert_eq!(debug.public_url(), "http://localhost:9000");
         assert_eq!(debug.email_url, EmailUrl::Console, "console is the default");
         assert_eq!(debug.password_reset_ttl, DEFAULT_PASSWORD_RESET_TTL);
+        assert_eq!(debug.sudo_ttl, DEFAULT_SUDO_TTL);
     }
 
     #[test]
