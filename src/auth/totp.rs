@@ -253,13 +253,6 @@ impl TotpKeys {
         .execute(conn)?;
         Ok(moved == 1)
     }
-
-    /// The code an authenticator app would show at Unix time `at`: for
-    /// tests, which play the app.
-    pub fn code_at(&self, device: &TotpDevice, at: u64) -> Result<String, TotpError> {
-        let secret = self.decrypt(&device.secret)?;
-        Ok(generator(&secret, "test")?.generate(at).to_string())
-    }
 }
 
 /// The user's device, confirmed or not.

@@ -5,6 +5,7 @@
 //! Adding, removing or turning off a factor sits behind
 //! `recent_login_required` (see `urls`); renaming a passkey does not.
 
+use actix_session::SessionExt;
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use actix_web_flash_messages::{FlashMessage, IncomingFlashMessages};
 use askama::Template;
@@ -15,14 +16,20 @@ use crate::{
     auth::{
         AuthContext, CurrentUser,
         passkeys::{self, Ceremony},
-        recovery_codes, totp,
+        recovery_codes,
+        throttle::{Scope, Throttle},
+        totp,
         two_factor::Factors,
     },
+    client_ip::client_ip_text,
     csrf::CsrfToken,
     db::{DbError, with_conn},
     errors::AppError,
     paths,
-    views::{Message, display_time, messages, render, second_factor::ceremony_options, see_other},
+    views::{
+        Message, accounts::refused, display_time, messages, render,
+        second_factor::ceremony_options, see_other,
+    },
 };
 
 /// The longest passkey name accepted, in characters.
@@ -225,21 +232,21 @@ pub async fn totp_confirm(
     CurrentUser(user): CurrentUser,
     form: web::Form<CodeForm>,
     auth: web::Data<AuthContext>,
-    throttle: web::Data<crate::auth::throttle::Throttle>,
+    throttle: web::Data<Throttle>,
     factors: web::Data<Factors>,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let Some(device) = device_in_setup(&auth, user.id).await? else {
         return Ok(see_other(paths::SECURITY));
     };
-    let address = crate::client_ip::client_ip_text(&req);
+    let address = client_ip_text(&req);
     let reservation = throttle
         .reserve(&[
-            crate::auth::throttle::Scope::CodeForUser(user.id),
-            crate::auth::throttle::Scope::CodeFromAddress(&address),
+            Scope::CodeForUser(user.id),
+            Scope::CodeFromAddress(&address),
         ])
         .await
-        .map_err(|err| super::accounts::refused(err, "wrong codes"))?;
+        .map_err(|err| refused(err, "wrong codes"))?;
     let (code, username, inner) = (
         form.into_inner().code,
         user.username.clone(),
@@ -331,7 +338,7 @@ pub async fn passkey_register_begin(
     })
     .await?;
     ceremony
-        .store(&actix_session::SessionExt::get_session(&req))
+        .store(&req.get_session())
         .map_err(|err| AppError::Unexpected(err.into()))?;
     Ok(ceremony_options(&options))
 }
@@ -367,7 +374,7 @@ pub async fn passkey_register_finish(
         name,
         passkey_credential,
     } = form.into_inner();
-    let Some(ceremony) = Ceremony::take(&actix_session::SessionExt::get_session(&req)) else {
+    let Some(ceremony) = Ceremony::take(&req.get_session()) else {
         FlashMessage::error("The passkey was not added: it took too long. Please try again.")
             .send();
         return Ok(see_other(paths::SECURITY));

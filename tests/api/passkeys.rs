@@ -401,3 +401,27 @@ async fn a_ceremony_is_answered_once() {
         .expect("a count");
     assert_eq!(stored, 1, "the second answer found no ceremony");
 }
+
+#[actix_web::test]
+async fn a_passkey_answers_sudo() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    let mut device = add_passkey(&app, "Laptop").await;
+    let ids = stored_ids(&app, &alice);
+    crate::sudo::signed_in_since(&app, &alice, 11 * 60).await;
+    assert_eq!(app.get("/email").await.status, StatusCode::SEE_OTHER);
+
+    let page = app.get("/sudo?next=%2Femail").await;
+    assert!(page.body.contains("Confirm with a passkey"));
+    let answer = answer_sign_in(&app, &mut device, ("/sudo", "/sudo/passkey"), &ids).await;
+    let res = app
+        .submit_form(
+            "/sudo",
+            "/sudo",
+            &[("passkey_credential", &answer), ("next", "/email")],
+        )
+        .await;
+    assert_eq!(res.location(), Some("/email"));
+    assert_eq!(app.get("/email").await.status, StatusCode::OK);
+}

@@ -14,7 +14,7 @@ use crate::{
 
 /// Puts a signed-in session for `user` in the jar whose last proof was
 /// `age_secs` ago: a browser left signed in.
-async fn signed_in_since<S, B>(app: &TestApp<S>, user: &TestUser, age_secs: i64)
+pub async fn signed_in_since<S, B>(app: &TestApp<S>, user: &TestUser, age_secs: i64)
 where
     S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: actix_web::body::MessageBody,
