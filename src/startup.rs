@@ -116,12 +116,7 @@ impl AppState {
         let hashing = HashingPool::for_this_machine(settings.hashing_queue);
         let params = settings.argon2.clone();
         let hasher = Arc::new(hashing.run(move || PasswordHasher::new(params)).await??);
-        let factors = auth::two_factor::Factors::new(&settings).with_context(|| {
-            format!(
-                "SITE_URL: {} cannot be a passkey relying party",
-                settings.public_url()
-            )
-        })?;
+        let factors = auth::two_factor::Factors::new(&settings);
         let backends = auth::backends::configured(&hasher, &factors.passkeys);
         let auth = web::Data::new(AuthContext::new(
             pool.clone(),

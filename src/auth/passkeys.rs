@@ -48,9 +48,10 @@ pub const CEREMONY_FIELD: &str = "passkey_ceremony";
 /// Errors of the passkey machinery.
 #[derive(Debug, thiserror::Error)]
 pub enum PasskeyError {
-    /// `SITE_URL` cannot be a relying party.
-    #[error("SITE_URL cannot be used for passkeys: {0}")]
-    Config(String),
+    /// `SITE_URL` cannot be a relying party (an IP address, say): the site
+    /// runs without passkeys.
+    #[error("passkeys are not available: SITE_URL is not a domain")]
+    Unavailable,
     /// webauthn-rs failed to make a challenge.
     #[error("the passkey ceremony could not start: {0}")]
     Ceremony(String),
@@ -204,7 +205,8 @@ impl Ceremony {
 /// that seals sign-in states handed to [`PasskeyBackend`].
 #[derive(Clone)]
 pub struct Passkeys {
-    webauthn: Arc<Webauthn>,
+    /// `None` when `SITE_URL` cannot be a relying party.
+    webauthn: Option<Arc<Webauthn>>,
     seal_key: [u8; 32],
 }
 
@@ -220,20 +222,35 @@ pub type Accepted<T> = Option<T>;
 
 impl Passkeys {
     /// The relying party for `site_url` (`https://example.com`): its host
-    /// is the RP id, and only that origin is accepted.
-    pub fn new(site_url: &str, secret_key: &SecretKey) -> Result<Self, PasskeyError> {
-        let origin = Url::parse(site_url).map_err(|err| PasskeyError::Config(err.to_string()))?;
-        let rp_id = origin
-            .host_str()
-            .ok_or_else(|| PasskeyError::Config("it has no host".into()))?
-            .to_owned();
-        let webauthn = WebauthnBuilder::new(&rp_id, &origin)
-            .and_then(|builder| builder.rp_name("Porter").build())
-            .map_err(|err| PasskeyError::Config(err.to_string()))?;
-        Ok(Self {
-            webauthn: Arc::new(webauthn),
+    /// is the RP id, and only that origin is accepted. WebAuthn wants a
+    /// domain: on an IP address the site runs without passkeys (and says
+    /// so in the log).
+    pub fn new(site_url: &str, secret_key: &SecretKey) -> Self {
+        let webauthn = Url::parse(site_url).ok().and_then(|origin| {
+            let rp_id = origin.domain()?.to_owned();
+            WebauthnBuilder::new(&rp_id, &origin)
+                .and_then(|builder| builder.rp_name("Porter").build())
+                .ok()
+        });
+        if webauthn.is_none() {
+            tracing::warn!(
+                site_url,
+                "passkeys are off: SITE_URL must name a domain (localhost will do)"
+            );
+        }
+        Self {
+            webauthn: webauthn.map(Arc::new),
             seal_key: secret_key.derive(b"porter.auth.passkey_ceremony"),
-        })
+        }
+    }
+
+    /// Whether passkeys can be used on this site.
+    pub fn available(&self) -> bool {
+        self.webauthn.is_some()
+    }
+
+    fn webauthn(&self) -> Result<&Webauthn, PasskeyError> {
+        self.webauthn.as_deref().ok_or(PasskeyError::Unavailable)
     }
 
     /// Starts adding a passkey for `user`: the options for the browser, and
@@ -255,7 +272,7 @@ impl Passkeys {
             .filter_map(|passkey| hex::decode(&passkey.credential_id).ok())
             .collect::<Vec<_>>();
         let (options, state) = self
-            .webauthn
+            .webauthn()?
             .start_passkey_registration(user_handle, &user.username, &user.username, Some(exclude))
             .map_err(|err| PasskeyError::Ceremony(err.to_string()))?;
         // webauthn-rs leaves discoverability to the authenticator; a
@@ -288,7 +305,10 @@ impl Passkeys {
         let Ok(answer) = serde_json::from_str::<RegisterPublicKeyCredential>(answer) else {
             return Ok(None);
         };
-        let passkey = match self.webauthn.finish_passkey_registration(&answer, &state) {
+        let passkey = match self
+            .webauthn()?
+            .finish_passkey_registration(&answer, &state)
+        {
             Ok(passkey) => passkey,
             Err(err) => {
                 tracing::info!(error = %err, "passkey registration refused");
@@ -320,7 +340,7 @@ impl Passkeys {
     /// Starts a sign-in with any passkey the browser holds for this site.
     pub fn begin_sign_in(&self) -> Result<(RequestChallengeResponse, Ceremony), PasskeyError> {
         let (options, state) = self
-            .webauthn
+            .webauthn()?
             .start_discoverable_authentication()
             .map_err(|err| PasskeyError::Ceremony(err.to_string()))?;
         Ok((options, Ceremony::SignIn { state }))
@@ -341,7 +361,7 @@ impl Passkeys {
             return Ok(None);
         }
         let (options, state) = self
-            .webauthn
+            .webauthn()?
             .start_passkey_authentication(&keys)
             .map_err(|err| PasskeyError::Ceremony(err.to_string()))?;
         Ok(Some((options, Ceremony::Verify { user_id, state })))
@@ -369,7 +389,10 @@ impl Passkeys {
         if expected != user_id {
             return Ok(false);
         }
-        let result = match self.webauthn.finish_passkey_authentication(&answer, &state) {
+        let result = match self
+            .webauthn()?
+            .finish_passkey_authentication(&answer, &state)
+        {
             Ok(result) => result,
             Err(err) => {
                 tracing::info!(error = %err, "passkey verification refused");
@@ -421,8 +444,9 @@ impl Passkeys {
         let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(answer) else {
             return Ok(None);
         };
-        let Ok((user_handle, credential_id)) =
-            self.webauthn.identify_discoverable_authentication(&answer)
+        let Ok((user_handle, credential_id)) = self
+            .webauthn()?
+            .identify_discoverable_authentication(&answer)
         else {
             return Ok(None);
         };
@@ -434,7 +458,7 @@ impl Passkeys {
         }
         let passkey = stored.passkey()?;
         let result = match self
-            .webauthn
+            .webauthn()?
             .finish_discoverable_authentication_v2(&answer, state, &passkey)
         {
             Ok(result) => result,

@@ -23,16 +23,16 @@ pub struct Factors {
 }
 
 impl Factors {
-    /// The factors for these settings; fails when `SITE_URL` (or, in debug
-    /// without it, the address served) cannot be a relying party.
-    pub fn new(settings: &Settings) -> Result<Self, super::passkeys::PasskeyError> {
+    /// The factors for these settings. Passkeys are off when `SITE_URL`
+    /// (or, in debug without it, the address served) is not a domain.
+    pub fn new(settings: &Settings) -> Self {
         let (key, fallbacks): (&SecretKey, &[SecretKey]) =
             (&settings.secret_key, &settings.secret_key_fallbacks);
-        Ok(Self {
+        Self {
             totp: TotpKeys::new(key, fallbacks),
             recovery: RecoveryCodes::new(key, fallbacks),
-            passkeys: Passkeys::new(&settings.public_url(), key)?,
-        })
+            passkeys: Passkeys::new(&settings.public_url(), key),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     auth::{
         self, AuthContext, AuthError, Credentials,
-        passkeys::{CEREMONY_FIELD, CREDENTIAL_FIELD, Ceremony},
+        passkeys::{CEREMONY_FIELD, CREDENTIAL_FIELD, Ceremony, PasskeyError},
         recovery_codes::looks_like_recovery_code,
         second_factor::PendingLogin,
         signals::AuthEvent,
@@ -38,6 +38,16 @@ use crate::{
 /// passkey that did not check out.
 pub const INVALID_CODE: &str =
     "That code is not valid. Check your authenticator app and try again.";
+
+/// A passkey failure as a page: a site without passkeys (`SITE_URL` not a
+/// domain) has no such page; a database fault is one; anything else is ours.
+pub(crate) fn passkey_error(err: PasskeyError) -> AppError {
+    match err {
+        PasskeyError::Unavailable => AppError::NotFound,
+        PasskeyError::Query(err) => DbError::from(err).into(),
+        err => AppError::Unexpected(err.into()),
+    }
+}
 
 /// A ceremony's options as JSON for `passkeys.js`, never cached.
 pub(crate) fn ceremony_options(options: &impl Serialize) -> HttpResponse {
@@ -120,7 +130,7 @@ pub(crate) async fn check_second_factor(
             factors
                 .passkeys
                 .finish_verify(conn, user_id, &passkey, ceremony)
-                .map_err(|err| AppError::Unexpected(err.into()))
+                .map_err(passkey_error)
         })
         .await;
     }
@@ -249,7 +259,7 @@ pub(crate) async fn begin_verify(
         factors
             .passkeys
             .begin_verify(conn, user_id)
-            .map_err(|err| AppError::Unexpected(err.into()))
+            .map_err(passkey_error)
     })
     .await?;
     let Some((options, ceremony)) = begun else {
@@ -269,10 +279,7 @@ pub async fn passkey_begin(
     req: HttpRequest,
     factors: web::Data<Factors>,
 ) -> Result<HttpResponse, AppError> {
-    let (options, ceremony) = factors
-        .passkeys
-        .begin_sign_in()
-        .map_err(|err| AppError::Unexpected(err.into()))?;
+    let (options, ceremony) = factors.passkeys.begin_sign_in().map_err(passkey_error)?;
     ceremony
         .store(&req.get_session())
         .map_err(|err| AppError::Unexpected(err.into()))?;
@@ -315,10 +322,7 @@ pub async fn passkey_submit(
     let Some(ceremony) = Ceremony::take(&req.get_session()) else {
         return failed();
     };
-    let sealed = factors
-        .passkeys
-        .seal(&ceremony)
-        .map_err(|err| AppError::Unexpected(err.into()))?;
+    let sealed = factors.passkeys.seal(&ceremony).map_err(passkey_error)?;
     let credentials = Credentials::from_fields([
         (CREDENTIAL_FIELD.to_owned(), passkey_credential),
         (CEREMONY_FIELD.to_owned(), sealed),

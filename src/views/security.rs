@@ -27,8 +27,11 @@ use crate::{
     errors::AppError,
     paths,
     views::{
-        Message, accounts::refused, display_time, messages, render,
-        second_factor::ceremony_options, see_other,
+        Message,
+        accounts::refused,
+        display_time, messages, render,
+        second_factor::{ceremony_options, passkey_error},
+        see_other,
     },
 };
 
@@ -54,12 +57,15 @@ struct SecurityPage {
     passkeys: Vec<PasskeyRow>,
     totp_enabled: bool,
     recovery_codes_left: i64,
+    /// Whether this site can use passkeys (`SITE_URL` is a domain).
+    passkeys_available: bool,
 }
 
 /// `GET /security`, behind `login_required`.
 pub async fn page(
     CurrentUser(user): CurrentUser,
     auth: web::Data<AuthContext>,
+    factors: web::Data<Factors>,
     csrf: CsrfToken,
     incoming: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
@@ -86,6 +92,7 @@ pub async fn page(
             .collect(),
         totp_enabled,
         recovery_codes_left,
+        passkeys_available: factors.passkeys.available(),
     })
 }
 
@@ -334,7 +341,7 @@ pub async fn passkey_register_begin(
         factors
             .passkeys
             .begin_registration(conn, &user)
-            .map_err(|err| AppError::Unexpected(err.into()))
+            .map_err(passkey_error)
     })
     .await?;
     ceremony
@@ -384,10 +391,7 @@ pub async fn passkey_register_finish(
         factors
             .passkeys
             .finish_registration(conn, user_id, &name, &passkey_credential, ceremony)
-            .map_err(|err| match err {
-                passkeys::PasskeyError::Query(err) => DbError::from(err).into(),
-                err => AppError::Unexpected(err.into()),
-            })
+            .map_err(passkey_error)
     })
     .await?;
     match added {

@@ -425,3 +425,25 @@ async fn a_passkey_answers_sudo() {
     assert_eq!(res.location(), Some("/email"));
     assert_eq!(app.get("/email").await.status, StatusCode::OK);
 }
+
+#[actix_web::test]
+async fn a_site_on_an_ip_address_runs_without_passkeys() {
+    // WebAuthn wants a domain for the relying party.
+    let app = crate::helpers::spawn_app_with(&[("SITE_URL", "http://127.0.0.1:8080")]).await;
+    let alice = TestUser::create(&app, "alice");
+    app.force_login("alice").await;
+    let page = app.get("/security").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Passkeys need the site"));
+    let token = page.csrf_token();
+    let res = app
+        .send(
+            TestRequest::post()
+                .uri("/login/passkey/begin")
+                .insert_header(("x-csrftoken", token))
+                .insert_header(("origin", "http://127.0.0.1:8080")),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    drop(alice);
+}
