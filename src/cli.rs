@@ -155,6 +155,24 @@ pub enum Command {
         #[command(subcommand)]
         action: SecretCommand,
     },
+    /// Two-factor sign-in.
+    Twofactor {
+        /// What to do.
+        #[command(subcommand)]
+        action: TwofactorCommand,
+    },
+}
+
+/// `porter twofactor ...`
+#[derive(Debug, Subcommand)]
+pub enum TwofactorCommand {
+    /// Take every factor off a user who lost them all (TOTP, recovery
+    /// codes, passkeys): their password alone signs in again. Make sure,
+    /// out of band, that whoever asks owns the account.
+    Reset {
+        /// The user's username.
+        name: String,
+    },
 }
 
 /// `porter secret ...`
@@ -302,6 +320,9 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             action: SessionCommand::List { user },
         } => session_list(&settings, user.as_deref()),
         Command::Check { deploy } => run_checks(&settings, deploy),
+        Command::Twofactor {
+            action: TwofactorCommand::Reset { name },
+        } => twofactor_reset(&settings, &name),
         Command::Secret {
             action: SecretCommand::Generate,
         } => {
@@ -652,6 +673,32 @@ async fn session_backend(settings: &Settings, pool: &db::DbPool) -> anyhow::Resu
         key_prefix: settings.redis_key_prefix.clone(),
     };
     Ok(SessionBackend::new(settings.session_engine, pool, &redis, login_marks(settings)).await?)
+}
+
+fn twofactor_reset(settings: &Settings, name: &str) -> anyhow::Result<()> {
+    let pool = connect(settings)?;
+    let mut conn = pool.get()?;
+    let user = find_user(&mut conn, name)?;
+    let outcome = crate::auth::two_factor::reset(&mut conn, user.id)?;
+    // The record of who did it: the operator's shell, and this log line.
+    tracing::warn!(
+        user.id = user.id,
+        ?outcome,
+        "two-factor sign-in reset from the command line"
+    );
+    println!(
+        "Two-factor sign-in reset for {:?}: TOTP {}, {} recovery codes and {} passkeys removed; \
+         their password alone signs in.",
+        user.username,
+        if outcome.totp_removed {
+            "removed"
+        } else {
+            "was off"
+        },
+        outcome.recovery_codes_removed,
+        outcome.passkeys_removed,
+    );
+    Ok(())
 }
 
 fn users_list(settings: &Settings) -> anyhow::Result<()> {

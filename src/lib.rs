@@ -22,7 +22,8 @@
 //! [`security_headers`], [`client_ip`], [`metrics`] (what a request spent)
 //! and [`telemetry`] (a span and `Server-Timing` per request),
 //! [`security_log`] (rate-limited security events; the security log users
-//! and staff read is [`auth::audit`]), [`errors`] (error
+//! and staff read is [`auth::audit`]), the factors beyond the password in
+//! [`auth`] (passkeys, TOTP, recovery codes, sudo mode), [`errors`] (error
 //! pages), [`checks`] (`porter check --deploy`), [`cli`] (the `manage.py` of
 //! Porter) and, with the `testing` feature, `testing` (helpers for tests,
 //! Porter's and forks').

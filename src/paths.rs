@@ -26,9 +26,18 @@ pub const PASSWORD_RESET_DONE: &str = "/password/reset/done";
 pub const EMAIL: &str = "/email";
 /// Address confirmation links: `/email/confirm/{uid}/{token}`.
 pub const EMAIL_CONFIRM: &str = "/email/confirm";
-/// The user's recent security activity.
+/// Passkeys, two-factor sign-in, recovery codes and the user's recent
+/// security activity.
 pub const SECURITY: &str = "/security";
 /// The staff area's list of users; a user's page is `/staff/users/{id}`.
 pub const STAFF_USERS: &str = "/staff/users";
 /// The staff area's view of everyone's security log.
 pub const STAFF_EVENTS: &str = "/staff/events";
+/// The second factor, after a right password (`code`).
+pub const LOGIN_VERIFY: &str = "/login/verify";
+/// Where the passkey sign-in form posts; `/login/passkey/begin` starts it.
+pub const LOGIN_PASSKEY: &str = "/login/passkey";
+/// Proving it again before a sensitive action (`password`, or a factor).
+pub const SUDO: &str = "/sudo";
+/// Turning two-factor sign-in on: the QR code and the confirming code.
+pub const SECURITY_TOTP: &str = "/security/totp";

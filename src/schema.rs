@@ -54,6 +54,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    passkeys (id) {
+        id -> Integer,
+        user_id -> Integer,
+        user_handle -> Text,
+        credential_id -> Text,
+        credential -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Integer,
+        user_id -> Integer,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     permissions (id) {
         id -> Integer,
         codename -> Text,
@@ -69,6 +91,15 @@ diesel::table! {
         expires_at -> Timestamp,
         user_id -> Nullable<Integer>,
         created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    totp_devices (user_id) {
+        user_id -> Integer,
+        secret -> Text,
+        confirmed_at -> Nullable<Timestamp>,
+        last_step -> BigInt,
     }
 }
 
@@ -107,7 +138,10 @@ diesel::table! {
 
 diesel::joinable!(group_permissions -> groups (group_id));
 diesel::joinable!(group_permissions -> permissions (permission_id));
+diesel::joinable!(passkeys -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(totp_devices -> users (user_id));
 diesel::joinable!(user_groups -> groups (group_id));
 diesel::joinable!(user_groups -> users (user_id));
 diesel::joinable!(user_permissions -> permissions (permission_id));
@@ -119,8 +153,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     groups,
     login_attempts,
     mail_outbox,
+    passkeys,
     permissions,
+    recovery_codes,
     sessions,
+    totp_devices,
     user_groups,
     user_permissions,
     users,

@@ -339,6 +339,13 @@ settings! {
             default: "1h",
             parse: parse_duration,
         }
+        /// how long after signing in (or answering `/sudo`) sensitive
+        /// actions (password, e-mail, passkeys, two-factor, signing out
+        /// everywhere, staff actions) go through without asking again
+        sudo_ttl: Duration = "SUDO_TTL" {
+            default: "10m",
+            parse: parse_duration,
+        }
         /// how long the security log (`auth_events`) keeps an event;
         /// `porter clearsessions` and the server (hourly) delete older ones
         auth_events_ttl: Duration = "AUTH_EVENTS_TTL" {
@@ -777,6 +784,7 @@ mod tests {
             ("EMAIL_URL", "file://relative/dir"),
             ("EMAIL_FROM", "not an address"),
             ("PASSWORD_RESET_TTL", "soon"),
+            ("SUDO_TTL", "a while"),
         ] {
             let err = settings(&[("SECRET_KEY", KEY), (name, value)]).expect_err(value);
             assert_eq!(err.setting, name, "{value}");

@@ -97,6 +97,8 @@ pub struct AppState {
     pub outbox: web::Data<Outbox>,
     /// What Porter's mails say, with links to `SITE_URL`.
     pub letters: web::Data<Letters>,
+    /// TOTP, recovery codes and passkeys.
+    pub factors: web::Data<auth::two_factor::Factors>,
     session_cookie: SessionCookieSettings,
 }
 
@@ -127,7 +129,8 @@ impl AppState {
         let hashing = HashingPool::for_this_machine(settings.hashing_queue);
         let params = settings.argon2.clone();
         let hasher = Arc::new(hashing.run(move || PasswordHasher::new(params)).await??);
-        let backends = auth::backends::configured(&hasher);
+        let factors = auth::two_factor::Factors::new(&settings);
+        let backends = auth::backends::configured(&hasher, &factors.passkeys);
         let auth = web::Data::new(
             AuthContext::new(
                 pool.clone(),
@@ -195,6 +198,7 @@ impl AppState {
             tokens,
             outbox,
             letters,
+            factors: web::Data::new(factors),
             session_cookie,
         })
     }
@@ -267,6 +271,7 @@ pub fn build_app(
         .app_data(state.tokens.clone())
         .app_data(state.outbox.clone())
         .app_data(state.letters.clone())
+        .app_data(state.factors.clone())
         .app_data(web::Data::new(ClientIpConfig {
             trusted_proxies: state.settings.trusted_proxies,
         }))

@@ -18,12 +18,13 @@ use crate::{
             CHANGE_ACTIVE, CHANGE_PERMISSIONS, Permission, REVOKE_ANY_SESSIONS,
             SEND_PASSWORD_RESET, VIEW_ANY_EVENTS, VIEW_USERS,
         },
+        recent_login::recent_login_required,
     },
     errors::AppError,
     paths::*,
     views::{
-        accounts, debug, email, health, home, password_reset, security, staff, static_files,
-        your_sessions,
+        accounts, debug, email, health, home, password_reset, second_factor, security, staff,
+        static_files, sudo, your_sessions,
     },
 };
 
@@ -34,8 +35,14 @@ pub enum Access {
     Public,
     /// Signed-in users (the default of every route).
     SignedIn,
+    /// Signed-in users who proved it within `SUDO_TTL` (sudo mode): a
+    /// sensitive action; others are sent to `/sudo` and back.
+    Recent,
     /// Signed-in staff holding this permission.
     Staff(Permission),
+    /// Staff holding this permission, signed in within `SUDO_TTL`: a staff
+    /// action.
+    StaffRecent(Permission),
 }
 
 /// One row of the route table.
@@ -69,11 +76,31 @@ impl Route {
 
 /// Every route, in one table.
 pub fn table() -> Vec<Route> {
-    use Access::{Public, SignedIn, Staff};
+    use Access::{Public, Recent, SignedIn, Staff, StaffRecent};
     vec![
         Route::new(Public, HOME, "GET", |r| r.get(home::home)),
         Route::new(Public, LOGIN, "GET, POST", |r| {
             r.get(accounts::login_form).post(accounts::login_submit)
+        }),
+        // The second factor, and passkey sign-in: still anonymous here.
+        Route::new(Public, LOGIN_VERIFY, "GET, POST", |r| {
+            r.get(second_factor::verify_form)
+                .post(second_factor::verify_submit)
+        }),
+        Route::new(Public, "/login/verify/passkey", "POST", |r| {
+            r.post(second_factor::verify_passkey_begin)
+        }),
+        Route::new(Public, LOGIN_PASSKEY, "POST", |r| {
+            r.post(second_factor::passkey_submit)
+        }),
+        Route::new(Public, "/login/passkey/begin", "POST", |r| {
+            r.post(second_factor::passkey_begin)
+        }),
+        Route::new(SignedIn, SUDO, "GET, POST", |r| {
+            r.get(sudo::form).post(sudo::submit)
+        }),
+        Route::new(SignedIn, "/sudo/passkey", "POST", |r| {
+            r.post(sudo::passkey_begin)
         }),
         // Harmless for anyone, as Django's `LogoutView`.
         Route::new(Public, LOGOUT, "POST", |r| r.post(accounts::logout)),
@@ -81,7 +108,7 @@ pub fn table() -> Vec<Route> {
             r.get(accounts::signup_form).post(accounts::signup_submit)
         }),
         Route::new(SignedIn, PROFILE, "GET", |r| r.get(accounts::profile)),
-        Route::new(SignedIn, PASSWORD, "GET, POST", |r| {
+        Route::new(Recent, PASSWORD, "GET, POST", |r| {
             r.get(accounts::password_form)
                 .post(accounts::password_submit)
         }),
@@ -96,20 +123,45 @@ pub fn table() -> Vec<Route> {
             r.get(password_reset::link)
                 .post(password_reset::set_password)
         }),
-        Route::new(SignedIn, EMAIL, "GET, POST", |r| {
+        Route::new(Recent, EMAIL, "GET, POST", |r| {
             r.get(email::form).post(email::submit)
         }),
         Route::new(Public, "/email/confirm/{uid}/{token}", "GET", |r| {
             r.get(email::confirm)
         }),
         Route::new(SignedIn, SESSIONS, "GET", |r| r.get(your_sessions::list)),
-        Route::new(SignedIn, "/sessions/revoke-others", "POST", |r| {
+        Route::new(Recent, "/sessions/revoke-others", "POST", |r| {
             r.post(your_sessions::revoke_others)
         }),
         Route::new(SignedIn, "/sessions/{id}/revoke", "POST", |r| {
             r.post(your_sessions::revoke)
         }),
-        Route::new(SignedIn, SECURITY, "GET", |r| r.get(security::activity)),
+        Route::new(SignedIn, SECURITY, "GET", |r| r.get(security::page)),
+        Route::new(Recent, "/security/totp/setup", "POST", |r| {
+            r.post(security::totp_setup)
+        }),
+        Route::new(Recent, SECURITY_TOTP, "GET, POST", |r| {
+            r.get(security::totp_form).post(security::totp_confirm)
+        }),
+        Route::new(Recent, "/security/totp/disable", "POST", |r| {
+            r.post(security::totp_disable)
+        }),
+        Route::new(Recent, "/security/recovery-codes", "POST", |r| {
+            r.post(security::recovery_codes_regenerate)
+        }),
+        Route::new(Recent, "/security/passkeys/begin", "POST", |r| {
+            r.post(security::passkey_register_begin)
+        }),
+        Route::new(Recent, "/security/passkeys", "POST", |r| {
+            r.post(security::passkey_register_finish)
+        }),
+        // Renaming proves nothing and risks nothing: no sudo.
+        Route::new(SignedIn, "/security/passkeys/{id}/rename", "POST", |r| {
+            r.post(security::passkey_rename)
+        }),
+        Route::new(Recent, "/security/passkeys/{id}/remove", "POST", |r| {
+            r.post(security::passkey_remove)
+        }),
         Route::new(Staff(VIEW_USERS), STAFF_USERS, "GET", |r| {
             r.get(staff::users)
         }),
@@ -117,55 +169,55 @@ pub fn table() -> Vec<Route> {
             r.get(staff::user)
         }),
         Route::new(
-            Staff(CHANGE_ACTIVE),
+            StaffRecent(CHANGE_ACTIVE),
             "/staff/users/{id}/activate",
             "POST",
             |r| r.post(staff::activate),
         ),
         Route::new(
-            Staff(CHANGE_ACTIVE),
+            StaffRecent(CHANGE_ACTIVE),
             "/staff/users/{id}/deactivate",
             "POST",
             |r| r.post(staff::deactivate),
         ),
         Route::new(
-            Staff(REVOKE_ANY_SESSIONS),
+            StaffRecent(REVOKE_ANY_SESSIONS),
             "/staff/users/{id}/sign-out-everywhere",
             "POST",
             |r| r.post(staff::sign_out_everywhere),
         ),
         Route::new(
-            Staff(CHANGE_PERMISSIONS),
+            StaffRecent(CHANGE_PERMISSIONS),
             "/staff/users/{id}/groups/add",
             "POST",
             |r| r.post(staff::join_group),
         ),
         Route::new(
-            Staff(CHANGE_PERMISSIONS),
+            StaffRecent(CHANGE_PERMISSIONS),
             "/staff/users/{id}/groups/remove",
             "POST",
             |r| r.post(staff::leave_group),
         ),
         Route::new(
-            Staff(CHANGE_PERMISSIONS),
+            StaffRecent(CHANGE_PERMISSIONS),
             "/staff/users/{id}/permissions/grant",
             "POST",
             |r| r.post(staff::grant_permission),
         ),
         Route::new(
-            Staff(CHANGE_PERMISSIONS),
+            StaffRecent(CHANGE_PERMISSIONS),
             "/staff/users/{id}/permissions/revoke",
             "POST",
             |r| r.post(staff::revoke_permission),
         ),
         Route::new(
-            Staff(CHANGE_PERMISSIONS),
+            StaffRecent(CHANGE_PERMISSIONS),
             "/staff/users/{id}/flags",
             "POST",
             |r| r.post(staff::set_flag),
         ),
         Route::new(
-            Staff(SEND_PASSWORD_RESET),
+            StaffRecent(SEND_PASSWORD_RESET),
             "/staff/users/{id}/password-reset",
             "POST",
             |r| r.post(staff::send_password_reset),
@@ -205,8 +257,16 @@ pub fn register(cfg: &mut web::ServiceConfig, routes: &[Route]) {
         match route.access {
             // Signing in is required by default (`login_required_by_default`).
             Access::Public | Access::SignedIn => cfg.service(resource),
+            Access::Recent => cfg.service(resource.wrap(from_fn(recent_login_required))),
+            // Outermost first: staff, then the permission, then sudo.
             Access::Staff(permission) => cfg.service(
                 resource
+                    .wrap(permission_required(permission.codename))
+                    .wrap(from_fn(staff_required)),
+            ),
+            Access::StaffRecent(permission) => cfg.service(
+                resource
+                    .wrap(from_fn(recent_login_required))
                     .wrap(permission_required(permission.codename))
                     .wrap(from_fn(staff_required)),
             ),

@@ -6,7 +6,9 @@
 //! forgot the password resets it from the login page, reading the mail
 //! from the `file:` backend; a staff member finds a user from the header's
 //! Staff link and signs them out everywhere, and the user's other browser
-//! is signed out. Each page is saved as a screenshot under
+//! is signed out; a person adds a passkey (ChromeDriver's virtual
+//! authenticator, the WebDriver WebAuthn extension) and signs in with it
+//! from the login page. Each page is saved as a screenshot under
 //! `target/screenshots/`.
 //!
 //! Without a browser the test says it was skipped; under `CI=true` it fails.
@@ -513,4 +515,146 @@ async fn a_staff_member_finds_a_user_and_signs_them_out_everywhere() {
 
     phone.close().await.expect("close");
     desk.close().await.expect("close");
+}
+
+/// A WebDriver extension command fantoccini has no method for: WebAuthn's
+/// virtual authenticators (`/session/{id}/webauthn/...`).
+#[derive(Debug)]
+struct WebAuthnCommand {
+    path: &'static str,
+    body: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for WebAuthnCommand {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/{}",
+            session_id.unwrap_or_default(),
+            self.path
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.body.to_string()))
+    }
+}
+
+/// Waits until the browser has left `from`; if it has not within a few
+/// seconds, clicks `selector` (whose form `passkeys.js` handles) and waits
+/// again. On the login page, a browser offering conditional UI signs in by
+/// itself: the virtual authenticator picks the only passkey, as a person
+/// would pick it from the username field's suggestions.
+async fn leave_or_click(pages: &Pages, client: &Client, from: &str, selector: &str) {
+    let started = Instant::now();
+    let mut clicked = false;
+    while pages.path(client).await == from {
+        if !clicked && started.elapsed() > Duration::from_secs(3) {
+            clicked = true;
+            // The page may move on meanwhile: then the button is gone.
+            if let Ok(button) = client.find(Locator::Css(selector)).await {
+                let _ = button.click().await;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the passkey did not sign in from {from}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_person_adds_a_passkey_and_signs_in_with_it_from_the_login_page() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // WebAuthn needs a secure context: http://localhost is one, and the
+    // relying party id (SITE_URL's host) must be the page's host.
+    let (listener, base) = local_listener("localhost");
+    let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &base)]);
+    let state = AppState::new(settings).await.expect("state");
+    let hash = state.hasher.hash(PASSWORD).expect("a hash");
+    models::create(
+        &mut state.pool.get().expect("a connection"),
+        &NewUser::new("lin", &hash, false),
+    )
+    .expect("lin's account");
+    let app = Application::serve_on(state, listener).expect("serve");
+    actix_web::rt::spawn(app.run_until_stopped());
+    let (_driver, driver_url) = start_driver(chromedriver).await;
+
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("a screenshot folder");
+    let pages = Pages { base, shots };
+    let client = browser(&driver_url).await;
+    // A platform authenticator that keeps discoverable credentials and
+    // verifies its user (as a fingerprint would) without asking.
+    client
+        .issue_cmd(WebAuthnCommand {
+            path: "authenticator",
+            body: serde_json::json!({
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": true,
+                "hasUserVerification": true,
+                "isUserVerified": true,
+            }),
+        })
+        .await
+        .expect("a virtual authenticator");
+
+    // Signed in with the password, add a passkey on the security page.
+    pages.visit(&client, "/login").await;
+    pages
+        .fill(&client, &[("username", "lin"), ("password", PASSWORD)])
+        .await;
+    pages.submit(&client, "form.stacked").await;
+    assert_eq!(pages.path(&client).await, "/profile");
+    pages.visit(&client, "/security").await;
+    pages.fill(&client, &[("name", "Headless")]).await;
+    pages.shot(&client, "12-security").await;
+    client
+        .find(Locator::Css("form[data-passkey=register] button"))
+        .await
+        .expect("the button")
+        .click()
+        .await
+        .expect("clicking");
+    let started = Instant::now();
+    while !pages
+        .text(&client)
+        .await
+        .contains("Your passkey was added.")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the passkey was not added: {}",
+            pages.text(&client).await
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    pages.assert_shows(&client, "Headless").await;
+    pages.shot(&client, "13-passkey-added").await;
+
+    // Signed out, sign in from the login page without typing a username.
+    pages.visit(&client, "/profile").await;
+    pages.submit(&client, "form[action='/logout']").await;
+    pages.visit(&client, "/login?next=/security").await;
+    leave_or_click(
+        &pages,
+        &client,
+        "/login?next=/security",
+        "form[data-passkey=sign-in] button",
+    )
+    .await;
+    assert_eq!(pages.path(&client).await, "/security");
+    pages.assert_shows(&client, "Headless").await;
+    pages.shot(&client, "14-signed-in-with-a-passkey").await;
+
+    client.close().await.expect("close");
 }

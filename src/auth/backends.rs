@@ -189,9 +189,16 @@ impl AuthBackend for ModelBackend {
 /// when someone signs in. To add one (a token, an LDAP directory),
 /// implement [`AuthBackend`] and list it here; the login view passes it
 /// every field of the login form. The first backend also vouches for the
-/// accounts made by sign-up (see [`AuthContext::vouch_for_new`]).
-pub fn configured(hasher: &Arc<PasswordHasher>) -> Vec<Arc<dyn AuthBackend>> {
-    vec![Arc::new(ModelBackend::new(Arc::clone(hasher)))]
+/// accounts made by sign-up (see [`AuthContext::vouch_for_new`]). Passkeys
+/// come second: they read only the fields the passkey sign-in sends.
+pub fn configured(
+    hasher: &Arc<PasswordHasher>,
+    passkeys: &super::passkeys::Passkeys,
+) -> Vec<Arc<dyn AuthBackend>> {
+    vec![
+        Arc::new(ModelBackend::new(Arc::clone(hasher))),
+        Arc::new(super::passkeys::PasskeyBackend::new(passkeys.clone())),
+    ]
 }
 
 /// A user together with the backend that vouched for them.

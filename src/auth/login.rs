@@ -46,6 +46,9 @@ pub async fn login(
     session.insert(SessionKeys::BACKEND, authenticated.backend)?;
     session.insert(SessionKeys::HASH, auth.session_auth_hash(user))?;
     session_user::stamp_login_time(&session)?;
+    // Signing in is the freshest proof there is: sensitive actions go
+    // through for `SUDO_TTL` without asking again.
+    super::recent_login::stamp(&session)?;
     csrf::rotate_token(req);
 
     let user_id = user.id;

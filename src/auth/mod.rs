@@ -8,6 +8,12 @@
 //! | 5. `login_required` | [`guards`] | `@login_required` |
 //! | then: what the user may do | [`permissions`], [`guards`] | `Permission`, `Group`, `has_perm`, `@permission_required` |
 //!
+//! Beyond the password: [`second_factor`] (half signed in, between the
+//! password and the code), [`totp`] and [`recovery_codes`] (the codes),
+//! [`passkeys`] (WebAuthn, also a backend), [`two_factor`] (the factors
+//! together, and resetting them) and [`recent_login`] (sudo mode, the
+//! guard `recent_login_required`).
+//!
 //! Identity itself (which user id this session claims) is kept by
 //! actix-identity under Django's session key `_auth_user_id`.
 
@@ -21,13 +27,19 @@ pub mod hashers;
 pub mod login;
 pub mod middleware;
 pub mod models;
+pub mod passkeys;
 pub mod permissions;
+pub mod recent_login;
+pub mod recovery_codes;
 pub mod redirects;
+pub mod second_factor;
 pub mod session_user;
 pub mod sign_out;
 pub mod signals;
 pub mod throttle;
 pub mod tokens;
+pub mod totp;
+pub mod two_factor;
 pub mod user_fields;
 pub mod user_manager;
 pub mod validators;
@@ -46,6 +58,7 @@ pub use self::{
     login::{login, logout},
     middleware::LazyUser,
     models::User,
+    recent_login::recent_login_required,
     session_user::{SessionKeys, update_session_auth_hash},
     sign_out::{AlsoInTransaction, end_every_session, end_other_sessions, nothing_else},
     signals::{AuthEvent, AuthListener},

@@ -34,6 +34,17 @@ impl SessionKeys {
     /// `SESSION_MAX_AGE` after it, whatever its activity. (Django has no
     /// absolute lifetime; the name follows its others.)
     pub const LOGIN_TIME: &'static str = "_auth_login_time";
+    /// When the user last proved who they are (signed in, or answered
+    /// `/sudo`), in Unix seconds: what [`recent_login_required`] reads.
+    ///
+    /// [`recent_login_required`]: super::recent_login::recent_login_required
+    pub const VERIFIED_AT: &'static str = "_auth_verified_at";
+    /// The half-signed-in state between a right password and the second
+    /// factor ([`PendingLogin`](super::second_factor::PendingLogin)). Not
+    /// [`Self::USER_ID`]: until the second factor, the visitor is anonymous.
+    pub const PENDING_LOGIN: &'static str = "_auth_pending_login";
+    /// A passkey ceremony under way ([`Ceremony`](super::passkeys::Ceremony)).
+    pub const PASSKEY_CEREMONY: &'static str = "_auth_passkey_ceremony";
 }
 
 /// After a password change, keeps this session signed in: Django's

@@ -10,6 +10,8 @@
 //! | one username, any address | 20 | guessing one account from many places |
 //! | one device cookie | 5 | a browser the user signed in from before ([`device_cookies`](super::device_cookies)) |
 //! | one user's old-password check | 5 | `/password` as an oracle |
+//! | one user's second-factor codes | 5 | guessing a TOTP or recovery code |
+//! | second-factor codes from one address | 50 | guessing codes for many users |
 //! | sign-ups from one address | 10 | mass account creation |
 //! | password reset requests from one address | 20 | mail bombing many addresses |
 //! | password reset requests for one e-mail address | 5 | mail bombing one inbox |
@@ -89,6 +91,10 @@ pub struct ThrottlePolicy {
     pub per_device: Limit,
     /// Per user, for the old-password check of the password change form.
     pub password_check: Limit,
+    /// Per user, for second-factor codes (TOTP and recovery).
+    pub code_per_user: Limit,
+    /// Per client address, for second-factor codes.
+    pub code_per_address: Limit,
     /// Per client address, for sign-ups.
     pub signup: Limit,
     /// Per client address, for password reset requests.
@@ -107,6 +113,8 @@ impl Default for ThrottlePolicy {
             per_account: Limit::login(20),
             per_device: Limit::login(5),
             password_check: Limit::login(5),
+            code_per_user: Limit::login(5),
+            code_per_address: Limit::login(50),
             signup: Limit {
                 threshold: 10,
                 base_delay: Duration::from_secs(60),
@@ -145,6 +153,10 @@ pub enum Scope<'a> {
     Device(&'a str),
     /// The old-password check of one user.
     PasswordCheck(i32),
+    /// Second-factor codes typed for one user.
+    CodeForUser(i32),
+    /// Second-factor codes typed from one client address.
+    CodeFromAddress(&'a str),
     /// Sign-ups from one client address.
     Signup(&'a str),
     /// Password reset requests from one client address.
@@ -167,10 +179,11 @@ enum OnSuccess {
 impl Scope<'_> {
     fn on_success(self) -> OnSuccess {
         match self {
-            Self::UsernameAtAddress { .. } | Self::Device(_) | Self::PasswordCheck(_) => {
-                OnSuccess::Clear
-            }
-            Self::Address(_) | Self::Account(_) => OnSuccess::GiveBack,
+            Self::UsernameAtAddress { .. }
+            | Self::Device(_)
+            | Self::PasswordCheck(_)
+            | Self::CodeForUser(_) => OnSuccess::Clear,
+            Self::Address(_) | Self::Account(_) | Self::CodeFromAddress(_) => OnSuccess::GiveBack,
             Self::Signup(_) | Self::ResetFromAddress(_) | Self::ResetForEmail(_) => OnSuccess::Keep,
         }
     }
@@ -182,6 +195,8 @@ impl Scope<'_> {
             Self::Account(_) => policy.per_account,
             Self::Device(_) => policy.per_device,
             Self::PasswordCheck(_) => policy.password_check,
+            Self::CodeForUser(_) => policy.code_per_user,
+            Self::CodeFromAddress(_) => policy.code_per_address,
             Self::Signup(_) => policy.signup,
             Self::ResetFromAddress(_) => policy.reset_per_address,
             Self::ResetForEmail(_) => policy.reset_per_email,
@@ -198,6 +213,8 @@ impl Scope<'_> {
             Self::Account(username) => format!("account:{}", username_key(username)),
             Self::Device(nonce) => format!("device:{nonce}"),
             Self::PasswordCheck(user_id) => format!("password-check:{user_id}"),
+            Self::CodeForUser(user_id) => format!("code-user:{user_id}"),
+            Self::CodeFromAddress(address) => format!("code-address:{address}"),
             Self::Signup(address) => format!("signup:{address}"),
             Self::ResetFromAddress(address) => format!("reset-address:{address}"),
             Self::ResetForEmail(email) => format!("reset-email:{}", email_key(email)),

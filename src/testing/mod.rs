@@ -313,6 +313,11 @@ impl<S> TestApp<S> {
                 LAST_SEEN_KEY,
                 time::OffsetDateTime::now_utc().unix_timestamp().to_string(),
             ),
+            // As `login` stamps it: a fresh sign-in, sensitive pages open.
+            (
+                SessionKeys::VERIFIED_AT,
+                time::OffsetDateTime::now_utc().unix_timestamp().to_string(),
+            ),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_owned(), value))

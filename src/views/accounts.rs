@@ -12,11 +12,12 @@ use serde::Deserialize;
 
 use crate::{
     auth::{
-        self, AuthContext, AuthError, Credentials, CurrentUser, LazyUser,
+        self, AuthContext, AuthError, Authenticated, Credentials, CurrentUser, LazyUser,
         audit::{self, EventKind, NewEvent, Origin},
         email_address::EmailError,
         models,
         redirects::safe_next_or,
+        second_factor::{self, PendingLogin},
         signals::AuthEvent,
         throttle::{Scope, Throttle, ThrottleError},
         user_fields::{FieldErrors, FieldView, UserFields, form_view, profile_view},
@@ -27,7 +28,7 @@ use crate::{
     csrf::CsrfToken,
     db::{DbError, with_conn},
     errors::AppError,
-    mail::{MailError, outbox},
+    mail::{Letters, MailError, Outbox, outbox},
     metrics::RequestMetrics,
     paths,
     sessions::{self, SessionBackend, expiry::set_expiry},
@@ -50,6 +51,13 @@ pub const INVALID_LOGIN: &str =
 #[derive(Debug, Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+}
+
+impl NextQuery {
+    /// The `next` parameter, unchecked: check it before redirecting.
+    pub fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
 }
 
 /// A signed-in visitor has no business on the login or sign-up form: send
@@ -197,15 +205,65 @@ pub async fn login_submit(
         Err(err) => return Err(err.into()),
     };
     reservation.succeeded().await?;
-    auth::login(&req, &auth, &authenticated).await?;
+    if second_factor::required_for(&auth, &authenticated.user).await? {
+        // The password was right; the code is still to come. Not signed
+        // in yet, and no device cookie: a known browser skips no factor.
+        PendingLogin::new(&authenticated, remember_me, next).store(&req.get_session())?;
+        return Ok(see_other(paths::LOGIN_VERIFY));
+    }
+    let signed_in = SignedIn {
+        authenticated: &authenticated,
+        remember_me,
+        next: next.as_deref(),
+    };
+    complete_login(
+        &req,
+        &auth,
+        &settings,
+        &throttle,
+        (&outbox, &letters),
+        signed_in,
+    )
+    .await
+}
+
+/// A visitor who proved who they are, on their way to `login`.
+pub(crate) struct SignedIn<'a> {
+    /// The user and the backend that vouched for them.
+    pub authenticated: &'a Authenticated,
+    /// The login form's "remember me".
+    pub remember_me: bool,
+    /// Where to go afterwards, unchecked yet.
+    pub next: Option<&'a str>,
+}
+
+/// Step 4 and what follows it, for every way of signing in (password,
+/// password and code, passkey): `login`, a notice when the browser is new,
+/// "remember me", the device cookie, and the redirect to a safe `next`.
+pub(crate) async fn complete_login(
+    req: &HttpRequest,
+    auth: &AuthContext,
+    settings: &Settings,
+    throttle: &Throttle,
+    (outbox, letters): (&Outbox, &Letters),
+    signed_in: SignedIn<'_>,
+) -> Result<HttpResponse, AppError> {
+    let SignedIn {
+        authenticated,
+        remember_me,
+        next,
+    } = signed_in;
+    let username = authenticated.user.username.as_str();
+    let trusted_device = throttle.devices().trusted_for(req, username);
+    auth::login(req, auth, authenticated).await?;
     if trusted_device.is_none() {
-        email::notify_new_device(&req, &auth, &outbox, &letters, &authenticated.user).await;
+        email::notify_new_device(req, auth, outbox, letters, &authenticated.user).await;
     }
     if remember_me {
         set_expiry(&req.get_session(), settings.session_remember_ttl)
             .map_err(|err| AppError::Unexpected(err.into()))?;
     }
-    let mut response = see_other(safe_next_or(next.as_deref(), paths::PROFILE));
+    let mut response = see_other(safe_next_or(next, paths::PROFILE));
     response
         .add_cookie(&throttle.devices().issue(username))
         .map_err(|err| AppError::Unexpected(err.into()))?;

@@ -9,9 +9,11 @@ pub mod health;
 pub mod home;
 pub mod new_password;
 pub mod password_reset;
+pub mod second_factor;
 pub mod security;
 pub mod staff;
 pub mod static_files;
+pub mod sudo;
 pub mod throttled;
 pub mod your_sessions;
 

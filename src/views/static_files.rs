@@ -36,11 +36,18 @@ impl Asset {
 
 /// Every file under `static/`. Add new assets here.
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
-    vec![Asset::new(
-        "porter.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../static/porter.css"),
-    )]
+    vec![
+        Asset::new(
+            "porter.css",
+            "text/css; charset=utf-8",
+            include_bytes!("../../static/porter.css"),
+        ),
+        Asset::new(
+            "passkeys.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../static/passkeys.js"),
+        ),
+    ]
 });
 
 /// One day: long enough to spare requests, short enough that a deploy shows.

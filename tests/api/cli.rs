@@ -642,3 +642,21 @@ async fn clearsessions_prunes_security_events_older_than_their_ttl() {
         .expect("count");
     assert_eq!(left, 1);
 }
+
+#[actix_web::test]
+async fn twofactor_reset_lets_the_password_alone_sign_in_again() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    crate::two_factor::enable_two_factor(&app, &alice).await;
+    assert_eq!(alice.login(&app).await.location(), Some("/login/verify"));
+    app.clear_cookies();
+
+    let out = porter(&app.database_url(), &["twofactor", "reset", "alice"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("10 recovery codes"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(alice.login(&app).await.location(), Some("/profile"));
+}

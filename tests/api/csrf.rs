@@ -94,3 +94,51 @@ async fn the_token_rotates_at_login() {
     let res = app.logout().await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "a fresh token works");
 }
+
+#[actix_web::test]
+async fn the_passkey_two_factor_and_sudo_posts_refuse_a_missing_token() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    // Half signed in, so that /login/verify has a state to act on.
+    let pending = app.new_browser();
+    let pending_state = serde_json::json!({
+        "user_id": alice.id, "backend": "model",
+        "started_at": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "remember_me": false, "next": null,
+    })
+    .to_string();
+    pending
+        .plant_session(&[(porter::auth::SessionKeys::PENDING_LOGIN, &pending_state)])
+        .await;
+    pending.get("/login").await;
+    for path in ["/login/verify", "/login/verify/passkey"] {
+        let res = pending.post_form(path, &[("code", "123456")]).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    for path in [
+        "/login/passkey",
+        "/login/passkey/begin",
+        "/sudo",
+        "/sudo/passkey",
+        "/security/totp/setup",
+        "/security/totp",
+        "/security/totp/disable",
+        "/security/recovery-codes",
+        "/security/passkeys/begin",
+        "/security/passkeys",
+        "/security/passkeys/1/rename",
+        "/security/passkeys/1/remove",
+    ] {
+        let res = app
+            .post_form(path, &[("password", &alice.password), ("name", "x")])
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert!(
+        porter::auth::totp::find(&mut app.db(), alice.id)
+            .expect("a query")
+            .is_none(),
+        "nothing was set up"
+    );
+}

@@ -457,3 +457,25 @@ async fn one_link_used_twice_at_once_resets_the_password_once() {
     .expect("a query");
     assert!(!replaced, "a stale link's write is refused");
 }
+
+#[actix_web::test]
+async fn a_reset_by_mail_leaves_two_factor_sign_in_on() {
+    let app = spawn_app().await;
+    let alice = TestUser::create_with_email(&app, "alice", "alice@example.com");
+    crate::two_factor::enable_two_factor(&app, &alice).await;
+    app.clear_cookies();
+    request_reset(&app, "alice@example.com").await;
+    let link = link_in_mail(&app, "alice@example.com").await;
+    let res = reset_with(&app, &link, NEW_PASSWORD).await;
+    assert_eq!(res.location(), Some("/login"));
+
+    let new = TestUser {
+        password: NEW_PASSWORD.into(),
+        ..alice
+    };
+    assert_eq!(
+        new.login(&app).await.location(),
+        Some("/login/verify"),
+        "a stolen mailbox does not undo the second factor"
+    );
+}

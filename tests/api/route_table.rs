@@ -52,12 +52,14 @@ async fn every_route_is_public_or_sends_anonymous_visitors_to_sign_in() {
                     res.status,
                     res.location()
                 ),
-                Access::SignedIn | Access::Staff(_) => assert!(
-                    to_login,
-                    "{method} {path} needs a user, yet answered an anonymous visitor {} {:?}",
-                    res.status,
-                    res.location()
-                ),
+                Access::SignedIn | Access::Recent | Access::Staff(_) | Access::StaffRecent(_) => {
+                    assert!(
+                        to_login,
+                        "{method} {path} needs a user, yet answered an anonymous visitor {} {:?}",
+                        res.status,
+                        res.location()
+                    )
+                }
             }
         }
     }

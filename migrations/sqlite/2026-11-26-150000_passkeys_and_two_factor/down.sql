@@ -1,0 +1,3 @@
+DROP TABLE recovery_codes;
+DROP TABLE totp_devices;
+DROP TABLE passkeys;
