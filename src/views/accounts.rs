@@ -34,6 +34,7 @@ use crate::{
         Mailing, Message, display_time,
         email::{self, SignupError},
         messages, render, see_other,
+        site_header::SiteHeader,
     },
 };
 
@@ -63,6 +64,7 @@ async fn redirect_if_signed_in(
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
+    header: SiteHeader,
     csrf_token: String,
     username: &'a str,
     remember_me: bool,
@@ -75,6 +77,7 @@ struct LoginPage<'a> {
 pub async fn login_form(
     query: web::Query<NextQuery>,
     user: LazyUser,
+    header: SiteHeader,
     csrf: CsrfToken,
     incoming: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
@@ -82,6 +85,7 @@ pub async fn login_form(
         return Ok(redirect);
     }
     render(&LoginPage {
+        header,
         csrf_token: csrf.form_value(),
         username: "",
         remember_me: false,
@@ -108,6 +112,7 @@ pub async fn login_submit(
         outbox, letters, ..
     }: Mailing,
     user: LazyUser,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let mut credentials = Credentials::from_fields(form.into_inner())
@@ -130,6 +135,7 @@ pub async fn login_submit(
     let password_missing = credentials.get("password").unwrap_or_default().is_empty();
     let failed = |error| {
         render(&LoginPage {
+            header: header.clone(),
             csrf_token: csrf.form_value(),
             username,
             remember_me,
@@ -255,30 +261,30 @@ pub async fn logout(req: HttpRequest, auth: web::Data<AuthContext>) -> HttpRespo
 #[derive(Template)]
 #[template(path = "profile.html")]
 struct ProfilePage<'a> {
+    header: SiteHeader,
     username: &'a str,
     email: Option<&'a str>,
     email_confirmed: bool,
     new_email: Option<&'a str>,
     date_joined: String,
     last_login: Option<String>,
-    csrf_token: String,
     messages: Vec<Message>,
 }
 
 /// `GET /profile`, behind `login_required`.
 pub async fn profile(
     CurrentUser(user): CurrentUser,
-    csrf: CsrfToken,
+    header: SiteHeader,
     incoming: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
     render(&ProfilePage {
+        header,
         username: &user.username,
         email: user.email.as_deref(),
         email_confirmed: user.email_confirmed,
         new_email: user.new_email.as_deref(),
         date_joined: display_time(&user.date_joined),
         last_login: user.last_login.as_ref().map(display_time),
-        csrf_token: csrf.form_value(),
         messages: messages(&incoming),
     })
 }
@@ -321,6 +327,7 @@ impl FieldErrors {
 #[derive(Template)]
 #[template(path = "signup.html")]
 struct SignupPage<'a> {
+    header: SiteHeader,
     csrf_token: String,
     username: &'a str,
     email: &'a str,
@@ -331,12 +338,14 @@ struct SignupPage<'a> {
 pub async fn signup_form(
     query: web::Query<NextQuery>,
     user: LazyUser,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     if let Some(redirect) = redirect_if_signed_in(&user, query.next.as_deref()).await? {
         return Ok(redirect);
     }
     render(&SignupPage {
+        header,
         csrf_token: csrf.form_value(),
         username: "",
         email: "",
@@ -360,6 +369,7 @@ pub struct SignupForm {
 
 /// `POST /signup`: creates the user and signs them in; mails a
 /// confirmation link to the address, if one was given.
+#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn signup_submit(
     req: HttpRequest,
     form: web::Form<SignupForm>,
@@ -371,6 +381,7 @@ pub async fn signup_submit(
         letters,
     }: Mailing,
     user: LazyUser,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     if let Some(redirect) = redirect_if_signed_in(&user, None).await? {
@@ -443,6 +454,7 @@ pub async fn signup_submit(
 
     // As Django: a form with errors is shown again, with 200.
     render(&SignupPage {
+        header,
         csrf_token: csrf.form_value(),
         username: &username,
         email: &email,
@@ -453,14 +465,20 @@ pub async fn signup_submit(
 #[derive(Template)]
 #[template(path = "password.html")]
 struct PasswordPage {
+    header: SiteHeader,
     csrf_token: String,
     old_password_error: Option<&'static str>,
     errors: FieldErrors,
 }
 
 /// `GET /password`, behind `login_required`.
-pub async fn password_form(_user: CurrentUser, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
+pub async fn password_form(
+    _user: CurrentUser,
+    header: SiteHeader,
+    csrf: CsrfToken,
+) -> Result<HttpResponse, AppError> {
     render(&PasswordPage {
+        header,
         csrf_token: csrf.form_value(),
         old_password_error: None,
         errors: FieldErrors::default(),
@@ -492,6 +510,7 @@ pub async fn password_submit(
     Mailing {
         outbox, letters, ..
     }: Mailing,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let PasswordForm {
@@ -508,6 +527,7 @@ pub async fn password_submit(
     }
     if !old_ok || !errors.is_empty() {
         return render(&PasswordPage {
+            header,
             csrf_token: csrf.form_value(),
             old_password_error: (!old_ok)
                 .then_some("Your old password was entered incorrectly. Please enter it again."),

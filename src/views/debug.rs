@@ -16,7 +16,7 @@ use crate::{
     errors::AppError,
     metrics::RequestMetrics,
     sessions::{self, SESSION_COOKIE_NAME, SessionBackend, db_store::state_as_json},
-    views::render,
+    views::{render, site_header::SiteHeader},
 };
 
 /// The source files the trace links to, compiled in so that the page works
@@ -82,6 +82,7 @@ pub struct Trace {
 #[derive(Template)]
 #[template(path = "trace.html")]
 struct TracePage {
+    header: SiteHeader,
     trace: Trace,
     data: Vec<Option<String>>,
 }
@@ -221,21 +222,29 @@ pub async fn trace_page(
                 .and_then(|data| serde_json::to_string_pretty(data).ok())
         })
         .collect();
-    render(&TracePage { trace, data })
+    // After the trace: the header loads the user, which the trace shows
+    // happening lazily.
+    let header = SiteHeader::for_request(&req).await?;
+    render(&TracePage {
+        header,
+        trace,
+        data,
+    })
 }
 
 #[derive(Template)]
 #[template(path = "source.html")]
 struct SourcePage<'a> {
+    header: SiteHeader,
     path: &'a str,
     text: &'a str,
 }
 
 /// `GET /debug/source/{path}`: one of the files the trace links to.
-pub async fn source(path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn source(path: web::Path<String>, header: SiteHeader) -> Result<HttpResponse, AppError> {
     let (path, text) = SOURCES
         .iter()
         .find(|(name, _)| *name == path.as_str())
         .ok_or(AppError::NotFound)?;
-    render(&SourcePage { path, text })
+    render(&SourcePage { header, path, text })
 }

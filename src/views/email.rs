@@ -32,12 +32,14 @@ use crate::{
         accounts::check_own_password,
         password_reset::{invalid_link, keep_link_private},
         render, see_other,
+        site_header::SiteHeader,
     },
 };
 
 #[derive(Template)]
 #[template(path = "email.html")]
 struct EmailPage<'a> {
+    header: SiteHeader,
     csrf_token: String,
     current: Option<&'a str>,
     confirmed: bool,
@@ -48,8 +50,9 @@ struct EmailPage<'a> {
 }
 
 impl<'a> EmailPage<'a> {
-    fn new(user: &'a User, csrf: &CsrfToken) -> Self {
+    fn new(header: SiteHeader, user: &'a User, csrf: &CsrfToken) -> Self {
         Self {
+            header,
             csrf_token: csrf.form_value(),
             current: user.email.as_deref(),
             confirmed: user.email_confirmed,
@@ -64,9 +67,10 @@ impl<'a> EmailPage<'a> {
 /// `GET /email`, behind `login_required`: the address and the form.
 pub async fn form(
     CurrentUser(user): CurrentUser,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
-    render(&EmailPage::new(&user, &csrf))
+    render(&EmailPage::new(header, &user, &csrf))
 }
 
 /// What the form posts.
@@ -100,6 +104,7 @@ pub async fn submit(
         outbox,
         letters,
     }: Mailing,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let EmailForm { email, password } = form.into_inner();
@@ -109,7 +114,7 @@ pub async fn submit(
             email: &email,
             email_error,
             password_error,
-            ..EmailPage::new(&user, &csrf)
+            ..EmailPage::new(header.clone(), &user, &csrf)
         })
     };
     if let Err(err) = validate_email(&email) {
@@ -179,6 +184,7 @@ pub async fn confirm(
     path: web::Path<(String, String)>,
     auth: web::Data<AuthContext>,
     tokens: web::Data<TokenGenerator>,
+    header: SiteHeader,
 ) -> Result<HttpResponse, AppError> {
     let (uid, token) = path.into_inner();
     let user = match decode_uid(&uid) {
@@ -197,6 +203,7 @@ pub async fn confirm(
     });
     let Some((user_id, address)) = confirming else {
         return invalid_link(
+            header,
             "Confirmation unsuccessful",
             "This confirmation link is invalid: it was already used, a newer one was sent, \
              or it expired. Sign in and ask for a new one from your profile.",
@@ -210,7 +217,7 @@ pub async fn confirm(
     })
     .await?;
     if let Err(err) = outcome {
-        return invalid_link("Confirmation unsuccessful", &err.to_string(), None)
+        return invalid_link(header, "Confirmation unsuccessful", &err.to_string(), None)
             .map(keep_link_private);
     }
     FlashMessage::success(format!("Your email address {shown} is confirmed.")).send();

@@ -8,6 +8,7 @@ pub mod email;
 pub mod health;
 pub mod home;
 pub mod password_reset;
+pub mod site_header;
 pub mod static_files;
 pub mod your_sessions;
 

@@ -11,7 +11,7 @@ use crate::{
     errors::AppError,
     paths,
     sessions::{self, SessionBackend, by_user::SessionSummary},
-    views::{Message, display_time, messages, render, see_other},
+    views::{Message, display_time, messages, render, see_other, site_header::SiteHeader},
 };
 
 /// One row of the table, formatted.
@@ -45,6 +45,7 @@ impl From<SessionSummary> for SessionRow {
 #[derive(Template)]
 #[template(path = "sessions.html")]
 struct SessionsPage {
+    header: SiteHeader,
     /// `None` when the engine cannot list sessions.
     sessions: Option<Vec<SessionRow>>,
     /// Where sessions live, in words, for engines that cannot list them.
@@ -59,6 +60,7 @@ pub async fn list(
     CurrentUser(user): CurrentUser,
     auth: web::Data<AuthContext>,
     backend: web::Data<SessionBackend>,
+    header: SiteHeader,
     csrf: CsrfToken,
     incoming: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
@@ -70,6 +72,7 @@ pub async fn list(
         None
     };
     render(&SessionsPage {
+        header,
         sessions,
         engine: backend.description(),
         csrf_token: csrf.form_value(),

@@ -29,6 +29,7 @@ mod services;
 mod sessions;
 mod settings_documented;
 mod signup;
+mod site_header;
 mod smaller_holes;
 mod throttle;
 mod throttle_under_load;
