@@ -4,6 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_flash_messages::{FlashMessage, IncomingFlashMessages};
 use askama::Template;
+use time::OffsetDateTime;
 
 use crate::{
     auth::{AuthContext, CurrentUser},
@@ -11,35 +12,56 @@ use crate::{
     errors::AppError,
     paths,
     sessions::{self, SessionBackend, by_user::SessionSummary},
-    views::{Message, display_time, messages, render, see_other, site_header::SiteHeader},
+    views::{Message, TimeAgo, messages, render, see_other, site_header::SiteHeader},
 };
 
 /// One row of the table, formatted.
 struct SessionRow {
     id: i32,
-    created_at: String,
-    last_seen: String,
-    user_agent: String,
+    created_at: TimeAgo,
+    last_seen: Option<TimeAgo>,
+    /// "Firefox on Linux", or the whole `User-Agent` when it is not
+    /// recognised.
+    browser: String,
+    /// The whole `User-Agent`, when `browser` is a name made from it.
+    user_agent: Option<String>,
     ip: String,
     remembered: bool,
     current: bool,
 }
 
-impl From<SessionSummary> for SessionRow {
-    fn from(session: SessionSummary) -> Self {
+impl SessionRow {
+    fn new(session: SessionSummary, now: OffsetDateTime) -> Self {
+        let (browser, user_agent) = match browser_name(&session.user_agent) {
+            Some(name) => (name, Some(session.user_agent)),
+            None => (session.user_agent, None),
+        };
         Self {
             id: session.id,
-            created_at: display_time(&session.created_at),
-            last_seen: session
-                .last_seen
-                .as_ref()
-                .map_or_else(|| "—".to_owned(), display_time),
-            user_agent: session.user_agent,
+            created_at: TimeAgo::new(&session.created_at, now),
+            last_seen: session.last_seen.map(|at| TimeAgo::new(&at, now)),
+            browser,
+            user_agent,
             ip: session.ip,
             remembered: session.remembered,
             current: session.current,
         }
     }
+}
+
+/// A browser's name as people say it, "Firefox on Linux", read from its
+/// `User-Agent` by woothee (the parser behind several log analysers); `None`
+/// when the string names no browser woothee knows.
+pub fn browser_name(user_agent: &str) -> Option<String> {
+    let parsed = woothee::parser::Parser::new().parse(user_agent)?;
+    if parsed.name == woothee::woothee::VALUE_UNKNOWN {
+        return None;
+    }
+    Some(if parsed.os == woothee::woothee::VALUE_UNKNOWN {
+        parsed.name.to_owned()
+    } else {
+        format!("{} on {}", parsed.name, parsed.os)
+    })
 }
 
 #[derive(Template)]
@@ -67,7 +89,13 @@ pub async fn list(
     let sessions = if backend.can_list_sessions() {
         let current = sessions::current_key_hash(&req);
         let found = sessions::by_user::list(auth.pool(), user.id, current).await?;
-        Some(found.into_iter().map(SessionRow::from).collect())
+        let now = OffsetDateTime::now_utc();
+        Some(
+            found
+                .into_iter()
+                .map(|session| SessionRow::new(session, now))
+                .collect(),
+        )
     } else {
         None
     };
