@@ -52,8 +52,12 @@ const SOURCES: &[(&str, &str)] = &[
 /// One step of the journey, as this request met it.
 #[derive(Debug, Serialize)]
 pub struct Step {
-    /// The step's number in the walkthrough.
-    pub number: u8,
+    /// The step's place on this page: 1, 2, 3… in the order the request
+    /// met them.
+    pub number: usize,
+    /// Which step of the dance it belongs to, as the README's "How a
+    /// request travels" numbers them: `1`, `2`, `2½`, `6`.
+    pub dance_step: &'static str,
     /// What happens at this step.
     pub title: &'static str,
     /// What happened on this request.
@@ -143,11 +147,10 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
         None => "The page asked and the answer is anonymous: no user query was needed.".to_owned(),
     };
 
-    Ok(Trace {
-        engine,
-        steps: vec![
+    let mut steps = vec![
             Step {
-                number: 1,
+                number: 0,
+                dance_step: "1",
                 title: "The session middleware reads the cookie",
                 detail: cookie_detail,
                 data: None,
@@ -155,7 +158,8 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
                 source: "src/sessions/cookies.rs",
             },
             Step {
-                number: 1,
+                number: 0,
+                dance_step: "1",
                 title: "…and loads the session from the engine",
                 detail: match before.session {
                     Some(_) => format!("Loaded from the {engine} engine."),
@@ -166,7 +170,8 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
                 source: "src/sessions/db_store.rs",
             },
             Step {
-                number: 2,
+                number: 0,
+                dance_step: "2",
                 title: "The auth middleware notes the identity and attaches a lazy user",
                 detail: identity,
                 data: None,
@@ -174,7 +179,8 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
                 source: "src/auth/middleware.rs",
             },
             Step {
-                number: 3,
+                number: 0,
+                dance_step: "2½",
                 title: "The lazy user is loaded when first asked for",
                 detail: user_detail,
                 data: None,
@@ -182,14 +188,22 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
                 source: "src/auth/session_user.rs",
             },
             Step {
-                number: 6,
+                number: 0,
+                dance_step: "6",
                 title: "On the way out, the session is saved only if it changed",
                 detail: "This page changes nothing, so nothing is written (unless \"last seen\" is more than a minute old).".into(),
                 data: None,
                 took_ms: None,
                 source: "src/sessions/layers.rs",
             },
-        ],
+        ];
+    // Numbered by place, so that the page neither skips nor repeats one.
+    for (place, step) in steps.iter_mut().enumerate() {
+        step.number = place + 1;
+    }
+    Ok(Trace {
+        engine,
+        steps,
         queries: after.sql,
     })
 }
