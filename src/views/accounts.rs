@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::{
     auth::{
         self, AuthContext, AuthError, Credentials, CurrentUser, LazyUser,
-        email_address::{EmailError, normalize_email, validate_email},
+        email_address::{self, EmailError, normalize_email, validate_email},
         models,
         redirects::safe_next_or,
         signals::AuthEvent,
@@ -23,7 +23,7 @@ use crate::{
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
-    db::with_conn,
+    db::{DbError, with_conn},
     errors::AppError,
     mail::{MailError, outbox},
     metrics::RequestMetrics,
@@ -404,6 +404,27 @@ pub async fn signup_submit(
     errors.add(validate_password(&password1, &username));
     if password1 != password2 {
         errors.add([ValidationError::PasswordMismatch]);
+    }
+    // A taken name or address is looked up now, so that every error shows
+    // in one round; the insert below still refuses one taken meanwhile.
+    let (check_name, check_email) = (
+        errors.username.is_empty(),
+        !email.is_empty() && errors.email.is_empty(),
+    );
+    if check_name || check_email {
+        let (name, address) = (username.clone(), email.clone());
+        let (name_taken, email_taken) = with_conn(auth.pool(), move |conn| {
+            let name_taken = check_name && models::find_by_username(conn, &name)?.is_some();
+            let email_taken = check_email && email_address::is_taken(conn, &address)?;
+            Ok::<_, DbError>((name_taken, email_taken))
+        })
+        .await?;
+        if name_taken {
+            errors.add([ValidationError::UsernameTaken]);
+        }
+        if email_taken {
+            errors.email.push(EmailError::Taken.to_string());
+        }
     }
 
     if errors.is_empty() {
