@@ -593,6 +593,11 @@ async fn a_person_who_forgot_the_password_resets_it_from_the_login_page() {
         path.ends_with("/set-password"),
         "the token left the address bar: {path}"
     );
+    // Reached only through a mailed link, so checked here rather than in
+    // the accessibility walk.
+    pages
+        .assert_accessible(&client, "password-reset-set-password")
+        .await;
     pages
         .fill(
             &client,
