@@ -3,11 +3,15 @@
 //! ```text
 //! porter [serve]                      run the server (the default)
 //! porter migrate                      apply database migrations
-//! porter createuser NAME [--superuser] [--email ADDR] [--password-stdin]
+//! porter createuser NAME [--superuser] [--staff] [--email ADDR] [--password-stdin]
 //! porter changepassword NAME [--password-stdin]
 //! porter deactivate NAME | activate NAME
 //! porter users list
-//! porter clearsessions                delete expired sessions
+//! porter perms list [--user NAME] | grant USER PERM | revoke USER PERM
+//! porter groups list | create NAME | add USER GROUP | remove USER GROUP
+//! porter groups grant GROUP PERM | revoke GROUP PERM
+//! porter events [--user NAME] [--limit N]  the security log, newest first
+//! porter clearsessions                delete expired sessions and old security events
 //! porter session show KEY             a session's data, as Django's get_decoded()
 //! porter session list [--user NAME]
 //! porter sendtestemail ADDRESS       send a mail now, to check EMAIL_URL
@@ -25,15 +29,19 @@ use serde_json::Value;
 
 use crate::{
     auth::{
-        PasswordHasher, SessionKeys, email_address,
+        self, PasswordHasher, SessionKeys,
+        audit::{self, EventFilter, EventKind},
+        email_address, grants,
         models::{self, User},
+        permissions::UserPermissions,
+        user_fields::UserFields,
         user_manager,
-        validators::validate_username,
     },
     checks, db,
     mail::{Mail, Mailer},
     sessions::{
         RedisSettings, SessionBackend,
+        by_user::AlsoInTransaction,
         db_store::{decode_state, state_as_json},
         models as session_models, open_session_cookie,
     },
@@ -60,15 +68,16 @@ pub enum Command {
     Migrate,
     /// Create a user; the password is asked for twice, or read from stdin.
     Createuser {
-        /// The new user's username.
-        name: String,
-        /// Make the user a superuser.
+        /// The user's own fields (`auth::user_fields`): NAME, --email, …
+        #[command(flatten)]
+        fields: UserFields,
+        /// Make the user a superuser (and staff).
         #[arg(long)]
         superuser: bool,
-        /// The user's e-mail address, counted as confirmed: the operator
-        /// vouches for it.
+        /// Make the user staff: they may enter the staff area, and do there
+        /// what their permissions allow.
         #[arg(long)]
-        email: Option<String>,
+        staff: bool,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -97,7 +106,30 @@ pub enum Command {
         #[command(subcommand)]
         action: UsersCommand,
     },
-    /// Delete expired sessions and print how many.
+    /// Permissions: list them, grant one to a user, take one back.
+    Perms {
+        /// What to do with permissions.
+        #[command(subcommand)]
+        action: PermsCommand,
+    },
+    /// Groups: create them, put users in and out, give them permissions.
+    Groups {
+        /// What to do with groups.
+        #[command(subcommand)]
+        action: GroupsCommand,
+    },
+    /// The security log, newest first.
+    Events {
+        /// Only events about this user, by them, or naming them at a
+        /// failed sign-in.
+        #[arg(long)]
+        user: Option<String>,
+        /// How many events to print.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Delete expired sessions, and security log events older than
+    /// AUTH_EVENTS_TTL, and print how many.
     Clearsessions,
     /// Send a test mail to ADDRESS now, through EMAIL_URL (not the
     /// outbox), and say whether the server took it.
@@ -140,6 +172,71 @@ pub enum UsersCommand {
     List,
 }
 
+/// `porter perms ...`
+#[derive(Debug, Subcommand)]
+pub enum PermsCommand {
+    /// List every permission, or the ones a user holds.
+    List {
+        /// Only this user's, directly or through groups.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Give USER the permission PERM (a codename such as sessions.view_any).
+    Grant {
+        /// The user's username.
+        user: String,
+        /// The permission's codename.
+        perm: String,
+    },
+    /// Take the directly held permission PERM from USER.
+    Revoke {
+        /// The user's username.
+        user: String,
+        /// The permission's codename.
+        perm: String,
+    },
+}
+
+/// `porter groups ...`
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// List every group.
+    List,
+    /// Create a group.
+    Create {
+        /// The group's name.
+        name: String,
+    },
+    /// Put USER in GROUP.
+    Add {
+        /// The user's username.
+        user: String,
+        /// The group's name.
+        group: String,
+    },
+    /// Take USER out of GROUP.
+    Remove {
+        /// The user's username.
+        user: String,
+        /// The group's name.
+        group: String,
+    },
+    /// Give every member of GROUP the permission PERM.
+    Grant {
+        /// The group's name.
+        group: String,
+        /// The permission's codename.
+        perm: String,
+    },
+    /// Take the permission PERM from GROUP.
+    Revoke {
+        /// The group's name.
+        group: String,
+        /// The permission's codename.
+        perm: String,
+    },
+}
+
 /// `porter session ...`
 #[derive(Debug, Subcommand)]
 pub enum SessionCommand {
@@ -168,17 +265,19 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Createuser {
-            name,
+            fields,
             superuser,
-            email,
+            staff,
             password_stdin,
         } => createuser(
             &settings,
-            &name,
-            superuser,
-            email.as_deref(),
+            fields,
+            Roles { superuser, staff },
             password_stdin,
         ),
+        Command::Perms { action } => perms(&settings, action),
+        Command::Groups { action } => groups(&settings, action),
+        Command::Events { user, limit } => events(&settings, user.as_deref(), limit),
         Command::Sendtestemail { address } => sendtestemail(&settings, &address),
         Command::Changepassword {
             name,
@@ -193,6 +292,8 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let pool = connect(&settings)?;
             let cleared = session_models::delete_expired(&mut *pool.get()?)?;
             println!("{cleared} expired session(s) deleted.");
+            let pruned = audit::prune_older_than(&mut *pool.get()?, settings.auth_events_ttl)?;
+            println!("{pruned} security log event(s) older than AUTH_EVENTS_TTL deleted.");
             Ok(())
         }
         Command::Session {
@@ -282,36 +383,48 @@ fn find_user(conn: &mut db::DbConnection, name: &str) -> anyhow::Result<User> {
     models::find_by_username(conn, name.trim())?.ok_or_else(|| anyhow!("no user named {name:?}"))
 }
 
+/// What a new user is, besides a user.
+struct Roles {
+    superuser: bool,
+    staff: bool,
+}
+
 fn createuser(
     settings: &Settings,
-    name: &str,
-    superuser: bool,
-    email: Option<&str>,
+    mut fields: UserFields,
+    Roles { superuser, staff }: Roles,
     password_stdin: bool,
 ) -> anyhow::Result<()> {
-    validate_username(&models::normalize_username(name))?;
-    let email = email.map(email_address::normalize_email);
-    if let Some(email) = &email {
-        email_address::validate_email(email).map_err(|err| anyhow!("--email: {err}"))?;
+    let errors = fields.clean();
+    if !errors.is_empty() {
+        bail!("{errors}");
     }
     let password = read_new_password(password_stdin)?;
     let pool = connect(settings)?;
     let mut conn = pool.get()?;
     let account = user_manager::prepare_user(
         &PasswordHasher::new(settings.argon2.clone())?,
-        name,
+        fields,
         &password,
         superuser,
     )?;
     let user = conn.transaction(|conn| {
-        let user = user_manager::insert_user(conn, &account)?;
-        if let Some(email) = &email {
+        let mut user = user_manager::insert_user(conn, &account)?;
+        if staff && !user.is_staff {
+            models::set_staff(conn, user.id, true)?;
+            user.is_staff = true;
+        }
+        if let Some(email) = account.fields().email() {
             email_address::confirm(conn, user.id, email)?
                 .map_err(|err| anyhow!("--email: {err}"))?;
         }
         anyhow::Ok(user)
     })?;
-    let kind = if superuser { "Superuser" } else { "User" };
+    let kind = match (user.is_superuser, user.is_staff) {
+        (true, _) => "Superuser",
+        (false, true) => "Staff user",
+        (false, false) => "User",
+    };
     println!("{kind} {:?} created (id {}).", user.username, user.id);
     Ok(())
 }
@@ -360,17 +473,185 @@ fn changepassword(settings: &Settings, name: &str, password_stdin: bool) -> anyh
 
 fn set_active(settings: &Settings, name: &str, is_active: bool) -> anyhow::Result<()> {
     let pool = connect(settings)?;
-    let mut conn = pool.get()?;
-    let user = find_user(&mut conn, name)?;
-    models::set_active(&mut conn, user.id, is_active)?;
+    let user = find_user(&mut *pool.get()?, name)?;
+    let by = grants::ChangedBy::command_line();
     if is_active {
+        pool.get()?.transaction(|conn| {
+            models::set_active(conn, user.id, true)?;
+            audit::record(conn, &by.event(EventKind::UserActivated).about(user.id))
+        })?;
         println!("{:?} can sign in again.", user.username);
-    } else {
-        println!(
+        return Ok(());
+    }
+    let user_id = user.id;
+    let deactivate: AlsoInTransaction = Box::new(move |conn| {
+        models::set_active(conn, user_id, false)?;
+        audit::record(conn, &by.event(EventKind::UserDeactivated).about(user_id))
+    });
+    let ended = actix_web::rt::System::new().block_on(async {
+        let backend = session_backend(settings, &pool).await?;
+        anyhow::Ok(auth::end_all_sessions(&pool, &backend, user_id, deactivate).await?)
+    })?;
+    match ended {
+        Some(ended) => println!(
+            "{:?} is deactivated; {ended} session(s) ended.",
+            user.username
+        ),
+        None => println!(
             "{:?} is deactivated; their sessions end on their next request.",
             user.username
+        ),
+    }
+    Ok(())
+}
+
+/// The session engine's store, as the server would open it.
+async fn session_backend(settings: &Settings, pool: &db::DbPool) -> anyhow::Result<SessionBackend> {
+    let redis = RedisSettings {
+        url: settings.redis_url.clone(),
+        key_prefix: settings.redis_key_prefix.clone(),
+    };
+    Ok(SessionBackend::new(settings.session_engine, pool, &redis, SessionKeys::USER_ID).await?)
+}
+
+fn perms(settings: &Settings, action: PermsCommand) -> anyhow::Result<()> {
+    let pool = connect(settings)?;
+    let mut conn = pool.get()?;
+    let by = grants::ChangedBy::command_line();
+    match action {
+        PermsCommand::List { user: None } => {
+            let all = grants::all_permissions(&mut conn)?;
+            println!("{:<28} NAME", "PERMISSION");
+            for permission in &all {
+                println!("{:<28} {}", permission.codename, permission.name);
+            }
+            println!("{} permission(s).", all.len());
+        }
+        PermsCommand::List { user: Some(name) } => {
+            let user = find_user(&mut conn, &name)?;
+            if user.is_superuser {
+                println!("{:?} is a superuser: every permission.", user.username);
+            }
+            let held = UserPermissions::load(&mut conn, &user)?;
+            for codename in held.codenames() {
+                println!("{codename}");
+            }
+            let groups: Vec<_> = held.groups().collect();
+            println!(
+                "groups: {}",
+                if groups.is_empty() {
+                    "none".to_owned()
+                } else {
+                    groups.join(", ")
+                }
+            );
+        }
+        PermsCommand::Grant { user, perm } => {
+            let user = find_user(&mut conn, &user)?;
+            if grants::grant_permission(&mut conn, user.id, perm.trim(), &by)? {
+                println!("{:?} now holds {perm}.", user.username);
+            } else {
+                println!("{:?} already held {perm}.", user.username);
+            }
+        }
+        PermsCommand::Revoke { user, perm } => {
+            let user = find_user(&mut conn, &user)?;
+            if grants::revoke_permission(&mut conn, user.id, perm.trim(), &by)? {
+                println!("{:?} no longer holds {perm} directly.", user.username);
+            } else {
+                println!("{:?} did not hold {perm} directly.", user.username);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn groups(settings: &Settings, action: GroupsCommand) -> anyhow::Result<()> {
+    let pool = connect(settings)?;
+    let mut conn = pool.get()?;
+    let by = grants::ChangedBy::command_line();
+    let said =
+        |changed: bool, yes: String, no: String| println!("{}", if changed { yes } else { no });
+    match action {
+        GroupsCommand::List => {
+            let all = grants::all_groups(&mut conn)?;
+            for group in &all {
+                println!("{}", group.name);
+            }
+            println!("{} group(s).", all.len());
+        }
+        GroupsCommand::Create { name } => {
+            let name = name.trim();
+            if name.is_empty() {
+                bail!("a group needs a name");
+            }
+            let group = grants::new_group(&mut conn, name, &by)?;
+            println!("Group {:?} created (id {}).", group.name, group.id);
+        }
+        GroupsCommand::Add { user, group } => {
+            let user = find_user(&mut conn, &user)?;
+            said(
+                grants::join_group(&mut conn, user.id, &group, &by)?,
+                format!("{:?} is now in {group:?}.", user.username),
+                format!("{:?} was already in {group:?}.", user.username),
+            );
+        }
+        GroupsCommand::Remove { user, group } => {
+            let user = find_user(&mut conn, &user)?;
+            said(
+                grants::leave_group(&mut conn, user.id, &group, &by)?,
+                format!("{:?} is no longer in {group:?}.", user.username),
+                format!("{:?} was not in {group:?}.", user.username),
+            );
+        }
+        GroupsCommand::Grant { group, perm } => said(
+            grants::grant_group_permission(&mut conn, &group, perm.trim(), &by)?,
+            format!("Group {group:?} now holds {perm}."),
+            format!("Group {group:?} already held {perm}."),
+        ),
+        GroupsCommand::Revoke { group, perm } => said(
+            grants::revoke_group_permission(&mut conn, &group, perm.trim(), &by)?,
+            format!("Group {group:?} no longer holds {perm}."),
+            format!("Group {group:?} did not hold {perm}."),
+        ),
+    }
+    Ok(())
+}
+
+fn events(settings: &Settings, user: Option<&str>, limit: i64) -> anyhow::Result<()> {
+    let pool = connect(settings)?;
+    let mut conn = pool.get()?;
+    let filter = match user {
+        Some(name) => {
+            let user = find_user(&mut conn, name)?;
+            // The same key as the server's: from the same SECRET_KEY.
+            let key = audit::username_digest_key(&settings.secret_key);
+            let digest = audit::username_digest(&key, &user.username);
+            EventFilter {
+                user: Some((user.id, digest)),
+                ..EventFilter::default()
+            }
+        }
+        None => EventFilter::default(),
+    };
+    let found = audit::search(&mut conn, &filter, 0, limit.max(1))?;
+    println!(
+        "{:<22} {:<26} {:<7} {:<7} {:<16} DETAIL",
+        "WHEN", "EVENT", "USER", "ACTOR", "ADDRESS"
+    );
+    let id = |id: Option<i32>| id.map_or_else(|| "-".to_owned(), |id| id.to_string());
+    for event in &found {
+        println!(
+            "{:<22} {:<26} {:<7} {:<7} {:<16} {}",
+            display_time(&event.created_at),
+            event.kind,
+            id(event.user_id),
+            id(event.actor_id),
+            if event.ip.is_empty() { "-" } else { &event.ip },
+            event.detail,
         );
     }
+    println!("{} event(s).", found.len());
     Ok(())
 }
 

@@ -62,6 +62,10 @@ pub enum AppError {
         /// Seconds to wait before trying again.
         retry_after: u64,
     },
+    /// A signed-in user reached a page or action their permissions do not
+    /// allow (Django's `PermissionDenied`).
+    #[error("permission denied")]
+    Forbidden,
     /// An anonymous visitor reached a page that needs a user; carries the
     /// login URL to redirect to.
     #[error("login required")]
@@ -153,6 +157,12 @@ impl AppError {
                     wait_in_words(*retry_after)
                 ),
             ),
+            Self::Forbidden => (
+                "Permission denied",
+                "You are signed in, but your account may not see this page or do this. \
+                 If you need to, ask an administrator for the permission."
+                    .into(),
+            ),
             Self::LoginRequired(_) => ("Sign in required", "Please sign in.".into()),
             Self::Unavailable(_) | Self::Db(_) | Self::Template(_) | Self::Unexpected(_) => (
                 "Server error",
@@ -179,7 +189,7 @@ impl ResponseError for AppError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Csrf(_) => StatusCode::FORBIDDEN,
+            Self::Csrf(_) | Self::Forbidden => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -26,3 +26,9 @@ pub const PASSWORD_RESET_DONE: &str = "/password/reset/done";
 pub const EMAIL: &str = "/email";
 /// Address confirmation links: `/email/confirm/{uid}/{token}`.
 pub const EMAIL_CONFIRM: &str = "/email/confirm";
+/// The user's recent security activity.
+pub const SECURITY: &str = "/security";
+/// The staff area's list of users; a user's page is `/staff/users/{id}`.
+pub const STAFF_USERS: &str = "/staff/users";
+/// The staff area's view of everyone's security log.
+pub const STAFF_EVENTS: &str = "/staff/events";

@@ -1,13 +1,23 @@
 //! Settings: Django's `settings.py`, read from the environment.
 //!
 //! Every value comes from an environment variable (a `.env` file, when
-//! present, is loaded into the environment first). Each one is parsed into a
-//! typed field here, once, at start-up; a bad value stops Porter with one line
-//! that names the setting and says what is wrong with it.
+//! present, is loaded into the environment first). Each setting is declared
+//! once, in the `settings!` block below: its field, its variable, its
+//! default, its parser and its documentation. From that one declaration
+//! come the typed field the rest of Porter reads, the parsing (a bad value
+//! stops Porter with one line that names the setting and says what is wrong
+//! with it), the `Debug` output (secrets redacted) and [`SETTINGS`], which a
+//! test holds the README's settings table and `.env.example` to.
+//!
+//! To add a setting, add one declaration (a `///` line, a field, its
+//! variable, `default:` and `parse:`), then run
+//! `cargo test --test api settings_documented`: it prints the README row
+//! and `.env.example` lines to paste.
 
 use std::{
     fmt,
     path::{Path, PathBuf},
+    str::FromStr,
     time::Duration,
 };
 
@@ -15,20 +25,6 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::{db::DatabaseUrl, mail::EmailUrl, origin::Origin};
-
-/// How long a session lives without activity: a day.
-pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// How long a "remember me" session lives: two weeks, as Django's
-/// `SESSION_COOKIE_AGE`.
-pub const DEFAULT_SESSION_REMEMBER_TTL: Duration = Duration::from_secs(14 * 24 * 60 * 60);
-
-/// How long a password reset link works: an hour.
-pub const DEFAULT_PASSWORD_RESET_TTL: Duration = Duration::from_secs(60 * 60);
-
-/// The sender of Porter's mail when `EMAIL_FROM` is unset: Django's
-/// `DEFAULT_FROM_EMAIL`.
-pub const DEFAULT_EMAIL_FROM: &str = "Porter <webmaster@localhost>";
 
 /// Where a debug server keeps the secret key it generated for itself.
 pub const DEBUG_SECRET_KEY_FILE: &str = ".porter-secret-key";
@@ -56,6 +52,303 @@ impl SettingsError {
     }
 }
 
+/// A setting as the README and `.env.example` document it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingDoc {
+    /// The environment variable.
+    pub name: &'static str,
+    /// What Porter uses when the variable is unset or empty.
+    pub default: SettingDefault,
+    /// What the setting does: its `///` lines, joined (Markdown).
+    pub doc: &'static str,
+}
+
+/// A setting's default, as documented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingDefault {
+    /// A value, read exactly as if the variable held it.
+    Value(&'static str),
+    /// Worked out at start-up (from the build, `DEBUG`, …); the words say how.
+    Described(&'static str),
+}
+
+/// Declares [`Settings`]: each setting once, as
+///
+/// ```text
+/// /// What it does (the README's "meaning" column).
+/// field: Type = "VARIABLE" {
+///     default: "value",                       // read as if VARIABLE=value
+///  or default: "words" => expression,          // Result<Type, String>
+///     parse: function,                         // fn(&str) -> Result<Type, String>
+///     debug: function,                         // optional: fn(&Type) -> impl Debug
+/// }
+/// ```
+///
+/// Settings are read in the order they are declared, so a default's
+/// expression can use any setting above it by its field name (`debug`), and
+/// the state directory by the name given after `in`. A parser's `Err` is
+/// the problem; the error names the variable.
+macro_rules! settings {
+    (
+        $(#[doc = $struct_doc:literal])*
+        pub struct $settings:ident in $state_dir:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $field:ident: $ty:ty = $name:literal {
+                    default: $default:literal $(=> $unset:expr)?,
+                    parse: $parse:expr
+                    $(, debug: $show:expr)? $(,)?
+                }
+            )*
+        }
+        derived {
+            $(
+                $(#[doc = $derived_doc:literal])*
+                $derived:ident: $derived_ty:ty = $derive:expr
+            ),* $(,)?
+        }
+    ) => {
+        $(#[doc = $struct_doc])*
+        #[derive(Clone)]
+        pub struct $settings {
+            $(
+                $(#[doc = $doc])*
+                #[doc = ""]
+                #[doc = concat!("The variable `", $name, "`.")]
+                pub $field: $ty,
+            )*
+            $(
+                $(#[doc = $derived_doc])*
+                pub $derived: $derived_ty,
+            )*
+        }
+
+        /// Every setting Porter reads, in the order it reads them.
+        pub const SETTINGS: &[SettingDoc] = &[$(
+            SettingDoc {
+                name: $name,
+                default: settings!(@documented $default $(=> $unset)?),
+                doc: concat!($($doc),*),
+            }
+        ),*];
+
+        impl $settings {
+            /// Reads the settings through `lookup`, which returns the value
+            /// of a variable if set (an empty value counts as unset). Tests
+            /// pass a map here instead of touching the process environment.
+            #[doc = concat!("`", stringify!($state_dir), "` is where a debug server may keep its")]
+            /// generated secret key.
+            pub fn from_lookup(
+                lookup: impl Fn(&str) -> Option<String>,
+                $state_dir: &Path,
+            ) -> Result<Self, SettingsError> {
+                let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+                $(
+                    let $field: $ty = match get($name) {
+                        Some(value) => ($parse)(value.as_str()),
+                        None => settings!(@unset $parse, $default $(=> $unset)?),
+                    }
+                    .map_err(|problem| SettingsError::new($name, problem))?;
+                )*
+                $(let $derived: $derived_ty = $derive?;)*
+                Ok(Self { $($field,)* $($derived,)* })
+            }
+        }
+
+        impl fmt::Debug for $settings {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut out = f.debug_struct(stringify!($settings));
+                $(settings!(@show out, $field, &self.$field $(, $show)?);)*
+                $(out.field(stringify!($derived), &self.$derived);)*
+                out.finish_non_exhaustive()
+            }
+        }
+    };
+    (@documented $default:literal) => { SettingDefault::Value($default) };
+    (@documented $default:literal => $unset:expr) => { SettingDefault::Described($default) };
+    (@unset $parse:expr, $default:literal) => { ($parse)($default) };
+    (@unset $parse:expr, $default:literal => $unset:expr) => { $unset };
+    (@show $out:ident, $field:ident, $value:expr) => { $out.field(stringify!($field), $value) };
+    (@show $out:ident, $field:ident, $value:expr, $show:expr) => {
+        $out.field(stringify!($field), &($show)($value))
+    };
+}
+
+settings! {
+    /// Porter's typed settings. `Debug` hides the secret keys and any
+    /// password in `DATABASE_URL` or `REDIS_URL`.
+    pub struct Settings in state_dir {
+        /// development mode: a generated `SECRET_KEY`, cookies over plain http
+        debug: bool = "DEBUG" {
+            default: "on in debug builds (`cargo run`), off in release builds"
+                => Ok(cfg!(debug_assertions)),
+            parse: parse_bool,
+        }
+        /// the database: `sqlite://PATH` (the file is created on first run)
+        /// or `postgres://user:password@host/db`
+        database_url: String = "DATABASE_URL" {
+            default: "sqlite://porter.db",
+            parse: parse_database_url,
+            debug: show_database_url,
+        }
+        /// where sessions live: `db` (a row per session), `redis` (a Redis
+        /// key per session) or `cookie` (signed and encrypted cookie)
+        session_engine: SessionEngine = "SESSION_ENGINE" {
+            default: "db",
+            parse: SessionEngine::parse,
+        }
+        /// the Redis server of the `redis` engine (`rediss://` for TLS)
+        redis_url: String = "REDIS_URL" {
+            default: "redis://127.0.0.1:6379",
+            parse: parse_redis_url,
+            debug: show_redis_url,
+        }
+        /// prepended to every Redis key, so that several sites can share one
+        /// Redis
+        redis_key_prefix: String = "REDIS_KEY_PREFIX" {
+            default: "porter:session:",
+            parse: parse_text,
+        }
+        /// signs cookies and session auth hashes; at least 64 bytes; required
+        /// when `DEBUG` is off (`porter secret generate`)
+        secret_key: SecretKey = "SECRET_KEY" {
+            default: "generated into `.porter-secret-key` when `DEBUG` is on" => if debug {
+                debug_secret_key(&state_dir.join(DEBUG_SECRET_KEY_FILE))
+            } else {
+                Err("is required when DEBUG is off; generate one with `openssl rand -hex 64`".into())
+            },
+            parse: SecretKey::parse,
+        }
+        /// earlier secret keys, comma-separated: still accepted, never used
+        /// to sign (see Security)
+        secret_key_fallbacks: Vec<SecretKey> = "SECRET_KEY_FALLBACKS" {
+            default: "none" => Ok(Vec::new()),
+            parse: |value: &str| parse_list(value, SecretKey::parse),
+            debug: <[SecretKey]>::len,
+        }
+        /// the `host:port` to listen on; port `0` picks a free one
+        bind: String = "BIND" {
+            default: "127.0.0.1:8080",
+            parse: parse_bind,
+        }
+        /// send the session, CSRF and flash-message cookies over HTTPS only,
+        /// and send `Strict-Transport-Security` (a year, subdomains included)
+        /// on every response
+        cookie_secure: bool = "COOKIE_SECURE" {
+            default: "the opposite of `DEBUG`" => Ok(!debug),
+            parse: parse_bool,
+        }
+        /// idle timeout: how long a session lives without activity; seconds,
+        /// or a duration such as `90s`, `60m`, `12h`, `14d` or `1h 30m`
+        session_ttl: Duration = "SESSION_TTL" {
+            default: "1d",
+            parse: parse_duration,
+        }
+        /// how long a session lives when "remember me" was ticked at login
+        session_remember_ttl: Duration = "SESSION_REMEMBER_TTL" {
+            default: "14d",
+            parse: parse_duration,
+        }
+        /// how many reverse proxies append to `X-Forwarded-For`: `false`,
+        /// `true` (one) or a number; the client address is the entry the
+        /// outermost one appended (the last, with one proxy). Only behind
+        /// reverse proxies
+        trusted_proxies: usize = "TRUST_X_FORWARDED_FOR" {
+            default: "false",
+            parse: parse_proxy_count,
+        }
+        /// the site's public origin, such as `https://example.com`; an unsafe
+        /// request's `Origin` (or `Referer`) must match its scheme, host and
+        /// port, and links in mail start with it. In debug without it, the
+        /// CSRF check uses the request's own `Host`, and mail links the `BIND`
+        /// address (`http://localhost:8080`), never a request's `Host`
+        site_url: Option<Origin> = "SITE_URL" {
+            default: "none; required when `DEBUG` is off" => if debug {
+                Ok(None)
+            } else {
+                Err("is required when DEBUG is off: the public address of the site, \
+                     for example https://example.com".into())
+            },
+            parse: |value: &str| parse_origin(value).map(Some),
+        }
+        /// further origins, comma-separated, allowed to send unsafe requests
+        /// (Django's `CSRF_TRUSTED_ORIGINS`), such as
+        /// `https://admin.example.com`
+        trusted_origins: Vec<Origin> = "TRUSTED_ORIGINS" {
+            default: "none" => Ok(Vec::new()),
+            parse: |value: &str| parse_list(value, parse_origin),
+        }
+        /// the memory cost of new password hashes, in KiB (OWASP's argon2id
+        /// advice)
+        argon2_memory_kib: u32 = "ARGON2_MEMORY_KIB" {
+            default: "19456",
+            parse: parse_number,
+        }
+        /// the number of passes of new password hashes
+        argon2_iterations: u32 = "ARGON2_ITERATIONS" {
+            default: "2",
+            parse: parse_number,
+        }
+        /// the lanes of new password hashes
+        argon2_parallelism: u32 = "ARGON2_PARALLELISM" {
+            default: "1",
+            parse: parse_number,
+        }
+        /// how many logins, sign-ups and password changes may wait for a
+        /// hashing thread; past it they get `503` with `Retry-After` at once
+        hashing_queue: Option<usize> = "HASHING_QUEUE" {
+            default: "16 per hashing thread" => Ok(None),
+            parse: |value: &str| parse_count_above_zero(value).map(Some),
+        }
+        /// send the `Server-Timing` header (see "Watching it"); never on
+        /// `POST /login`
+        server_timing: bool = "SERVER_TIMING" {
+            default: "the value of `DEBUG`" => Ok(debug),
+            parse: parse_bool,
+        }
+        /// where mail goes: `console:` (printed on standard output),
+        /// `file:///dir` (one `.eml` file per mail), `smtp://user:pass@host:port`
+        /// (STARTTLS when offered; port 25), `smtp+starttls://…` (STARTTLS
+        /// required; port 587), `smtps://…` (TLS from the start; port 465);
+        /// user and password percent-encoded. `porter check --deploy` warns
+        /// about `console:` and `file:`
+        email_url: EmailUrl = "EMAIL_URL" {
+            default: "console:",
+            parse: EmailUrl::parse,
+        }
+        /// the sender of Porter's mail, with or without a name
+        email_from: lettre::message::Mailbox = "EMAIL_FROM" {
+            default: "Porter <webmaster@localhost>",
+            parse: crate::mail::backend::parse_from,
+            debug: ToString::to_string,
+        }
+        /// how long a password reset link works
+        password_reset_ttl: Duration = "PASSWORD_RESET_TTL" {
+            default: "1h",
+            parse: parse_duration,
+        }
+        /// how long the security log (`auth_events`) keeps an event;
+        /// `porter clearsessions` and the server (hourly) delete older ones
+        auth_events_ttl: Duration = "AUTH_EVENTS_TTL" {
+            default: "90d",
+            parse: parse_duration,
+        }
+        // actix-session logs every bad cookie itself; Porter reports them as
+        // rate-limited security events instead (see `sessions::cookies`).
+        /// the log filter, in `tracing_subscriber`'s `EnvFilter` syntax;
+        /// Porter reports bad cookies itself, rate-limited
+        rust_log: String = "RUST_LOG" {
+            default: "info,actix_session=error",
+            parse: parse_text,
+        }
+    }
+    derived {
+        /// The cost of new password hashes, from the three `ARGON2_` settings.
+        argon2: argon2::Params =
+            argon2_params(argon2_memory_kib, argon2_iterations, argon2_parallelism),
+    }
+}
+
 /// Which store keeps session data: Django's `SESSION_ENGINE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEngine {
@@ -76,6 +369,18 @@ impl SessionEngine {
             Self::Cookie => "cookie",
         }
     }
+
+    /// Reads a `SESSION_ENGINE`.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim() {
+            "db" => Ok(Self::Db),
+            "redis" => Ok(Self::Redis),
+            "cookie" => Ok(Self::Cookie),
+            other => Err(format!(
+                "unknown engine {other:?}; expected db, redis or cookie"
+            )),
+        }
+    }
 }
 
 /// The secret that signs cookies and session auth hashes.
@@ -87,19 +392,20 @@ pub struct SecretKey(String);
 impl SecretKey {
     /// Wraps a secret, checking its length.
     pub fn new(value: String) -> Result<Self, SettingsError> {
-        if value.len() < MIN_SECRET_KEY_LEN {
-            return Err(SettingsError::new(
-                "SECRET_KEY",
-                format!(
-                    "must be at least {MIN_SECRET_KEY_LEN} bytes long (it is {}); \
-                     generate one with `openssl rand -hex 64`",
-                    value.len()
-                ),
-            ));
-        }
-        Ok(Self(value))
+        Self::parse(&value).map_err(|problem| SettingsError::new("SECRET_KEY", problem))
     }
 
+    /// Reads a secret key, checking its length; the error says what is wrong.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if value.len() < MIN_SECRET_KEY_LEN {
+            return Err(format!(
+                "must be at least {MIN_SECRET_KEY_LEN} bytes long (it is {}); \
+                 generate one with `openssl rand -hex 64`",
+                value.len()
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
     /// A fresh random key, hex-encoded.
     pub fn generate() -> Self {
         let mut bytes = [0u8; 64];
@@ -139,100 +445,6 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// Porter's typed settings. `Debug` hides the secret keys and any password
-/// in `DATABASE_URL` or `REDIS_URL`.
-#[derive(Clone)]
-pub struct Settings {
-    /// `DEBUG`: development conveniences (a generated secret key, cookies
-    /// over plain http). Defaults to on in debug builds, off in release ones.
-    pub debug: bool,
-    /// `DATABASE_URL`: where users and sessions live.
-    pub database_url: String,
-    /// `SESSION_ENGINE`: `db`, `redis` or `cookie`.
-    pub session_engine: SessionEngine,
-    /// `REDIS_URL`: the Redis server of the `redis` engine.
-    pub redis_url: String,
-    /// `REDIS_KEY_PREFIX`: prepended to every Redis key Porter writes.
-    pub redis_key_prefix: String,
-    /// `SECRET_KEY`: signs cookies and session auth hashes.
-    pub secret_key: SecretKey,
-    /// `SECRET_KEY_FALLBACKS`: earlier keys, comma-separated, still accepted
-    /// (never used to sign) so that rotating `SECRET_KEY` signs nobody out.
-    pub secret_key_fallbacks: Vec<SecretKey>,
-    /// `BIND`: the `host:port` the server listens on.
-    pub bind: String,
-    /// `COOKIE_SECURE`: send cookies over HTTPS only. Defaults to `!debug`.
-    pub cookie_secure: bool,
-    /// `SESSION_TTL`: how long a session lives without activity.
-    pub session_ttl: Duration,
-    /// `SESSION_REMEMBER_TTL`: how long a "remember me" session lives.
-    pub session_remember_ttl: Duration,
-    /// `TRUST_X_FORWARDED_FOR`: how many reverse proxies in front of Porter
-    /// append to `X-Forwarded-For` (`false` is 0, `true` is 1); the client
-    /// address is the entry the outermost one wrote. `0` uses the peer.
-    pub trusted_proxies: usize,
-    /// `SITE_URL`: the public origin (`https://example.com`), what a POST's
-    /// `Origin` must name. Required when `DEBUG` is off; without it, debug
-    /// takes the request's own `Host`.
-    pub site_url: Option<Origin>,
-    /// `TRUSTED_ORIGINS`: further origins, comma-separated, whose POSTs are
-    /// accepted (Django's `CSRF_TRUSTED_ORIGINS`).
-    pub trusted_origins: Vec<Origin>,
-    /// `ARGON2_MEMORY_KIB`, `ARGON2_ITERATIONS`, `ARGON2_PARALLELISM`: the
-    /// cost of new password hashes (defaults: OWASP's argon2id advice).
-    pub argon2: argon2::Params,
-    /// `HASHING_QUEUE`: how many password checks and hashes may wait for a
-    /// hashing thread; past it, requests get `503` at once. `None`: 16 per
-    /// hashing thread.
-    pub hashing_queue: Option<usize>,
-    /// `SERVER_TIMING`: report per-request timings in a `Server-Timing`
-    /// header. Defaults to `debug`: timings can leak what a page did.
-    pub server_timing: bool,
-    /// `EMAIL_URL`: where mail goes (`console:`, the default, prints it).
-    pub email_url: EmailUrl,
-    /// `EMAIL_FROM`: the sender of Porter's mail.
-    pub email_from: lettre::message::Mailbox,
-    /// `PASSWORD_RESET_TTL`: how long a password reset link works.
-    pub password_reset_ttl: Duration,
-    /// `RUST_LOG`: the tracing filter.
-    pub rust_log: String,
-}
-
-impl fmt::Debug for Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Settings")
-            .field("debug", &self.debug)
-            .field("database_url", &DatabaseUrl::parse(&self.database_url).ok())
-            .field("session_engine", &self.session_engine)
-            .field(
-                "redis_url",
-                &if self.redis_url.contains('@') {
-                    "[redacted]"
-                } else {
-                    self.redis_url.as_str()
-                },
-            )
-            .field("redis_key_prefix", &self.redis_key_prefix)
-            .field("secret_key", &self.secret_key)
-            .field("secret_key_fallbacks", &self.secret_key_fallbacks.len())
-            .field("bind", &self.bind)
-            .field("cookie_secure", &self.cookie_secure)
-            .field("session_ttl", &self.session_ttl)
-            .field("session_remember_ttl", &self.session_remember_ttl)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("site_url", &self.site_url)
-            .field("trusted_origins", &self.trusted_origins)
-            .field("argon2", &self.argon2)
-            .field("hashing_queue", &self.hashing_queue)
-            .field("server_timing", &self.server_timing)
-            .field("email_url", &self.email_url)
-            .field("email_from", &self.email_from.to_string())
-            .field("password_reset_ttl", &self.password_reset_ttl)
-            .field("rust_log", &self.rust_log)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Settings {
     /// Reads the settings from the process environment, after loading `.env`
     /// when there is one.
@@ -243,188 +455,6 @@ impl Settings {
             Err(err) => return Err(SettingsError::new(".env", err.to_string())),
         }
         Self::from_lookup(|name| std::env::var(name).ok(), Path::new("."))
-    }
-
-    /// Reads the settings through `lookup`, which returns the value of a
-    /// variable if set. Tests pass a map here instead of touching the
-    /// process environment. `state_dir` is where a debug server may keep its
-    /// generated secret key.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-        state_dir: &Path,
-    ) -> Result<Self, SettingsError> {
-        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-
-        let debug = match get("DEBUG") {
-            Some(value) => parse_bool("DEBUG", &value)?,
-            None => cfg!(debug_assertions),
-        };
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| "sqlite://porter.db".into());
-        check_database_url(&database_url)?;
-
-        let session_engine = match get("SESSION_ENGINE").as_deref().map(str::trim) {
-            None | Some("db") => SessionEngine::Db,
-            Some("redis") => SessionEngine::Redis,
-            Some("cookie") => SessionEngine::Cookie,
-            Some(other) => {
-                return Err(SettingsError::new(
-                    "SESSION_ENGINE",
-                    format!("unknown engine {other:?}; expected db, redis or cookie"),
-                ));
-            }
-        };
-
-        let redis_url = get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-        if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
-            return Err(SettingsError::new(
-                "REDIS_URL",
-                "must start with redis:// (or rediss:// for TLS)",
-            ));
-        }
-        let redis_key_prefix = get("REDIS_KEY_PREFIX").unwrap_or_else(|| "porter:session:".into());
-
-        let secret_key = match get("SECRET_KEY") {
-            Some(value) => SecretKey::new(value)?,
-            None if debug => debug_secret_key(&state_dir.join(DEBUG_SECRET_KEY_FILE))?,
-            None => {
-                return Err(SettingsError::new(
-                    "SECRET_KEY",
-                    "is required when DEBUG is off; generate one with `openssl rand -hex 64`",
-                ));
-            }
-        };
-
-        let secret_key_fallbacks = get("SECRET_KEY_FALLBACKS")
-            .map(|value| {
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|key| !key.is_empty())
-                    .map(|key| {
-                        SecretKey::new(key.to_owned()).map_err(|err| SettingsError {
-                            setting: "SECRET_KEY_FALLBACKS",
-                            ..err
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
-
-        let bind = get("BIND").unwrap_or_else(|| "127.0.0.1:8080".into());
-        check_bind(&bind)?;
-
-        let cookie_secure = match get("COOKIE_SECURE") {
-            Some(value) => parse_bool("COOKIE_SECURE", &value)?,
-            None => !debug,
-        };
-        let session_ttl = match get("SESSION_TTL") {
-            Some(value) => parse_duration("SESSION_TTL", &value)?,
-            None => DEFAULT_SESSION_TTL,
-        };
-        let session_remember_ttl = match get("SESSION_REMEMBER_TTL") {
-            Some(value) => parse_duration("SESSION_REMEMBER_TTL", &value)?,
-            None => DEFAULT_SESSION_REMEMBER_TTL,
-        };
-        let trusted_proxies = match get("TRUST_X_FORWARDED_FOR") {
-            Some(value) => parse_proxy_count(&value)?,
-            None => 0,
-        };
-        let site_url = match get("SITE_URL") {
-            Some(value) => Some(parse_origin("SITE_URL", &value)?),
-            None if debug => None,
-            None => {
-                return Err(SettingsError::new(
-                    "SITE_URL",
-                    "is required when DEBUG is off: the public address of the site, \
-                     for example https://example.com",
-                ));
-            }
-        };
-        let trusted_origins = get("TRUSTED_ORIGINS")
-            .map(|value| {
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|origin| !origin.is_empty())
-                    .map(|origin| parse_origin("TRUSTED_ORIGINS", origin))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
-        let number = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
-            get(name).map_or(Ok(default), |value| {
-                value.trim().parse().map_err(|_| {
-                    SettingsError::new(name, format!("{value:?} is not a whole number"))
-                })
-            })
-        };
-        let memory = number("ARGON2_MEMORY_KIB", argon2::Params::DEFAULT_M_COST)?;
-        let iterations = number("ARGON2_ITERATIONS", argon2::Params::DEFAULT_T_COST)?;
-        let parallelism = number("ARGON2_PARALLELISM", argon2::Params::DEFAULT_P_COST)?;
-        let argon2 = argon2::Params::new(memory, iterations, parallelism, None).map_err(|err| {
-            let setting = match err {
-                argon2::Error::TimeTooSmall => "ARGON2_ITERATIONS",
-                argon2::Error::ThreadsTooFew | argon2::Error::ThreadsTooMany => {
-                    "ARGON2_PARALLELISM"
-                }
-                _ => "ARGON2_MEMORY_KIB",
-            };
-            SettingsError::new(setting, format!("is out of range for argon2 ({err})"))
-        })?;
-        let hashing_queue = get("HASHING_QUEUE")
-            .map(|value| match value.trim().parse::<usize>() {
-                Ok(length) if length > 0 => Ok(length),
-                _ => Err(SettingsError::new(
-                    "HASHING_QUEUE",
-                    format!("{value:?} is not a whole number above zero"),
-                )),
-            })
-            .transpose()?;
-        let server_timing = match get("SERVER_TIMING") {
-            Some(value) => parse_bool("SERVER_TIMING", &value)?,
-            None => debug,
-        };
-        let email_url = match get("EMAIL_URL") {
-            Some(value) => EmailUrl::parse(&value)
-                .map_err(|problem| SettingsError::new("EMAIL_URL", problem))?,
-            None => EmailUrl::Console,
-        };
-        let email_from = crate::mail::backend::parse_from(
-            &get("EMAIL_FROM").unwrap_or_else(|| DEFAULT_EMAIL_FROM.into()),
-        )
-        .map_err(|problem| SettingsError::new("EMAIL_FROM", problem))?;
-        let password_reset_ttl = match get("PASSWORD_RESET_TTL") {
-            Some(value) => parse_duration("PASSWORD_RESET_TTL", &value)?,
-            None => DEFAULT_PASSWORD_RESET_TTL,
-        };
-        // actix-session logs every bad cookie itself; Porter reports them as
-        // rate-limited security events instead (see `sessions::cookies`).
-        let rust_log = get("RUST_LOG").unwrap_or_else(|| "info,actix_session=error".into());
-
-        Ok(Self {
-            debug,
-            database_url,
-            session_engine,
-            redis_url,
-            redis_key_prefix,
-            secret_key,
-            secret_key_fallbacks,
-            bind,
-            cookie_secure,
-            session_ttl,
-            session_remember_ttl,
-            trusted_proxies,
-            site_url,
-            trusted_origins,
-            argon2,
-            hashing_queue,
-            server_timing,
-            email_url,
-            email_from,
-            password_reset_ttl,
-            rust_log,
-        })
     }
 
     /// The site's public address, for links in mail: `SITE_URL`, or in
@@ -445,104 +475,149 @@ impl Settings {
     }
 }
 
-fn parse_bool(setting: &'static str, value: &str) -> Result<bool, SettingsError> {
+// The parsers of the declarations above: each reads one value and says in
+// words what is wrong with it; `settings!` adds the setting's name.
+
+fn parse_text(value: &str) -> Result<String, String> {
+    Ok(value.to_owned())
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(SettingsError::new(
-            setting,
-            format!("{value:?} is not a boolean; use true or false"),
-        )),
+        _ => Err(format!("{value:?} is not a boolean; use true or false")),
     }
+}
+
+fn parse_number<T: FromStr>(value: &str) -> Result<T, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a whole number"))
+}
+
+fn parse_count_above_zero(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(count) if count > 0 => Ok(count),
+        _ => Err(format!("{value:?} is not a whole number above zero")),
+    }
+}
+
+/// A comma-separated list, each item read by `parse`; empty items skipped.
+fn parse_list<T>(value: &str, parse: fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(parse)
+        .collect()
 }
 
 /// `TRUST_X_FORWARDED_FOR`: a boolean (`true` is one proxy) or a count.
-fn parse_proxy_count(value: &str) -> Result<usize, SettingsError> {
+fn parse_proxy_count(value: &str) -> Result<usize, String> {
     if let Ok(count) = value.trim().parse::<usize>() {
         return Ok(count);
     }
-    parse_bool("TRUST_X_FORWARDED_FOR", value)
-        .map(usize::from)
-        .map_err(|_| {
-            SettingsError::new(
-                "TRUST_X_FORWARDED_FOR",
-                format!(
-                    "{value:?} is neither true, false nor a number of proxies \
-                     (how many reverse proxies append to X-Forwarded-For)"
-                ),
-            )
-        })
+    parse_bool(value).map(usize::from).map_err(|_| {
+        format!(
+            "{value:?} is neither true, false nor a number of proxies \
+             (how many reverse proxies append to X-Forwarded-For)"
+        )
+    })
 }
 
-fn parse_origin(setting: &'static str, value: &str) -> Result<Origin, SettingsError> {
+fn parse_origin(value: &str) -> Result<Origin, String> {
     Origin::parse(value.trim()).ok_or_else(|| {
-        SettingsError::new(
-            setting,
-            format!(
-                "{value:?} is not an absolute http or https URL with a host \
-                 (for example https://example.com)"
-            ),
+        format!(
+            "{value:?} is not an absolute http or https URL with a host \
+             (for example https://example.com)"
         )
     })
 }
 
 /// Parses a duration with `humantime` (`90s`, `60m`, `12h`, `14d`,
 /// `1h 30m`), or a bare number of seconds (`3600`).
-fn parse_duration(setting: &'static str, value: &str) -> Result<Duration, SettingsError> {
+fn parse_duration(value: &str) -> Result<Duration, String> {
     let value = value.trim();
     let parsed = match value.parse::<u64>() {
         Ok(secs) => Ok(Duration::from_secs(secs)),
         Err(_) => humantime::parse_duration(value),
     };
     let duration = parsed.map_err(|_| {
-        SettingsError::new(
-            setting,
-            format!(
-                "{value:?} is not a duration; use seconds (3600) or a number with a unit (90s, 60m, 12h, 14d)"
-            ),
+        format!(
+            "{value:?} is not a duration; use seconds (3600) or a number with a unit (90s, 60m, 12h, 14d)"
         )
     })?;
     if duration.is_zero() {
-        return Err(SettingsError::new(setting, "must be longer than zero"));
+        return Err("must be longer than zero".into());
     }
     // Cookie and database expiry times must stay representable.
     if duration > Duration::from_secs(10 * 365 * 24 * 60 * 60) {
-        return Err(SettingsError::new(setting, "must be at most ten years"));
+        return Err("must be at most ten years".into());
     }
     Ok(duration)
 }
 
-fn check_database_url(url: &str) -> Result<(), SettingsError> {
-    DatabaseUrl::parse(url)
-        .map(drop)
-        .map_err(|problem| SettingsError::new("DATABASE_URL", problem))
+fn parse_database_url(url: &str) -> Result<String, String> {
+    DatabaseUrl::parse(url).map(|_| url.to_owned())
 }
 
-fn check_bind(bind: &str) -> Result<(), SettingsError> {
+/// `DATABASE_URL` as `DatabaseUrl` shows it: without its password.
+fn show_database_url(url: &str) -> Option<DatabaseUrl> {
+    DatabaseUrl::parse(url).ok()
+}
+
+fn parse_redis_url(url: &str) -> Result<String, String> {
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        Ok(url.to_owned())
+    } else {
+        Err("must start with redis:// (or rediss:// for TLS)".into())
+    }
+}
+
+/// `REDIS_URL`, unless it holds credentials.
+fn show_redis_url(url: &str) -> &str {
+    if url.contains('@') { "[redacted]" } else { url }
+}
+
+fn parse_bind(bind: &str) -> Result<String, String> {
     let port_ok = bind
         .rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
     if port_ok {
-        Ok(())
+        Ok(bind.to_owned())
     } else {
-        Err(SettingsError::new(
-            "BIND",
-            format!("{bind:?} is not host:port (for example 127.0.0.1:8080)"),
+        Err(format!(
+            "{bind:?} is not host:port (for example 127.0.0.1:8080)"
         ))
     }
 }
 
+/// The argon2 cost from its three settings; argon2 says which is out of
+/// range.
+fn argon2_params(
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+) -> Result<argon2::Params, SettingsError> {
+    argon2::Params::new(memory_kib, iterations, parallelism, None).map_err(|err| {
+        let setting = match err {
+            argon2::Error::TimeTooSmall => "ARGON2_ITERATIONS",
+            argon2::Error::ThreadsTooFew | argon2::Error::ThreadsTooMany => "ARGON2_PARALLELISM",
+            _ => "ARGON2_MEMORY_KIB",
+        };
+        SettingsError::new(setting, format!("is out of range for argon2 ({err})"))
+    })
+}
+
 /// In debug mode a missing `SECRET_KEY` is generated once and kept in a
 /// local file, so that sessions survive a restart of the development server.
-fn debug_secret_key(path: &PathBuf) -> Result<SecretKey, SettingsError> {
-    let problem = |err: std::io::Error| {
-        SettingsError::new(
-            "SECRET_KEY",
-            format!("is unset and {} could not be used: {err}", path.display()),
-        )
-    };
+fn debug_secret_key(path: &PathBuf) -> Result<SecretKey, String> {
+    let problem =
+        |err: std::io::Error| format!("is unset and {} could not be used: {err}", path.display());
     match std::fs::read_to_string(path) {
-        Ok(existing) => SecretKey::new(existing.trim().to_owned()),
+        Ok(existing) => SecretKey::parse(existing.trim()),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let key = SecretKey::generate();
             std::fs::write(path, &key.0).map_err(problem)?;
@@ -581,7 +656,7 @@ mod tests {
         assert_eq!(s.session_engine, SessionEngine::Db);
         assert_eq!(s.bind, "127.0.0.1:8080");
         assert!(s.cookie_secure, "cookies are Secure outside debug");
-        assert_eq!(s.session_ttl, DEFAULT_SESSION_TTL);
+        assert_eq!(s.session_ttl, Duration::from_secs(24 * 60 * 60));
         assert!(!s.server_timing, "no timings outside debug");
         assert_eq!(s.trusted_proxies, 0, "X-Forwarded-For is not trusted");
         assert!(s.trusted_origins.is_empty());
@@ -703,7 +778,7 @@ mod tests {
         .expect("valid");
         assert_eq!(debug.public_url(), "http://localhost:9000");
         assert_eq!(debug.email_url, EmailUrl::Console, "console is the default");
-        assert_eq!(debug.password_reset_ttl, DEFAULT_PASSWORD_RESET_TTL);
+        assert_eq!(debug.password_reset_ttl, Duration::from_secs(60 * 60));
     }
 
     #[test]
@@ -714,6 +789,29 @@ mod tests {
         assert_eq!(s.session_ttl, Duration::from_secs(5400));
         let s = settings(&[("SECRET_KEY", KEY), ("SESSION_TTL", "3600")]).expect("valid");
         assert_eq!(s.session_ttl, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn the_argon2_defaults_are_the_argon2_crates_defaults() {
+        let s = settings(&[("SECRET_KEY", KEY)]).expect("valid");
+        assert_eq!(s.argon2.m_cost(), argon2::Params::DEFAULT_M_COST);
+        assert_eq!(s.argon2.t_cost(), argon2::Params::DEFAULT_T_COST);
+        assert_eq!(s.argon2.p_cost(), argon2::Params::DEFAULT_P_COST);
+    }
+
+    #[test]
+    fn passwords_in_urls_never_show_in_debug_output() {
+        let s = settings(&[
+            ("SECRET_KEY", KEY),
+            ("DATABASE_URL", "postgres://porter:db-password@db/porter"),
+            ("REDIS_URL", "redis://:redis-password@cache:6379"),
+            ("SECRET_KEY_FALLBACKS", &KEY.repeat(2)),
+        ])
+        .expect("valid");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("db-password"), "{shown}");
+        assert!(!shown.contains("redis-password"), "{shown}");
+        assert!(!shown.contains(KEY), "{shown}");
     }
 
     #[test]

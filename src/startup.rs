@@ -42,9 +42,10 @@ use crate::{
 /// How often the server deletes expired sessions and stale login counters.
 const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
-/// Deletes expired sessions (Django's `clearsessions`) and login counters
-/// that have gone quiet, every hour, for as long as the server runs.
-async fn housekeeping(pool: DbPool) {
+/// Deletes expired sessions (Django's `clearsessions`), login counters
+/// that have gone quiet and security log events older than
+/// `AUTH_EVENTS_TTL`, every hour, for as long as the server runs.
+async fn housekeeping(pool: DbPool, auth_events_ttl: std::time::Duration) {
     let quiet_period = ThrottlePolicy::default().quiet_period;
     let mut ticks = actix_web::rt::time::interval(HOUSEKEEPING_EVERY);
     loop {
@@ -60,6 +61,13 @@ async fn housekeeping(pool: DbPool) {
         .await;
         if let Err(err) = stale {
             tracing::warn!(error = %err, "clearing login counters failed");
+        }
+        let pruned = db::with_conn(&pool, move |conn| {
+            auth::audit::prune_older_than(conn, auth_events_ttl).map_err(db::DbError::from)
+        })
+        .await;
+        if let Err(err) = pruned {
+            tracing::warn!(error = %err, "pruning the security log failed");
         }
     }
 }
@@ -108,6 +116,11 @@ impl AppState {
         let refreshed = auth::models::refresh_username_keys(&mut *pool.get()?)?;
         if refreshed > 0 {
             tracing::info!(refreshed, "username lookup keys recomputed");
+        }
+        // The permissions the code declares, in the table staff grant from.
+        let synced = auth::permissions::sync(&mut *pool.get()?)?;
+        if synced > 0 {
+            tracing::info!(synced, "declared permissions written to the database");
         }
         // The dummy hash is made on the hashing thread, whose memory every
         // later hash reuses.
@@ -222,6 +235,7 @@ pub fn build_app(
         InitError = (),
     > + use<>,
 > {
+    let routes = [urls::table(), urls::debug_table(state.settings.debug)].concat();
     let flash_store = FlashCookieStore::new(
         state.session_cookie.key.clone(),
         state.settings.cookie_secure,
@@ -258,8 +272,8 @@ pub fn build_app(
         .app_data(
             web::QueryConfig::default().error_handler(|err, _| errors::query_error(err).into()),
         )
-        .configure(urls::routes)
-        .configure(|cfg| urls::debug_routes(cfg, state.settings.debug))
+        .app_data(web::Data::new(urls::public_routes(&routes)))
+        .configure(|cfg| urls::register(cfg, &routes))
         .default_service(urls::not_found())
         // The request's journey, in the order it meets the layers (actix
         // runs the layer added last first, so they are listed inside out):
@@ -276,7 +290,10 @@ pub fn build_app(
         //   session           before_save: last seen, remember me
         //   identity          which user id the session claims
         //   lazy user (2)     the user, loaded when first asked for
-        //   the view          authenticate (3), login (4), login_required (5)
+        //   login required (5) every route not marked public needs a user
+        //   the view          authenticate (3), login (4); staff and
+        //                     permission guards around their routes
+        .wrap(from_fn(auth::guards::login_required_by_default))
         .wrap(from_fn(auth::middleware::authentication))
         .wrap(
             IdentityMiddleware::builder()
@@ -317,11 +334,15 @@ impl Application {
 
     /// Starts serving an already built state on a bound listener (a test
     /// binds port 0 first, so that its `SITE_URL` can name the real port).
-    /// Expired sessions are cleared every hour while it runs, and queued
+    /// Expired sessions and old security log events are cleared every
+    /// hour while it runs, and queued
     /// mail is sent (see [`Outbox::run`]).
     pub fn serve_on(state: AppState, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
-        actix_web::rt::spawn(housekeeping(state.pool.clone()));
+        actix_web::rt::spawn(housekeeping(
+            state.pool.clone(),
+            state.settings.auth_events_ttl,
+        ));
         actix_web::rt::spawn(state.outbox.get_ref().clone().run());
         // Database work needs few threads; actix's default (hundreds) only
         // adds contention and memory (see `db::blocking_threads_per_worker`).

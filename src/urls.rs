@@ -2,116 +2,234 @@
 //!
 //! Paths and form field names here are part of Porter's contract with
 //! browsers and tools; see the README before changing one.
+//!
+//! Every route needs a signed-in user unless its row says [`Access::Public`]
+//! (Django 5.1's `LoginRequiredMiddleware` and `@login_not_required`): a
+//! page added here is protected until someone decides otherwise, and
+//! `tests/api/route_table.rs` walks this table to hold every row to its
+//! word.
 
-use actix_web::{HttpResponse, Route, middleware::from_fn, web};
+use actix_web::{HttpResponse, Resource, Route as Handler, middleware::from_fn, web};
 
 use crate::{
-    auth::login_required,
+    auth::{
+        guards::{PublicRoutes, permission_required, staff_required},
+        permissions::{
+            CHANGE_ACTIVE, CHANGE_PERMISSIONS, Permission, REVOKE_ANY_SESSIONS,
+            SEND_PASSWORD_RESET, VIEW_ANY_EVENTS, VIEW_USERS,
+        },
+    },
     errors::AppError,
     paths::*,
-    views::{accounts, debug, email, health, home, password_reset, static_files, your_sessions},
+    views::{
+        accounts, debug, email, health, home, password_reset, security, staff, static_files,
+        your_sessions,
+    },
 };
 
-/// Registers every route.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(home::home)
-        .service(
-            web::resource(LOGIN)
-                .get(accounts::login_form)
-                .post(accounts::login_submit)
-                .default_service(not_allowed("GET, POST")),
-        )
-        .service(
-            web::resource(LOGOUT)
-                .post(accounts::logout)
-                .default_service(not_allowed("POST")),
-        )
-        .service(
-            web::resource(SIGNUP)
-                .get(accounts::signup_form)
-                .post(accounts::signup_submit)
-                .default_service(not_allowed("GET, POST")),
-        )
-        .service(
-            web::resource(PROFILE)
-                .wrap(from_fn(login_required))
-                .get(accounts::profile)
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource(PASSWORD)
-                .wrap(from_fn(login_required))
-                .get(accounts::password_form)
-                .post(accounts::password_submit)
-                .default_service(not_allowed("GET, POST")),
-        )
-        .service(
-            web::resource(PASSWORD_RESET)
-                .get(password_reset::request_form)
-                .post(password_reset::request_submit)
-                .default_service(not_allowed("GET, POST")),
-        )
-        .service(
-            web::resource(PASSWORD_RESET_DONE)
-                .get(password_reset::done)
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::resource("/password/reset/{uid}/{token}")
-                .get(password_reset::link)
-                .post(password_reset::set_password)
-                .default_service(not_allowed("GET, POST")),
-        )
-        .service(
-            web::resource(EMAIL)
-                .wrap(from_fn(login_required))
-                .get(email::form)
-                .post(email::submit)
-                .default_service(not_allowed("GET, POST")),
-        )
-        .service(
-            web::resource("/email/confirm/{uid}/{token}")
-                .get(email::confirm)
-                .default_service(not_allowed("GET")),
-        )
-        .service(
-            web::scope(SESSIONS)
-                .wrap(from_fn(login_required))
-                .service(
-                    web::resource("")
-                        .get(your_sessions::list)
-                        .default_service(not_allowed("GET")),
-                )
-                .service(
-                    web::resource("/revoke-others")
-                        .post(your_sessions::revoke_others)
-                        .default_service(not_allowed("POST")),
-                )
-                .service(
-                    web::resource("/{id}/revoke")
-                        .post(your_sessions::revoke)
-                        .default_service(not_allowed("POST")),
-                ),
-        )
-        .service(health::healthz)
-        .service(static_files::asset);
+/// Who may reach a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not.
+    Public,
+    /// Signed-in users (the default of every route).
+    SignedIn,
+    /// Signed-in staff holding this permission.
+    Staff(Permission),
 }
 
-/// The debug pages: registered only when `DEBUG` is on, so that they are a
-/// 404 in production.
-pub fn debug_routes(cfg: &mut web::ServiceConfig, debug: bool) {
-    if debug {
-        cfg.route("/debug/trace", web::get().to(debug::trace_page))
-            .route("/debug/source/{path:.*}", web::get().to(debug::source));
+/// One row of the route table.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// The path pattern, as actix matches it: `/sessions/{id}/revoke`.
+    pub path: &'static str,
+    /// Who may reach it.
+    pub access: Access,
+    /// The methods it answers, as the `Allow` header of a `405` lists them.
+    pub allow: &'static str,
+    /// Puts the handlers on the resource.
+    handlers: fn(Resource) -> Resource,
+}
+
+impl Route {
+    fn new(
+        access: Access,
+        path: &'static str,
+        allow: &'static str,
+        handlers: fn(Resource) -> Resource,
+    ) -> Self {
+        Self {
+            path,
+            access,
+            allow,
+            handlers,
+        }
     }
 }
 
+/// Every route, in one table.
+pub fn table() -> Vec<Route> {
+    use Access::{Public, SignedIn, Staff};
+    vec![
+        Route::new(Public, HOME, "GET", |r| r.get(home::home)),
+        Route::new(Public, LOGIN, "GET, POST", |r| {
+            r.get(accounts::login_form).post(accounts::login_submit)
+        }),
+        // Harmless for anyone, as Django's `LogoutView`.
+        Route::new(Public, LOGOUT, "POST", |r| r.post(accounts::logout)),
+        Route::new(Public, SIGNUP, "GET, POST", |r| {
+            r.get(accounts::signup_form).post(accounts::signup_submit)
+        }),
+        Route::new(SignedIn, PROFILE, "GET", |r| r.get(accounts::profile)),
+        Route::new(SignedIn, PASSWORD, "GET, POST", |r| {
+            r.get(accounts::password_form)
+                .post(accounts::password_submit)
+        }),
+        Route::new(Public, PASSWORD_RESET, "GET, POST", |r| {
+            r.get(password_reset::request_form)
+                .post(password_reset::request_submit)
+        }),
+        Route::new(Public, PASSWORD_RESET_DONE, "GET", |r| {
+            r.get(password_reset::done)
+        }),
+        Route::new(Public, "/password/reset/{uid}/{token}", "GET, POST", |r| {
+            r.get(password_reset::link)
+                .post(password_reset::set_password)
+        }),
+        Route::new(SignedIn, EMAIL, "GET, POST", |r| {
+            r.get(email::form).post(email::submit)
+        }),
+        Route::new(Public, "/email/confirm/{uid}/{token}", "GET", |r| {
+            r.get(email::confirm)
+        }),
+        Route::new(SignedIn, SESSIONS, "GET", |r| r.get(your_sessions::list)),
+        Route::new(SignedIn, "/sessions/revoke-others", "POST", |r| {
+            r.post(your_sessions::revoke_others)
+        }),
+        Route::new(SignedIn, "/sessions/{id}/revoke", "POST", |r| {
+            r.post(your_sessions::revoke)
+        }),
+        Route::new(SignedIn, SECURITY, "GET", |r| r.get(security::activity)),
+        Route::new(Staff(VIEW_USERS), STAFF_USERS, "GET", |r| {
+            r.get(staff::users)
+        }),
+        Route::new(Staff(VIEW_USERS), "/staff/users/{id}", "GET", |r| {
+            r.get(staff::user)
+        }),
+        Route::new(
+            Staff(CHANGE_ACTIVE),
+            "/staff/users/{id}/activate",
+            "POST",
+            |r| r.post(staff::activate),
+        ),
+        Route::new(
+            Staff(CHANGE_ACTIVE),
+            "/staff/users/{id}/deactivate",
+            "POST",
+            |r| r.post(staff::deactivate),
+        ),
+        Route::new(
+            Staff(REVOKE_ANY_SESSIONS),
+            "/staff/users/{id}/sign-out-everywhere",
+            "POST",
+            |r| r.post(staff::sign_out_everywhere),
+        ),
+        Route::new(
+            Staff(CHANGE_PERMISSIONS),
+            "/staff/users/{id}/groups/add",
+            "POST",
+            |r| r.post(staff::join_group),
+        ),
+        Route::new(
+            Staff(CHANGE_PERMISSIONS),
+            "/staff/users/{id}/groups/remove",
+            "POST",
+            |r| r.post(staff::leave_group),
+        ),
+        Route::new(
+            Staff(CHANGE_PERMISSIONS),
+            "/staff/users/{id}/permissions/grant",
+            "POST",
+            |r| r.post(staff::grant_permission),
+        ),
+        Route::new(
+            Staff(CHANGE_PERMISSIONS),
+            "/staff/users/{id}/permissions/revoke",
+            "POST",
+            |r| r.post(staff::revoke_permission),
+        ),
+        Route::new(
+            Staff(CHANGE_PERMISSIONS),
+            "/staff/users/{id}/flags",
+            "POST",
+            |r| r.post(staff::set_flag),
+        ),
+        Route::new(
+            Staff(SEND_PASSWORD_RESET),
+            "/staff/users/{id}/password-reset",
+            "POST",
+            |r| r.post(staff::send_password_reset),
+        ),
+        Route::new(Staff(VIEW_ANY_EVENTS), STAFF_EVENTS, "GET", |r| {
+            r.get(staff::events)
+        }),
+        Route::new(Public, "/healthz", "GET", |r| r.get(health::healthz)),
+        Route::new(Public, "/static/{name}", "GET", |r| {
+            r.get(static_files::asset)
+        }),
+    ]
+}
+
+/// The debug pages: routes only when `DEBUG` is on, so that they are a
+/// 404 in production. Public: they show each visitor their own request.
+pub fn debug_table(debug: bool) -> Vec<Route> {
+    if !debug {
+        return Vec::new();
+    }
+    vec![
+        Route::new(Access::Public, "/debug/trace", "GET", |r| {
+            r.get(debug::trace_page)
+        }),
+        Route::new(Access::Public, "/debug/source/{path:.*}", "GET", |r| {
+            r.get(debug::source)
+        }),
+    ]
+}
+
+/// Registers every route of `routes`, each behind the guards its access
+/// asks for.
+pub fn register(cfg: &mut web::ServiceConfig, routes: &[Route]) {
+    for route in routes {
+        let resource =
+            (route.handlers)(web::resource(route.path)).default_service(not_allowed(route.allow));
+        match route.access {
+            // Signing in is required by default (`login_required_by_default`).
+            Access::Public | Access::SignedIn => cfg.service(resource),
+            Access::Staff(permission) => cfg.service(
+                resource
+                    .wrap(permission_required(permission.codename))
+                    .wrap(from_fn(staff_required)),
+            ),
+        };
+    }
+}
+
+/// The routes anyone may reach, for `login_required_by_default`.
+pub fn public_routes(routes: &[Route]) -> PublicRoutes {
+    PublicRoutes::new(
+        routes
+            .iter()
+            .filter(|route| route.access == Access::Public)
+            .map(|route| route.path),
+    )
+}
+
 /// The answer for a method a route does not take: `405` with `Allow`.
-fn not_allowed(allow: &'static str) -> Route {
+fn not_allowed(allow: &'static str) -> Handler {
     web::to(move || async move { Err::<HttpResponse, _>(AppError::MethodNotAllowed { allow }) })
 }
 
 /// The answer for a path no route takes: `404`.
-pub fn not_found() -> Route {
+pub fn not_found() -> Handler {
     web::to(|| async { Err::<HttpResponse, _>(AppError::NotFound) })
 }

@@ -653,6 +653,7 @@ const MEMBER_PAGES: &[(&str, &str)] = &[
     ("password", "/password"),
     ("email", "/email"),
     ("sessions", "/sessions"),
+    ("security", "/security"),
     ("trace-signed-in", "/debug/trace"),
     ("source", "/debug/source/src/auth/middleware.rs"),
     ("not-found-signed-in", "/no/such/page"),
@@ -668,11 +669,15 @@ async fn every_page_passes_axe_in_both_colour_schemes_at_desktop_and_phone_width
     let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &base)]);
     let state = AppState::new(settings).await.expect("state");
     let hash = state.hasher.hash(PASSWORD).expect("a hash");
-    models::create(
-        &mut state.pool.get().expect("a connection"),
+    let mut conn = state.pool.get().expect("a connection");
+    let grace = models::create(
+        &mut conn,
         &NewUser::new("grace", &hash, false).with_email("grace@example.com", true),
     )
     .expect("grace's account");
+    // A superuser, for the staff area (and the header's "Staff" link).
+    models::create(&mut conn, &NewUser::new("ada", &hash, true)).expect("ada's account");
+    drop(conn);
     let app = Application::serve_on(state, listener).expect("serve");
     actix_web::rt::spawn(app.run_until_stopped());
     let (_driver, driver_url) = start_driver(chromedriver).await;
@@ -779,6 +784,24 @@ async fn every_page_passes_axe_in_both_colour_schemes_at_desktop_and_phone_width
         .await;
     pages.assert_accessible(&member, "email-errors").await;
 
+    // The staff area, seen by a superuser: every page, and grace's.
+    let staff = browser(&driver_url).await;
+    pages.visit(&staff, "/login").await;
+    pages
+        .fill(&staff, &[("username", "ada"), ("password", PASSWORD)])
+        .await;
+    pages.submit(&staff, "form.stacked").await;
+    let grace_page = format!("/staff/users/{}", grace.id);
+    for (name, path) in [
+        ("staff-users", "/staff/users"),
+        ("staff-user", grace_page.as_str()),
+        ("staff-events", "/staff/events"),
+    ] {
+        pages.visit(&staff, path).await;
+        pages.assert_accessible(&staff, name).await;
+    }
+
+    staff.close().await.expect("close");
     member.close().await.expect("close");
     visitor.close().await.expect("close");
 }

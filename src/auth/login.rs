@@ -7,17 +7,30 @@ use actix_identity::{Identity, IdentityExt};
 use actix_session::SessionExt;
 use actix_web::{HttpMessage, HttpRequest};
 
+use diesel::Connection;
+
 use super::{
-    AuthContext, AuthError, Authenticated, LazyUser, models, session_user::SessionKeys,
+    AuthContext, AuthError, Authenticated, LazyUser,
+    audit::{self, EventKind, NewEvent, Origin},
+    models,
+    session_user::SessionKeys,
     signals::AuthEvent,
 };
-use crate::{csrf, db::with_conn};
+use crate::{
+    csrf,
+    db::{DbError, DbPool, with_conn},
+    sessions::{
+        SessionBackend,
+        by_user::{self, AlsoInTransaction},
+    },
+};
 
 /// Signs `authenticated.user` in on this request's session.
 ///
 /// The session key is renewed (a key planted before login is useless after
 /// it: no session fixation), the user id, backend and auth hash are stored,
-/// the CSRF token is rotated and `last_login` is stamped. The session
+/// the CSRF token is rotated, and `last_login` is stamped in one transaction
+/// with the sign-in's line in the security log. The session
 /// middleware saves the result on the way out (step 6).
 pub async fn login(
     req: &HttpRequest,
@@ -38,8 +51,17 @@ pub async fn login(
     csrf::rotate_token(req);
 
     let user_id = user.id;
+    let event = NewEvent::new(EventKind::Login, Origin::of(req))
+        .by_user(user_id)
+        .detail(serde_json::json!({ "backend": authenticated.backend }));
+    // The sign-in's one write and its line in the security log, together.
     let last_login = with_conn(auth.pool(), move |conn| {
-        models::set_last_login(conn, user_id).map_err(AuthError::from)
+        conn.transaction(|conn| {
+            let at = models::set_last_login(conn, user_id)?;
+            audit::record(conn, &event)?;
+            Ok(at)
+        })
+        .map_err(AuthError::Query)
     })
     .await?;
 
@@ -75,5 +97,44 @@ pub async fn logout(req: &HttpRequest, auth: &AuthContext) {
     if let Some(lazy_user) = LazyUser::of(req) {
         lazy_user.set(None).await;
     }
+    if let Some(user_id) = user_id {
+        let event = NewEvent::new(EventKind::Logout, Origin::of(req)).by_user(user_id);
+        let recorded = with_conn(auth.pool(), move |conn| {
+            audit::record(conn, &event).map_err(DbError::from)
+        })
+        .await;
+        // The session is gone either way; a missing log line is no reason
+        // to keep the visitor signed in.
+        if let Err(err) = recorded {
+            tracing::warn!(error = %err, "the sign-out was not written to the security log");
+        }
+    }
     auth.send(&AuthEvent::LoggedOut { user_id }, req);
+}
+
+/// Signs `user_id` out everywhere: every session of theirs ends, on the
+/// engine in use, in one transaction with `also` (the change that calls for
+/// it, such as a deactivation, and its line in the security log). The one
+/// place that knows how each engine ends a user's sessions: "sign out
+/// everywhere" and deactivation both come here. Returns how many sessions
+/// ended, when the engine can count them.
+///
+/// Engines without a per-user index (`redis`, `cookie`) make only the
+/// change; a deactivated user's sessions still end on their next request,
+/// since the lazy user loads an inactive user as anonymous.
+pub async fn end_all_sessions(
+    pool: &DbPool,
+    backend: &SessionBackend,
+    user_id: i32,
+    also: AlsoInTransaction,
+) -> Result<Option<usize>, AuthError> {
+    if backend.can_list_sessions() {
+        let ended = by_user::revoke_others(pool, user_id, None, also).await?;
+        return Ok(Some(ended));
+    }
+    with_conn(pool, move |conn| {
+        conn.transaction(also).map_err(AuthError::Query)
+    })
+    .await?;
+    Ok(None)
 }

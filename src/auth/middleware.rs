@@ -4,7 +4,8 @@
 //! The middleware costs nothing: it notes which user id the session claims
 //! (actix-identity's job) and hangs a [`LazyUser`] on the request. Only when
 //! a handler or guard asks for the user is the database touched, once; the
-//! answer is cached for the rest of the request.
+//! answer is cached for the rest of the request. Its companion, the user's
+//! permissions ([`LazyUser::permissions`]), is loaded and kept the same way.
 
 use std::{rc::Rc, time::Instant};
 
@@ -22,9 +23,14 @@ use tokio::sync::Mutex;
 
 use super::{
     AuthContext, AuthError, User,
+    permissions::UserPermissions,
     session_user::{SessionClaim, UserLookup, get_user, update_session_auth_hash},
 };
-use crate::{db::run_blocking, errors::AppError, metrics::RequestMetrics};
+use crate::{
+    db::{run_blocking, with_conn},
+    errors::AppError,
+    metrics::RequestMetrics,
+};
 
 /// The request's user, loaded on first use.
 #[derive(Clone)]
@@ -36,6 +42,8 @@ struct LazyUserInner {
     claimed_id: Option<String>,
     /// `None` until loaded; then `Some(None)` for anonymous visitors.
     user: Mutex<Option<Option<User>>>,
+    /// The user's permissions and groups, once asked for.
+    permissions: Mutex<Option<Rc<UserPermissions>>>,
 }
 
 impl LazyUser {
@@ -65,6 +73,45 @@ impl LazyUser {
     /// is for.
     pub async fn set(&self, user: Option<User>) {
         *self.0.user.lock().await = Some(user);
+        *self.0.permissions.lock().await = None;
+    }
+
+    /// What the request's user may do: their permissions and groups,
+    /// loaded in one query the first time any page or guard asks, then
+    /// kept for the rest of the request. An anonymous visitor's cost no
+    /// query.
+    pub async fn permissions(&self) -> Result<Rc<UserPermissions>, AuthError> {
+        let mut cached = self.0.permissions.lock().await;
+        if let Some(permissions) = cached.as_ref() {
+            return Ok(Rc::clone(permissions));
+        }
+        let loaded = match self.get().await? {
+            None => UserPermissions::none(),
+            Some(user) => {
+                with_conn(self.0.auth.pool(), move |conn| {
+                    UserPermissions::load(conn, &user).map_err(AuthError::from)
+                })
+                .await?
+            }
+        };
+        let loaded = Rc::new(loaded);
+        *cached = Some(Rc::clone(&loaded));
+        Ok(loaded)
+    }
+
+    /// Django's `request.user.has_perm(codename)`.
+    pub async fn has_perm(&self, codename: &str) -> Result<bool, AuthError> {
+        Ok(self.permissions().await?.has_perm(codename))
+    }
+
+    /// Django's `request.user.has_perms(codenames)`: every one of them.
+    pub async fn has_perms(&self, codenames: &[&str]) -> Result<bool, AuthError> {
+        Ok(self.permissions().await?.has_perms(codenames))
+    }
+
+    /// Whether the request's user belongs to the group named `group`.
+    pub async fn is_member(&self, group: &str) -> Result<bool, AuthError> {
+        Ok(self.permissions().await?.is_member(group))
     }
 
     async fn load(&self) -> Result<Option<User>, AuthError> {
@@ -122,6 +169,7 @@ pub async fn authentication(
         session: req.get_session(),
         claimed_id,
         user: Mutex::new(None),
+        permissions: Mutex::new(None),
     }));
     req.extensions_mut().insert(lazy_user);
     next.call(req).await

@@ -6,23 +6,28 @@
 //! | 3. `authenticate(credentials)` | [`backends`] | `authenticate()`, `ModelBackend` |
 //! | 4. `login(request, user)` | [`login`](mod@login) | `login()`, `logout()`, `get_user()` |
 //! | 5. `login_required` | [`guards`] | `@login_required` |
+//! | then: what the user may do | [`permissions`], [`guards`] | `Permission`, `Group`, `has_perm`, `@permission_required` |
 //!
 //! Identity itself (which user id this session claims) is kept by
 //! actix-identity under Django's session key `_auth_user_id`.
 
+pub mod audit;
 pub mod backends;
 pub mod device_cookies;
 pub mod email_address;
+pub mod grants;
 pub mod guards;
 pub mod hashers;
 pub mod login;
 pub mod middleware;
 pub mod models;
+pub mod permissions;
 pub mod redirects;
 pub mod session_user;
 pub mod signals;
 pub mod throttle;
 pub mod tokens;
+pub mod user_fields;
 pub mod user_manager;
 pub mod validators;
 
@@ -35,9 +40,9 @@ use thiserror::Error;
 
 pub use self::{
     backends::{AuthBackend, Authenticated, Credentials, ModelBackend, authenticate},
-    guards::{CurrentUser, login_required},
+    guards::{CurrentUser, StaffUser, login_required, permission_required, staff_required},
     hashers::{HashingPool, PasswordHasher},
-    login::{login, logout},
+    login::{end_all_sessions, login, logout},
     middleware::LazyUser,
     models::User,
     session_user::{SessionKeys, update_session_auth_hash},
@@ -98,6 +103,8 @@ pub struct AuthContext {
     listeners: Vec<Arc<dyn AuthListener>>,
     /// The key for session auth hashes, then those of `SECRET_KEY_FALLBACKS`.
     auth_hash_keys: Vec<[u8; 32]>,
+    /// The key of [`AuthContext::username_digest`].
+    username_digest_key: [u8; 32],
 }
 
 /// How a session's auth hash compares with the user's password.
@@ -142,7 +149,14 @@ impl AuthContext {
                 fallbacks,
                 b"porter.auth.session_auth_hash",
             ),
+            username_digest_key: audit::username_digest_key(secret_key),
         }
+    }
+
+    /// [`audit::username_digest`] under this site's key: how the security
+    /// log keeps a name typed at a failed sign-in.
+    pub fn username_digest(&self, username: &str) -> String {
+        audit::username_digest(&self.username_digest_key, username)
     }
 
     /// Adds a backend, asked after the others.

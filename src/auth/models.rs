@@ -66,9 +66,31 @@ pub struct User {
     pub email_confirmed: bool,
     /// An address the user asked to change to, not yet confirmed.
     pub new_email: Option<String>,
+    /// May enter the staff area (Django's `is_staff`); what they may do
+    /// there is up to their permissions.
+    pub is_staff: bool,
 }
 
 impl User {
+    /// A user that is not in the database (id 0): for a decoy that must
+    /// cost what a real user costs, and for tests. The one place besides
+    /// the table that lists every column.
+    pub fn unsaved(username: &str, password_hash: &str, email: Option<&str>) -> Self {
+        Self {
+            id: 0,
+            username: username.to_owned(),
+            password: password_hash.to_owned(),
+            is_active: true,
+            is_superuser: false,
+            date_joined: now(),
+            last_login: None,
+            email: email.map(str::to_owned),
+            email_confirmed: false,
+            new_email: None,
+            is_staff: false,
+        }
+    }
+
     /// The address notices go to: `email`, once confirmed.
     pub fn confirmed_email(&self) -> Option<&str> {
         self.email.as_deref().filter(|_| self.email_confirmed)
@@ -83,6 +105,7 @@ impl fmt::Debug for User {
             .field("password", &"[redacted]")
             .field("is_active", &self.is_active)
             .field("is_superuser", &self.is_superuser)
+            .field("is_staff", &self.is_staff)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +122,8 @@ pub struct NewUser<'a> {
     pub password: &'a str,
     /// Whether the account starts out as a superuser.
     pub is_superuser: bool,
+    /// Whether the account starts out as staff (superusers always do).
+    pub is_staff: bool,
     /// Now (UTC).
     pub date_joined: PrimitiveDateTime,
     /// The address, normalised, if one was given.
@@ -117,6 +142,7 @@ impl<'a> NewUser<'a> {
             username_key: username_key(username),
             password: password_hash,
             is_superuser,
+            is_staff: is_superuser,
             date_joined: now(),
             email: None,
             email_key: None,
@@ -202,6 +228,28 @@ pub fn replace_password_hash(
         .map(|rows| rows == 1)
 }
 
+/// Makes a user staff or not; returns whether the user exists.
+pub fn set_staff(conn: &mut DbConnection, id: i32, is_staff: bool) -> QueryResult<bool> {
+    diesel::update(users::table.find(id))
+        .set(users::is_staff.eq(is_staff))
+        .execute(conn)
+        .map(|rows| rows > 0)
+}
+
+/// Makes a user a superuser (and staff) or not; returns whether the user
+/// exists.
+pub fn set_superuser(conn: &mut DbConnection, id: i32, is_superuser: bool) -> QueryResult<bool> {
+    let update = diesel::update(users::table.find(id));
+    let rows = if is_superuser {
+        update
+            .set((users::is_superuser.eq(true), users::is_staff.eq(true)))
+            .execute(conn)?
+    } else {
+        update.set(users::is_superuser.eq(false)).execute(conn)?
+    };
+    Ok(rows > 0)
+}
+
 /// Activates or deactivates a user; returns whether the user exists.
 pub fn set_active(conn: &mut DbConnection, id: i32, is_active: bool) -> QueryResult<bool> {
     diesel::update(users::table.find(id))
@@ -214,6 +262,39 @@ pub fn set_active(conn: &mut DbConnection, id: i32, is_active: bool) -> QueryRes
 pub fn all(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
     users::table
         .order(users::username_key)
+        .select(User::as_select())
+        .load(conn)
+}
+
+/// Users whose username or e-mail address contains `needle`, without
+/// regard to case (compared by lookup keys), by username: `limit` of them
+/// from `offset`. An empty needle finds everyone.
+pub fn search(
+    conn: &mut DbConnection,
+    needle: &str,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<Vec<User>> {
+    let mut query = users::table.into_boxed();
+    let needle = username_key(needle);
+    if !needle.is_empty() {
+        // `%` and `_` typed into the search box are meant literally.
+        let escaped = needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        query = query.filter(
+            users::username_key
+                .like(pattern.clone())
+                .escape('\\')
+                .or(users::email_key.like(pattern).escape('\\')),
+        );
+    }
+    query
+        .order(users::username_key)
+        .offset(offset)
+        .limit(limit)
         .select(User::as_select())
         .load(conn)
 }

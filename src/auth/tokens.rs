@@ -274,15 +274,13 @@ mod tests {
     fn user() -> User {
         User {
             id: 7,
-            username: "alice".into(),
-            password: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-            is_active: true,
-            is_superuser: false,
             date_joined: datetime!(2026-01-01 0:00),
-            last_login: None,
-            email: Some("alice@example.com".into()),
             email_confirmed: true,
-            new_email: None,
+            ..User::unsaved(
+                "alice",
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+                Some("alice@example.com"),
+            )
         }
     }
 

@@ -7,7 +7,8 @@ use thiserror::Error;
 
 use super::{
     hashers::{HashError, PasswordHasher},
-    models::{self, NewUser, User},
+    models::{self, User},
+    user_fields::UserFields,
     validators::{ValidationError, validate_password, validate_username},
 };
 use crate::db::DbConnection;
@@ -34,30 +35,37 @@ pub enum AccountError {
 /// hashing.
 #[derive(Debug)]
 pub struct NewAccount {
-    username: String,
+    fields: UserFields,
     /// The argon2 hash; `Debug` shows it, but it is no secret worth more
     /// than the table it goes into.
     password_hash: String,
     is_superuser: bool,
 }
 
+impl NewAccount {
+    /// The user's own fields it was made from.
+    pub fn fields(&self) -> &UserFields {
+        &self.fields
+    }
+}
+
 /// Checks the username and the password and hashes the password (slow:
 /// call it on the hashing threads). The username is trimmed and normalised
-/// (NFKC).
+/// (NFKC); the other fields are taken as [`UserFields::clean`] left them.
 pub fn prepare_user(
     hasher: &PasswordHasher,
-    username: &str,
+    mut fields: UserFields,
     password: &str,
     is_superuser: bool,
 ) -> Result<NewAccount, AccountError> {
-    let username = models::normalize_username(username);
-    validate_username(&username).map_err(|err| AccountError::Invalid(vec![err]))?;
-    let problems = validate_password(password, &username);
+    fields.username = models::normalize_username(&fields.username);
+    validate_username(&fields.username).map_err(|err| AccountError::Invalid(vec![err]))?;
+    let problems = validate_password(password, &fields.username);
     if !problems.is_empty() {
         return Err(AccountError::Invalid(problems));
     }
     Ok(NewAccount {
-        username,
+        fields,
         password_hash: hasher.hash(password)?,
         is_superuser,
     })
@@ -66,11 +74,9 @@ pub fn prepare_user(
 /// Inserts a prepared account as an active user; a name taken in any case
 /// or Unicode spelling is refused.
 pub fn insert_user(conn: &mut DbConnection, account: &NewAccount) -> Result<User, AccountError> {
-    let new_user = NewUser::new(
-        &account.username,
-        &account.password_hash,
-        account.is_superuser,
-    );
+    let new_user = account
+        .fields
+        .new_user(&account.password_hash, account.is_superuser);
     match models::create(conn, &new_user) {
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
             Err(AccountError::Invalid(vec![ValidationError::UsernameTaken]))
@@ -88,10 +94,11 @@ pub fn create_user(
     password: &str,
     is_superuser: bool,
 ) -> Result<User, AccountError> {
-    insert_user(
-        conn,
-        &prepare_user(hasher, username, password, is_superuser)?,
-    )
+    let fields = UserFields {
+        username: username.to_owned(),
+        ..UserFields::default()
+    };
+    insert_user(conn, &prepare_user(hasher, fields, password, is_superuser)?)
 }
 
 /// Checks a new password for `user` and hashes it (slow: call it on the

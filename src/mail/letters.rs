@@ -14,26 +14,29 @@ use askama::Template;
 use super::Mail;
 
 /// One mail's words, before they are rendered.
-struct Letter {
-    username: String,
-    site: String,
+struct Letter<'a> {
+    /// Who it greets.
+    username: &'a str,
     paragraphs: Vec<String>,
     /// The button: its label and its link.
-    action: Option<(String, String)>,
+    action: Option<(&'a str, String)>,
+    /// What to do if the reader did not ask for this.
     not_you: String,
 }
 
 #[derive(Template)]
 #[template(path = "mail/message.txt")]
 struct TextBody<'a> {
-    letter: &'a Letter,
+    letter: &'a Letter<'a>,
+    site: &'a str,
 }
 
 #[derive(Template)]
 #[template(path = "mail/message.html")]
 struct HtmlBody<'a> {
     subject: &'a str,
-    letter: &'a Letter,
+    letter: &'a Letter<'a>,
+    site: &'a str,
 }
 
 /// Writes Porter's mails for one site.
@@ -56,23 +59,24 @@ impl Letters {
         format!("{}{path}", self.base_url)
     }
 
-    fn write(&self, to: &str, subject: &str, letter: &Letter) -> Result<Mail, askama::Error> {
+    /// `letter` to `to`, in plain text and HTML.
+    fn write(&self, to: &str, subject: &str, letter: Letter<'_>) -> Result<Mail, askama::Error> {
+        let site = self.base_url.as_str();
         Ok(Mail {
             to: to.to_owned(),
             subject: subject.to_owned(),
-            text: TextBody { letter }.render()?,
-            html: HtmlBody { subject, letter }.render()?,
+            text: TextBody {
+                letter: &letter,
+                site,
+            }
+            .render()?,
+            html: HtmlBody {
+                subject,
+                letter: &letter,
+                site,
+            }
+            .render()?,
         })
-    }
-
-    fn letter(&self, username: &str, paragraphs: Vec<String>, not_you: &str) -> Letter {
-        Letter {
-            username: username.to_owned(),
-            site: self.base_url.clone(),
-            paragraphs,
-            action: None,
-            not_you: not_you.to_owned(),
-        }
     }
 
     /// The reset link, valid for `ttl`.
@@ -83,22 +87,24 @@ impl Letters {
         path: &str,
         ttl: Duration,
     ) -> Result<Mail, askama::Error> {
-        let mut letter = self.letter(
+        let paragraphs = vec![
+            format!(
+                "Someone asked to reset the password of your account, {username}, on {}.",
+                self.base_url
+            ),
+            format!(
+                "To choose a new password, follow the link below within {}. It works once.",
+                in_words(ttl)
+            ),
+        ];
+        let letter = Letter {
             username,
-            vec![
-                format!(
-                    "Someone asked to reset the password of your account, {username}, on {}.",
-                    self.base_url
-                ),
-                format!(
-                    "To choose a new password, follow the link below within {}. It works once.",
-                    in_words(ttl)
-                ),
-            ],
-            "If you did not ask for this, ignore this mail: your password stays as it is.",
-        );
-        letter.action = Some(("Choose a new password".into(), self.link(path)));
-        self.write(to, "Reset your password", &letter)
+            paragraphs,
+            action: Some(("Choose a new password", self.link(path))),
+            not_you: "If you did not ask for this, ignore this mail: your password stays as it is."
+                .into(),
+        };
+        self.write(to, "Reset your password", letter)
     }
 
     /// The confirmation link for `to`, the address being confirmed.
@@ -108,20 +114,20 @@ impl Letters {
         username: &str,
         path: &str,
     ) -> Result<Mail, askama::Error> {
-        let mut letter = self.letter(
+        let paragraphs = vec![
+            format!(
+                "Please confirm that {to} is the email address of your account, {username}, on {}.",
+                self.base_url
+            ),
+            "Password reset links and security notices go to a confirmed address only.".into(),
+        ];
+        let letter = Letter {
             username,
-            vec![
-                format!(
-                    "Please confirm that {to} is the email address of your account, {username}, on {}.",
-                    self.base_url
-                ),
-                "Password reset links and security notices go to a confirmed address only."
-                    .into(),
-            ],
-            "If you did not sign up or ask for this, ignore this mail: nothing changes until the link is followed.",
-        );
-        letter.action = Some(("Confirm this address".into(), self.link(path)));
-        self.write(to, "Confirm your email address", &letter)
+            paragraphs,
+            action: Some(("Confirm this address", self.link(path))),
+            not_you: "If you did not sign up or ask for this, ignore this mail: nothing changes until the link is followed.".into(),
+        };
+        self.write(to, "Confirm your email address", letter)
     }
 
     /// To the old address: a change to `new_address` was asked for.
@@ -131,35 +137,37 @@ impl Letters {
         username: &str,
         new_address: &str,
     ) -> Result<Mail, askama::Error> {
-        let letter = self.letter(
+        let paragraphs = vec![
+            format!(
+                "Someone signed in as {username} asked to change the email address of your account to {new_address}."
+            ),
+            "The address changes when the link sent to the new address is followed; until then mail keeps coming here.".into(),
+        ];
+        let letter = Letter {
             username,
-            vec![
-                format!(
-                    "Someone signed in as {username} asked to change the email address of your account to {new_address}."
-                ),
-                "The address changes when the link sent to the new address is followed; until then mail keeps coming here.".into(),
-            ],
-            "If this was not you, sign in, change your password at once and check your sessions: someone else knows it.",
-        );
-        self.write(to, "Your email address is being changed", &letter)
+            paragraphs,
+            action: None,
+            not_you: "If this was not you, sign in, change your password at once and check your sessions: someone else knows it.".into(),
+        };
+        self.write(to, "Your email address is being changed", letter)
     }
 
     /// The password was changed (or reset).
     pub fn password_changed(&self, to: &str, username: &str) -> Result<Mail, askama::Error> {
-        let letter = self.letter(
+        let paragraphs = vec![format!(
+            "The password of your account, {username}, on {} was just changed. Every other session was signed out.",
+            self.base_url
+        )];
+        let letter = Letter {
             username,
-            vec![
-                format!(
-                    "The password of your account, {username}, on {} was just changed. Every other session was signed out.",
-                    self.base_url
-                ),
-            ],
-            &format!(
+            paragraphs,
+            action: None,
+            not_you: format!(
                 "If this was not you, reset your password at once from {}.",
                 self.link("/password/reset")
             ),
-        );
-        self.write(to, "Your password was changed", &letter)
+        };
+        self.write(to, "Your password was changed", letter)
     }
 
     /// A sign-in from a browser that had not signed in as this user before.
@@ -171,18 +179,22 @@ impl Letters {
         address: &str,
         browser: &str,
     ) -> Result<Mail, askama::Error> {
-        let letter = self.letter(
+        let paragraphs = vec![
+            format!(
+                "Your account, {username}, was just signed in to from a new device or browser."
+            ),
+            format!("When: {when}. From: {address}. Browser: {browser}."),
+        ];
+        let letter = Letter {
             username,
-            vec![
-                format!("Your account, {username}, was just signed in to from a new device or browser."),
-                format!("When: {when}. From: {address}. Browser: {browser}."),
-            ],
-            &format!(
+            paragraphs,
+            action: None,
+            not_you: format!(
                 "If this was you, there is nothing to do. If not, change your password now and sign that session out at {}.",
                 self.link("/sessions")
             ),
-        );
-        self.write(to, "New sign-in to your account", &letter)
+        };
+        self.write(to, "New sign-in to your account", letter)
     }
 }
 

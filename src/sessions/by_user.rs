@@ -10,7 +10,9 @@ use super::{
     expiry::EXPIRY_KEY,
     models,
 };
-use crate::db::{DbError, DbPool, with_conn};
+use diesel::{Connection, QueryResult};
+
+use crate::db::{DbConnection, DbError, DbPool, with_conn};
 
 /// One session, as "your sessions" shows it.
 #[derive(Debug, Clone)]
@@ -72,23 +74,53 @@ pub async fn list(
         .collect())
 }
 
-/// Ends session `id` if it is one of `user_id`'s; returns whether it was.
-pub async fn revoke(pool: &DbPool, user_id: i32, id: i32) -> Result<bool, DbError> {
+/// A change to make in the same transaction as a revocation (the line in
+/// the security log that records it, say): the session framework knows
+/// nothing of what it is.
+pub type AlsoInTransaction = Box<dyn FnOnce(&mut DbConnection) -> QueryResult<()> + Send>;
+
+/// Ends session `id` if it is one of `user_id`'s, and makes `also` in the
+/// same transaction if it was; returns whether it was.
+pub async fn revoke(
+    pool: &DbPool,
+    user_id: i32,
+    id: i32,
+    also: AlsoInTransaction,
+) -> Result<bool, DbError> {
     with_conn(pool, move |conn| {
-        models::delete_for_user(conn, user_id, id).map_err(DbError::from)
+        conn.transaction(|conn| {
+            let revoked = models::delete_for_user(conn, user_id, id)?;
+            if revoked {
+                also(conn)?;
+            }
+            QueryResult::Ok(revoked)
+        })
+        .map_err(DbError::from)
     })
     .await
 }
 
-/// Ends every session of `user_id` except the current one; returns how many.
+/// Ends every session of `user_id` except the current one (all of them
+/// when `current_key_hash` is `None`), and makes `also` in the same
+/// transaction; returns how many ended.
 pub async fn revoke_others(
     pool: &DbPool,
     user_id: i32,
     current_key_hash: Option<String>,
+    also: AlsoInTransaction,
 ) -> Result<usize, DbError> {
     with_conn(pool, move |conn| {
-        models::delete_others_for_user(conn, user_id, current_key_hash.as_deref())
-            .map_err(DbError::from)
+        conn.transaction(|conn| {
+            let ended = models::delete_others_for_user(conn, user_id, current_key_hash.as_deref())?;
+            also(conn)?;
+            QueryResult::Ok(ended)
+        })
+        .map_err(DbError::from)
     })
     .await
+}
+
+/// Nothing more to do in the transaction.
+pub fn nothing_else() -> AlsoInTransaction {
+    Box::new(|_| Ok(()))
 }

@@ -24,10 +24,15 @@ use crate::db::{DbPool, with_conn};
 /// The session state actix-session works with: keys to JSON texts.
 pub type SessionState = HashMap<String, String>;
 
-/// How many fresh keys to try before giving up on a save. Two random
+/// How many fresh keys a store tries before giving up on a save. Two random
 /// 64-character keys colliding is not going to happen; this is a bound, not
 /// a retry policy.
-const SAVE_ATTEMPTS: usize = 3;
+pub(crate) const SAVE_ATTEMPTS: usize = 3;
+
+/// A save that found every key it tried taken.
+pub(crate) fn no_unused_key() -> anyhow::Error {
+    anyhow::anyhow!("no unused session key after {SAVE_ATTEMPTS} attempts")
+}
 
 /// Sessions stored in the `sessions` table.
 #[derive(Clone)]
@@ -99,6 +104,14 @@ pub fn decode_state(data: &str) -> Result<SessionState, serde_json::Error> {
         .collect())
 }
 
+/// A session as a store read it, if it has one: its stored JSON, decoded.
+pub(crate) fn decode_stored(data: Option<&str>) -> Result<Option<SessionState>, LoadError> {
+    data.map(decode_state)
+        .transpose()
+        .context("the stored session data is not a JSON object")
+        .map_err(LoadError::Deserialization)
+}
+
 /// When a session saved now expires. (A session's own expiry, "remember
 /// me", is applied by `SessionBackend` before it calls the store.)
 fn expiry_after(ttl: &Duration) -> time::PrimitiveDateTime {
@@ -113,10 +126,7 @@ impl SessionStore for DbSessionStore {
         })
         .await
         .map_err(LoadError::Other)?;
-        row.map(|row| decode_state(&row.data))
-            .transpose()
-            .context("the stored session data is not a JSON object")
-            .map_err(LoadError::Deserialization)
+        decode_stored(row.as_ref().map(|row| row.data.as_str()))
     }
 
     async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
@@ -140,9 +150,7 @@ impl SessionStore for DbSessionStore {
                     Err(err) => return Err(anyhow::Error::from(err)),
                 }
             }
-            Err(anyhow::anyhow!(
-                "no unused session key after {SAVE_ATTEMPTS} attempts"
-            ))
+            Err(no_unused_key())
         })
         .await
         .map_err(SaveError::Other)
@@ -164,12 +172,7 @@ impl SessionStore for DbSessionStore {
         })
         .await
         .map_err(UpdateError::Other)?;
-        if !updated {
-            // Gone while this request ran (signed out, revoked, expired):
-            // never resurrect it, under its key or a new one.
-            outcome::note_gone();
-        }
-        Ok(session_key)
+        Ok(outcome::updated_or_gone(updated, session_key))
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {

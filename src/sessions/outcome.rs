@@ -68,6 +68,19 @@ pub(crate) fn note_unreachable() -> bool {
     note(|outcome| outcome.unreachable = true)
 }
 
+/// An update's key, after noting the session gone when the store found
+/// nothing to update (signed out, revoked or expired while this request
+/// ran): it is never resurrected, under its key or a new one.
+pub(crate) fn updated_or_gone(
+    updated: bool,
+    session_key: actix_session::storage::SessionKey,
+) -> actix_session::storage::SessionKey {
+    if !updated {
+        note_gone();
+    }
+    session_key
+}
+
 /// Whether this request's session was found gone: nothing more is stored.
 pub(crate) fn is_gone() -> bool {
     OUTCOME.try_with(|cell| cell.get().gone).unwrap_or(false)

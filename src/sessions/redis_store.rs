@@ -23,7 +23,7 @@ use redis::{
 };
 
 use super::{
-    db_store::{SessionState, decode_state, encode_state},
+    db_store::{SAVE_ATTEMPTS, SessionState, decode_stored, encode_state, no_unused_key},
     models, outcome,
 };
 
@@ -36,9 +36,6 @@ const CONNECTION_TIMEOUT: StdDuration = StdDuration::from_secs(2);
 /// reconnection in progress: sessions would stay unreachable long after
 /// Redis is back.
 const RECONNECT_MAX_DELAY_MS: u64 = 250;
-/// Two random 64-character keys colliding is not going to happen; this is a
-/// bound, not a retry policy.
-const SAVE_ATTEMPTS: usize = 3;
 
 /// Sessions stored in Redis.
 #[derive(Clone)]
@@ -110,10 +107,7 @@ impl SessionStore for RedisSessionStore {
             .await
             .context("Redis refused a session read")
             .map_err(LoadError::Other)?;
-        data.map(|data| decode_state(&data))
-            .transpose()
-            .context("the stored session data is not a JSON object")
-            .map_err(LoadError::Deserialization)
+        decode_stored(data.as_deref())
     }
 
     async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
@@ -127,9 +121,7 @@ impl SessionStore for RedisSessionStore {
                 return Ok(key);
             }
         }
-        Err(SaveError::Other(anyhow::anyhow!(
-            "no unused session key after {SAVE_ATTEMPTS} attempts"
-        )))
+        Err(SaveError::Other(no_unused_key()))
     }
 
     async fn update(
@@ -142,10 +134,7 @@ impl SessionStore for RedisSessionStore {
             .set(session_key.as_ref(), &state, ttl, true)
             .await
             .map_err(UpdateError::Other)?;
-        if !updated {
-            outcome::note_gone();
-        }
-        Ok(session_key)
+        Ok(outcome::updated_or_gone(updated, session_key))
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {

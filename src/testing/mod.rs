@@ -136,30 +136,6 @@ pub async fn spawn_app_with(
         Error = actix_web::Error,
     > + use<>,
 > {
-    spawn_app_with_owned(
-        overrides
-            .iter()
-            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-            .collect(),
-    )
-    .await
-}
-
-/// [`spawn_app_with`], for settings the caller computed.
-pub async fn spawn_app_with_owned(
-    overrides: Vec<(String, String)>,
-) -> TestApp<
-    impl Service<
-        Request,
-        Response = ServiceResponse<impl MessageBody + use<>>,
-        Error = actix_web::Error,
-    > + use<>,
-> {
-    let overrides: Vec<(&str, &str)> = overrides
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-        .collect();
-    let overrides = overrides.as_slice();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut settings = test_settings(&dir, overrides);
     let explicit_database = overrides.iter().any(|(name, _)| *name == "DATABASE_URL");

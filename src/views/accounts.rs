@@ -13,13 +13,15 @@ use serde::Deserialize;
 use crate::{
     auth::{
         self, AuthContext, AuthError, Credentials, CurrentUser, LazyUser,
-        email_address::{self, EmailError, normalize_email, validate_email},
+        audit::{self, EventKind, NewEvent, Origin},
+        email_address::{self, EmailError},
         models,
         redirects::safe_next_or,
         signals::AuthEvent,
         throttle::{Scope, Throttle, ThrottleError},
+        user_fields::{FieldErrors, FieldView, UserFields, form_view, profile_view},
         user_manager::{self, AccountError},
-        validators::{MAX_USERNAME_LEN, ValidationError, validate_password, validate_username},
+        validators::{MAX_USERNAME_LEN, ValidationError, validate_password},
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
@@ -33,8 +35,11 @@ use crate::{
     views::{
         Mailing, Message, display_time,
         email::{self, SignupError},
-        messages, render, see_other,
+        messages,
+        new_password::NewPassword,
+        render, see_other,
         site_header::SiteHeader,
+        throttled,
     },
 };
 
@@ -172,16 +177,22 @@ pub async fn login_submit(
             Scope::Account(username),
         ],
     };
-    let reservation = throttle
-        .reserve(&scopes)
-        .await
-        .map_err(|err| refused(err, "failed sign-in attempts"))?;
+    let reservation = match throttle.reserve(&scopes).await {
+        Ok(reservation) => reservation,
+        Err(err) => {
+            if matches!(err, ThrottleError::Locked(_)) {
+                record_sign_in_refused(&req, &auth, EventKind::Throttled, username).await?;
+            }
+            return Err(throttled::refused(err, "failed sign-in attempts"));
+        }
+    };
 
     let authenticated = match auth::authenticate(&auth, credentials).await {
         Ok(Some(authenticated)) => authenticated,
         Ok(None) => {
             // The reservation stays counted: this was a failure.
             drop(reservation);
+            record_sign_in_refused(&req, &auth, EventKind::LoginFailed, username).await?;
             auth.send(&AuthEvent::LoginFailed { username }, &req);
             return failed(INVALID_LOGIN);
         }
@@ -208,47 +219,22 @@ pub async fn login_submit(
     Ok(response)
 }
 
-/// Checks a signed-in user's own password (to change it or the address):
-/// a password oracle, so throttled per user like a login. A wrong password
-/// stays counted; a right one clears the counter; an unchecked one (the
-/// hashing queue is full) is given back.
-pub(crate) async fn check_own_password(
+/// Writes a failed or throttled sign-in to the security log: one insert,
+/// the typed name only as its digest, whether or not such a user exists
+/// (the same work either way).
+async fn record_sign_in_refused(
+    req: &HttpRequest,
     auth: &AuthContext,
-    throttle: &Throttle,
-    user: &auth::User,
-    password: String,
-) -> Result<bool, AppError> {
-    let reservation = throttle
-        .reserve(&[Scope::PasswordCheck(user.id)])
-        .await
-        .map_err(|err| refused(err, "wrong passwords"))?;
-    let (checker, stored) = (Arc::clone(auth.hasher()), user.password.clone());
-    let ok = match auth
-        .hashing()
-        .run(move || checker.verify(&password, &stored))
-        .await
-    {
-        Ok(ok) => ok,
-        Err(busy) => {
-            reservation.give_back().await?;
-            return Err(busy.into());
-        }
-    };
-    if ok {
-        reservation.succeeded().await?;
-    }
-    Ok(ok)
-}
-
-/// A throttled attempt as a page, or the database fault behind it.
-pub(crate) fn refused(err: ThrottleError, action: &'static str) -> AppError {
-    match err {
-        ThrottleError::Locked(wait) => AppError::Throttled {
-            action,
-            retry_after: wait.as_secs().max(1),
-        },
-        ThrottleError::Db(err) => err.into(),
-    }
+    kind: EventKind,
+    username: &str,
+) -> Result<(), AppError> {
+    let event = NewEvent::new(kind, Origin::of(req))
+        .detail(audit::username_detail(&auth.username_digest(username)));
+    with_conn(auth.pool(), move |conn| {
+        audit::record(conn, &event).map_err(DbError::from)
+    })
+    .await?;
+    Ok(())
 }
 
 /// `POST /logout`: ends the session, server side and cookie.
@@ -263,9 +249,7 @@ pub async fn logout(req: HttpRequest, auth: web::Data<AuthContext>) -> HttpRespo
 struct ProfilePage<'a> {
     header: SiteHeader,
     username: &'a str,
-    email: Option<&'a str>,
-    email_confirmed: bool,
-    new_email: Option<&'a str>,
+    fields: Vec<(&'static str, String)>,
     date_joined: String,
     last_login: Option<String>,
     messages: Vec<Message>,
@@ -280,48 +264,11 @@ pub async fn profile(
     render(&ProfilePage {
         header,
         username: &user.username,
-        email: user.email.as_deref(),
-        email_confirmed: user.email_confirmed,
-        new_email: user.new_email.as_deref(),
+        fields: profile_view(&user),
         date_joined: display_time(&user.date_joined),
         last_login: user.last_login.as_ref().map(display_time),
         messages: messages(&incoming),
     })
-}
-
-/// Errors of a form, by field, as the template shows them beside each one.
-#[derive(Debug, Default)]
-struct FieldErrors {
-    username: Vec<String>,
-    email: Vec<String>,
-    password1: Vec<String>,
-    password2: Vec<String>,
-}
-
-impl FieldErrors {
-    fn is_empty(&self) -> bool {
-        self.username.is_empty()
-            && self.email.is_empty()
-            && self.password1.is_empty()
-            && self.password2.is_empty()
-    }
-
-    /// Files each error under the field it is about.
-    fn add(&mut self, errors: impl IntoIterator<Item = ValidationError>) {
-        for error in errors {
-            let field = match error {
-                ValidationError::PasswordMismatch => &mut self.password2,
-                ref e if e.is_about_username() => &mut self.username,
-                _ => &mut self.password1,
-            };
-            field.push(error.to_string());
-        }
-    }
-
-    /// How many errors there are, for the summary at the top of the form.
-    fn count(&self) -> usize {
-        self.username.len() + self.email.len() + self.password1.len() + self.password2.len()
-    }
 }
 
 #[derive(Template)]
@@ -329,9 +276,8 @@ impl FieldErrors {
 struct SignupPage<'a> {
     header: SiteHeader,
     csrf_token: String,
-    username: &'a str,
-    email: &'a str,
-    errors: FieldErrors,
+    fields: Vec<FieldView<'a>>,
+    errors: &'a FieldErrors,
 }
 
 /// `GET /signup`: the form.
@@ -344,23 +290,21 @@ pub async fn signup_form(
     if let Some(redirect) = redirect_if_signed_in(&user, query.next.as_deref()).await? {
         return Ok(redirect);
     }
+    let (fields, errors) = (UserFields::default(), FieldErrors::default());
     render(&SignupPage {
         header,
         csrf_token: csrf.form_value(),
-        username: "",
-        email: "",
-        errors: FieldErrors::default(),
+        fields: form_view(&fields, &errors),
+        errors: &errors,
     })
 }
 
-/// What the sign-up form posts.
+/// What the sign-up form posts: the user's own fields and the password,
+/// twice.
 #[derive(Deserialize)]
 pub struct SignupForm {
-    #[serde(default)]
-    username: String,
-    /// Optional: without it, a forgotten password cannot be reset.
-    #[serde(default)]
-    email: String,
+    #[serde(flatten)]
+    fields: UserFields,
     #[serde(default)]
     password1: String,
     #[serde(default)]
@@ -388,31 +332,24 @@ pub async fn signup_submit(
         return Ok(redirect);
     }
     let SignupForm {
-        username,
-        email,
+        mut fields,
         password1,
         password2,
     } = form.into_inner();
-    let username = models::normalize_username(&username);
-    let email = normalize_email(&email);
 
-    let mut errors = FieldErrors::default();
-    errors.add(validate_username(&username).err());
-    if let (false, Err(err)) = (email.is_empty(), validate_email(&email)) {
-        errors.email.push(err.to_string());
-    }
-    errors.add(validate_password(&password1, &username));
+    let mut errors = fields.clean();
+    errors.add_validation(validate_password(&password1, &fields.username));
     if password1 != password2 {
-        errors.add([ValidationError::PasswordMismatch]);
+        errors.add_validation([ValidationError::PasswordMismatch]);
     }
     // A taken name or address is looked up now, so that every error shows
     // in one round; the insert below still refuses one taken meanwhile.
     let (check_name, check_email) = (
-        errors.username.is_empty(),
-        !email.is_empty() && errors.email.is_empty(),
+        errors.get("username").is_empty(),
+        fields.email().is_some() && errors.get("email").is_empty(),
     );
     if check_name || check_email {
-        let (name, address) = (username.clone(), email.clone());
+        let (name, address) = (fields.username.clone(), fields.email.clone());
         let (name_taken, email_taken) = with_conn(auth.pool(), move |conn| {
             let name_taken = check_name && models::find_by_username(conn, &name)?.is_some();
             let email_taken = check_email && email_address::is_taken(conn, &address)?;
@@ -420,39 +357,30 @@ pub async fn signup_submit(
         })
         .await?;
         if name_taken {
-            errors.add([ValidationError::UsernameTaken]);
+            errors.add_validation([ValidationError::UsernameTaken]);
         }
         if email_taken {
-            errors.email.push(EmailError::Taken.to_string());
+            errors.add("email", EmailError::Taken);
         }
     }
 
     if errors.is_empty() {
         let address = client_ip_text(&req);
         // Every sign-up counts, made or not: the limit is on trying.
-        let reservation = throttle
-            .reserve(&[Scope::Signup(&address)])
-            .await
-            .map_err(|err| refused(err, "sign-ups from your address"))?;
-        let (hasher, name) = (Arc::clone(auth.hasher()), username.clone());
-        let prepared = match auth
-            .hashing()
-            .run(move || user_manager::prepare_user(&hasher, &name, &password1, false))
-            .await
-        {
-            Ok(prepared) => prepared,
-            Err(busy) => {
-                reservation.give_back().await?;
-                return Err(busy.into());
-            }
-        };
+        let scopes = [Scope::Signup(&address)];
+        let reservation =
+            throttled::reserve(&throttle, &scopes, "sign-ups from your address").await?;
+        let (hasher, account_fields) = (Arc::clone(auth.hasher()), fields.clone());
+        let (prepared, reservation) = throttled::hash(&auth, reservation, move || {
+            user_manager::prepare_user(&hasher, account_fields, &password1, false)
+        })
+        .await?;
         drop(reservation);
         let (tokens, letters) = (tokens.into_inner(), letters.into_inner());
-        let address = (!email.is_empty()).then(|| email.clone());
         let created = match prepared {
             Ok(account) => {
                 with_conn(auth.pool(), move |conn| {
-                    email::create_account(conn, &account, address.as_deref(), &tokens, &letters)
+                    email::create_account(conn, &account, &tokens, &letters)
                 })
                 .await
             }
@@ -466,8 +394,10 @@ pub async fn signup_submit(
                 FlashMessage::success("Welcome! Your account has been created.").send();
                 return Ok(see_other(paths::PROFILE));
             }
-            Err(SignupError::Account(AccountError::Invalid(problems))) => errors.add(problems),
-            Err(SignupError::EmailTaken) => errors.email.push(EmailError::Taken.to_string()),
+            Err(SignupError::Account(AccountError::Invalid(problems))) => {
+                errors.add_validation(problems)
+            }
+            Err(SignupError::EmailTaken) => errors.add("email", EmailError::Taken),
             Err(SignupError::Account(AccountError::Db(err))) => return Err(err.into()),
             Err(other) => return Err(AppError::Unexpected(other.into())),
         }
@@ -477,9 +407,8 @@ pub async fn signup_submit(
     render(&SignupPage {
         header,
         csrf_token: csrf.form_value(),
-        username: &username,
-        email: &email,
-        errors,
+        fields: form_view(&fields, &errors),
+        errors: &errors,
     })
 }
 
@@ -511,10 +440,8 @@ pub async fn password_form(
 pub struct PasswordForm {
     #[serde(default)]
     old_password: String,
-    #[serde(default)]
-    new_password1: String,
-    #[serde(default)]
-    new_password2: String,
+    #[serde(flatten)]
+    new: NewPassword,
 }
 
 /// `POST /password`: checks the old password, sets the new one, keeps this
@@ -534,18 +461,10 @@ pub async fn password_submit(
     header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
-    let PasswordForm {
-        old_password,
-        new_password1,
-        new_password2,
-    } = form.into_inner();
+    let PasswordForm { old_password, new } = form.into_inner();
 
-    let old_ok = check_own_password(&auth, &throttle, &user, old_password).await?;
-    let mut errors = FieldErrors::default();
-    errors.add(validate_password(&new_password1, &user.username));
-    if new_password1 != new_password2 {
-        errors.add([ValidationError::PasswordMismatch]);
-    }
+    let old_ok = throttled::check_own_password(&auth, &throttle, &user, old_password).await?;
+    let errors = new.check(&user.username);
     if !old_ok || !errors.is_empty() {
         return render(&PasswordPage {
             header,
@@ -559,14 +478,16 @@ pub async fn password_submit(
     let (hasher, old_user) = (Arc::clone(auth.hasher()), user.clone());
     let new_hash = auth
         .hashing()
-        .run(move || user_manager::prepare_password(&hasher, &old_user, &new_password1))
+        .run(move || user_manager::prepare_password(&hasher, &old_user, &new.new_password1))
         .await?
         .map_err(|err| AppError::Unexpected(err.into()))?;
     let letters = letters.into_inner();
+    let event = NewEvent::new(EventKind::PasswordChanged, Origin::of(&req)).by_user(user.id);
     let user = with_conn(auth.pool(), move |conn| {
-        // The notice is queued with the change, or neither happens.
+        // The notice and the log line go with the change, or nothing does.
         conn.transaction(|conn| {
             models::set_password_hash(conn, user.id, &new_hash)?;
+            audit::record(conn, &event)?;
             let user = models::User {
                 password: new_hash,
                 ..user
@@ -588,8 +509,13 @@ pub async fn password_submit(
     if backend.can_list_sessions() {
         // The auth hash already ends them; deleting the rows also takes
         // them off "your sessions" at once.
-        sessions::by_user::revoke_others(auth.pool(), user.id, sessions::current_key_hash(&req))
-            .await?;
+        sessions::by_user::revoke_others(
+            auth.pool(),
+            user.id,
+            sessions::current_key_hash(&req),
+            sessions::by_user::nothing_else(),
+        )
+        .await?;
     }
     FlashMessage::success("Your password was changed. Your other sessions are signed out.").send();
     Ok(see_other(paths::PROFILE))

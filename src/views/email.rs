@@ -7,7 +7,7 @@
 //! one; the address changes only when the link is followed, at
 //! `GET /email/confirm/{uid}/{token}`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
 use diesel::Connection;
@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::{
     auth::{
         AuthContext, CurrentUser, User,
+        audit::{self, EventKind, NewEvent, Origin},
         email_address::{self, EmailError, email_key, normalize_email, validate_email},
         models,
         throttle::Throttle,
@@ -29,10 +30,10 @@ use crate::{
     paths,
     views::{
         Mailing,
-        accounts::check_own_password,
         password_reset::{invalid_link, keep_link_private},
         render, see_other,
         site_header::SiteHeader,
+        throttled,
     },
 };
 
@@ -94,7 +95,9 @@ pub fn confirmation_path(tokens: &TokenGenerator, user: &User) -> String {
 
 /// `POST /email`: checks the password, then mails a confirmation link to
 /// the new address and a notice to the old one.
+#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn submit(
+    req: HttpRequest,
     CurrentUser(user): CurrentUser,
     form: web::Form<EmailForm>,
     auth: web::Data<AuthContext>,
@@ -130,7 +133,7 @@ pub async fn submit(
     }
 
     // The password check is an oracle: throttled per user, as on /password.
-    if !check_own_password(&auth, &throttle, &user, password).await? {
+    if !throttled::check_own_password(&auth, &throttle, &user, password).await? {
         return failed(
             None,
             Some("Your password was entered incorrectly. Please enter it again."),
@@ -139,6 +142,7 @@ pub async fn submit(
 
     let (tokens, letters) = (tokens.into_inner(), letters.into_inner());
     let (user_id, new_address, current) = (user.id, email.clone(), user.email.clone());
+    let event = NewEvent::new(EventKind::EmailChangeRequested, Origin::of(&req)).by_user(user_id);
     let queued = with_conn(auth.pool(), move |conn| {
         conn.transaction(|conn| {
             if email_address::taken_by_another(conn, &new_address, user_id)? {
@@ -149,6 +153,7 @@ pub async fn submit(
                 .is_some_and(|current| email_key(current) == email_key(&new_address));
             if !resend {
                 email_address::request_change(conn, user_id, &new_address)?;
+                audit::record(conn, &event)?;
             }
             // The token signs the state it confirms: read it back.
             let user = models::find_by_id(conn, user_id)?.ok_or(diesel::result::Error::NotFound)?;
@@ -181,6 +186,7 @@ pub async fn submit(
 /// `GET /email/confirm/{uid}/{token}`: confirms the address the link was
 /// sent to.
 pub async fn confirm(
+    req: HttpRequest,
     path: web::Path<(String, String)>,
     auth: web::Data<AuthContext>,
     tokens: web::Data<TokenGenerator>,
@@ -212,8 +218,16 @@ pub async fn confirm(
         .map(keep_link_private);
     };
     let shown = address.clone();
+    let event = NewEvent::new(EventKind::EmailConfirmed, Origin::of(&req)).by_user(user_id);
     let outcome = with_conn(auth.pool(), move |conn| {
-        email_address::confirm(conn, user_id, &address).map_err(DbError::from)
+        conn.transaction(|conn| {
+            let outcome = email_address::confirm(conn, user_id, &address)?;
+            if outcome.is_ok() {
+                audit::record(conn, &event)?;
+            }
+            diesel::QueryResult::Ok(outcome)
+        })
+        .map_err(DbError::from)
     })
     .await?;
     if let Err(err) = outcome {
@@ -257,13 +271,12 @@ impl From<DbError> for SignupError {
 pub fn create_account(
     conn: &mut crate::db::DbConnection,
     account: &NewAccount,
-    email: Option<&str>,
     tokens: &TokenGenerator,
     letters: &Letters,
 ) -> Result<User, SignupError> {
     conn.transaction(|conn| {
         let user = user_manager::insert_user(conn, account)?;
-        let Some(email) = email else {
+        let Some(email) = account.fields().email() else {
             return Ok(user);
         };
         if email_address::set_unconfirmed(conn, user.id, email)?.is_err() {

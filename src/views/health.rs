@@ -1,11 +1,10 @@
 //! `GET /healthz`: whether this instance can serve, for load balancers.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, web};
 
 use crate::db::{self, DbPool};
 
 /// `200 ok` when the database answers a query, `503` when it does not.
-#[get("/healthz")]
 pub async fn healthz(pool: web::Data<DbPool>) -> HttpResponse {
     match db::ping(&pool).await {
         Ok(()) => HttpResponse::Ok()

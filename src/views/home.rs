@@ -1,6 +1,6 @@
 //! `GET /`: who is signed in, or a link to sign in.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, web};
 use actix_web_flash_messages::IncomingFlashMessages;
 use askama::Template;
 
@@ -22,7 +22,6 @@ struct HomePage {
 
 /// The home page. For an anonymous visitor it runs no query: the lazy user
 /// finds no claim in the session and never reaches the database.
-#[get("/")]
 pub async fn home(
     user: LazyUser,
     header: SiteHeader,

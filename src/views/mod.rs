@@ -7,9 +7,13 @@ pub mod debug;
 pub mod email;
 pub mod health;
 pub mod home;
+pub mod new_password;
 pub mod password_reset;
+pub mod security;
 pub mod site_header;
+pub mod staff;
 pub mod static_files;
+pub mod throttled;
 pub mod your_sessions;
 
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, http::header, web};

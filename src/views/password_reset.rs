@@ -31,12 +31,13 @@ use serde::Deserialize;
 use crate::{
     auth::{
         AuthContext, User,
+        audit::{self, EventKind, NewEvent, Origin},
         email_address::{self, normalize_email, validate_email},
         models,
         throttle::{Scope, Throttle},
         tokens::{TokenGenerator, decode_uid, encode_uid},
+        user_fields::FieldErrors,
         user_manager,
-        validators::{ValidationError, validate_password},
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
@@ -46,7 +47,9 @@ use crate::{
     metrics::RequestMetrics,
     paths,
     sessions::{self, SessionBackend},
-    views::{Mailing, accounts::refused, render, see_other, site_header::SiteHeader},
+    views::{
+        Mailing, new_password::NewPassword, render, see_other, site_header::SiteHeader, throttled,
+    },
 };
 
 /// The session key holding a reset token between the link and the form.
@@ -109,15 +112,11 @@ pub async fn request_submit(
     }
     let address = client_ip_text(&req);
     // Every request counts, answered or not: the limit is on asking.
-    drop(
-        throttle
-            .reserve(&[
-                Scope::ResetFromAddress(&address),
-                Scope::ResetForEmail(&email),
-            ])
-            .await
-            .map_err(|err| refused(err, "password reset requests"))?,
-    );
+    let scopes = [
+        Scope::ResetFromAddress(&address),
+        Scope::ResetForEmail(&email),
+    ];
+    drop(throttled::reserve(&throttle, &scopes, "password reset requests").await?);
     let (tokens, letters) = (tokens.into_inner(), letters.into_inner());
     with_conn(auth.pool(), move |conn| {
         conn.transaction(|conn| {
@@ -146,22 +145,15 @@ pub async fn request_submit(
 
 /// Someone to write the decoy mail for: as much work as a real user.
 fn decoy_user(email: &str) -> User {
-    User {
-        id: 0,
-        username: email.split('@').next().unwrap_or(email).to_owned(),
-        password: "$argon2id$v=19$m=19456,t=2,p=1$ZGVjb3lkZWNveWRlY295$ZGVjb3lkZWNveWRlY295ZGVjb3lkZWNveWRlY295".into(),
-        is_active: true,
-        is_superuser: false,
-        date_joined: crate::db::now(),
-        last_login: None,
-        email: Some(email.to_owned()),
-        email_confirmed: false,
-        new_email: None,
-    }
+    User::unsaved(
+        email.split('@').next().unwrap_or(email),
+        "$argon2id$v=19$m=19456,t=2,p=1$ZGVjb3lkZWNveWRlY295$ZGVjb3lkZWNveWRlY295ZGVjb3lkZWNveWRlY295",
+        Some(email),
+    )
 }
 
 /// The link's path for `user` and `token`.
-fn link_path(user: &User, token: &str) -> String {
+pub(crate) fn link_path(user: &User, token: &str) -> String {
     format!("{}/{}/{token}", paths::PASSWORD_RESET, encode_uid(user.id))
 }
 
@@ -259,8 +251,7 @@ struct SetPasswordPage<'a> {
     header: SiteHeader,
     csrf_token: String,
     action: &'a str,
-    password1_errors: Vec<String>,
-    password2_errors: Vec<String>,
+    errors: FieldErrors,
 }
 
 /// `GET /password/reset/{uid}/{token}`: a fresh link moves its token into
@@ -286,8 +277,7 @@ pub async fn link(
                 header,
                 csrf_token: csrf.form_value(),
                 action: req.path(),
-                password1_errors: Vec::new(),
-                password2_errors: Vec::new(),
+                errors: FieldErrors::default(),
             }),
             None => invalid_reset_link(header),
         }
@@ -308,21 +298,12 @@ pub async fn link(
     ))))
 }
 
-/// What the new password form posts.
-#[derive(Deserialize)]
-pub struct SetPasswordForm {
-    #[serde(default)]
-    new_password1: String,
-    #[serde(default)]
-    new_password2: String,
-}
-
 /// `POST /password/reset/{uid}/set-password`: sets the new password.
 #[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn set_password(
     req: HttpRequest,
     path: web::Path<(String, String)>,
-    form: web::Form<SetPasswordForm>,
+    form: web::Form<NewPassword>,
     auth: web::Data<AuthContext>,
     throttle: web::Data<Throttle>,
     backend: web::Data<SessionBackend>,
@@ -344,26 +325,14 @@ pub async fn set_password(
     let Some(user) = user else {
         return invalid_reset_link(header).map(keep_link_private);
     };
-    let SetPasswordForm {
-        new_password1,
-        new_password2,
-    } = form.into_inner();
-    let mut password1_errors: Vec<String> = validate_password(&new_password1, &user.username)
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let password2_errors: Vec<String> = if new_password1 == new_password2 {
-        Vec::new()
-    } else {
-        vec![ValidationError::PasswordMismatch.to_string()]
-    };
-    if !password1_errors.is_empty() || !password2_errors.is_empty() {
+    let new = form.into_inner();
+    let mut errors = new.check(&user.username);
+    if !errors.is_empty() {
         return render(&SetPasswordPage {
             header,
             csrf_token: csrf.form_value(),
             action: req.path(),
-            password1_errors,
-            password2_errors,
+            errors,
         })
         .map(keep_link_private);
     }
@@ -372,18 +341,17 @@ pub async fn set_password(
     let (hasher, for_hash) = (Arc::clone(auth.hasher()), user.clone());
     let new_hash = match auth
         .hashing()
-        .run(move || user_manager::prepare_password(&hasher, &for_hash, &new_password1))
+        .run(move || user_manager::prepare_password(&hasher, &for_hash, &new.new_password1))
         .await?
     {
         Ok(hash) => hash,
         Err(user_manager::AccountError::Invalid(problems)) => {
-            password1_errors = problems.iter().map(ToString::to_string).collect();
+            errors.add_validation(problems);
             return render(&SetPasswordPage {
                 header,
                 csrf_token: csrf.form_value(),
                 action: req.path(),
-                password1_errors,
-                password2_errors: Vec::new(),
+                errors,
             })
             .map(keep_link_private);
         }
@@ -391,6 +359,7 @@ pub async fn set_password(
     };
     let letters = letters.into_inner();
     let changed = user.clone();
+    let event = NewEvent::new(EventKind::PasswordReset, Origin::of(&req)).by_user(user.id);
     let replaced = with_conn(auth.pool(), move |conn| {
         conn.transaction(|conn| {
             // Only if the password is still the one the link was made
@@ -398,6 +367,7 @@ pub async fn set_password(
             if !models::replace_password_hash(conn, changed.id, &changed.password, &new_hash)? {
                 return Ok(false);
             }
+            audit::record(conn, &event)?;
             // The link came by mail to this address: its owner reads it.
             email_address::mark_confirmed(conn, changed.id)?;
             if let Some(to) = changed.email.as_deref() {
@@ -415,7 +385,13 @@ pub async fn set_password(
     // engine; on the db engine the rows go too, so "your sessions" shows
     // none of them.
     if backend.can_list_sessions() {
-        sessions::by_user::revoke_others(auth.pool(), user.id, None).await?;
+        sessions::by_user::revoke_others(
+            auth.pool(),
+            user.id,
+            None,
+            sessions::by_user::nothing_else(),
+        )
+        .await?;
     }
     let address = client_ip_text(&req);
     let mut cleared = vec![

@@ -1,5 +1,6 @@
 //! The header every page shows: "Sign in" and "Sign up" for a visitor; the
-//! user's name, "Sessions" and "Sign out" for a signed-in user; the link to
+//! user's name, "Sessions", "Security" and "Sign out" for a signed-in user,
+//! and "Staff" for staff (`is_staff`) only; the link to
 //! the page being shown marked `aria-current`. Django puts the same in its
 //! `base.html`, reading `request.user` (which makes the lazy user load,
 //! step 2 of the dance).
@@ -24,6 +25,8 @@ use crate::{
 pub struct SiteHeader {
     /// The signed-in user's name; `None` for a visitor.
     pub username: Option<String>,
+    /// Whether the user is staff: only staff see the link to their area.
+    pub is_staff: bool,
     /// The token for the header's sign-out form; empty for a visitor, whose
     /// page sets no CSRF cookie.
     pub csrf_token: String,
@@ -52,6 +55,7 @@ impl SiteHeader {
         };
         Self {
             username: user.map(|user| user.username.clone()),
+            is_staff: user.is_some_and(|user| user.is_staff),
             csrf_token,
             path: path.to_owned(),
         }

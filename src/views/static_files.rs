@@ -7,7 +7,7 @@
 use std::sync::LazyLock;
 
 use actix_web::{
-    HttpRequest, HttpResponse, get,
+    HttpRequest, HttpResponse,
     http::header::{self, HeaderValue},
     web,
 };
@@ -47,7 +47,6 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
 const CACHE_CONTROL: &str = "public, max-age=86400";
 
 /// Serves one asset.
-#[get("/static/{name}")]
 pub async fn asset(req: HttpRequest, name: web::Path<String>) -> Result<HttpResponse, AppError> {
     let asset = ASSETS
         .iter()

@@ -7,7 +7,10 @@ use askama::Template;
 use time::OffsetDateTime;
 
 use crate::{
-    auth::{AuthContext, CurrentUser},
+    auth::{
+        AuthContext, CurrentUser,
+        audit::{self, EventKind, NewEvent, Origin},
+    },
     csrf::CsrfToken,
     errors::AppError,
     paths,
@@ -15,23 +18,23 @@ use crate::{
     views::{Message, TimeAgo, messages, render, see_other, site_header::SiteHeader},
 };
 
-/// One row of the table, formatted.
-struct SessionRow {
-    id: i32,
-    created_at: TimeAgo,
-    last_seen: Option<TimeAgo>,
+/// One row of the table, formatted (the staff area shows the same).
+pub(crate) struct SessionRow {
+    pub(crate) id: i32,
+    pub(crate) created_at: TimeAgo,
+    pub(crate) last_seen: Option<TimeAgo>,
     /// "Firefox on Linux", or the whole `User-Agent` when it is not
     /// recognised.
-    browser: String,
+    pub(crate) browser: String,
     /// The whole `User-Agent`, when `browser` is a name made from it.
-    user_agent: Option<String>,
-    ip: String,
-    remembered: bool,
-    current: bool,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) ip: String,
+    pub(crate) remembered: bool,
+    pub(crate) current: bool,
 }
 
 impl SessionRow {
-    fn new(session: SessionSummary, now: OffsetDateTime) -> Self {
+    pub(crate) fn new(session: SessionSummary, now: OffsetDateTime) -> Self {
         let (browser, user_agent) = match browser_name(&session.user_agent) {
             Some(name) => (name, Some(session.user_agent)),
             None => (session.user_agent, None),
@@ -111,6 +114,7 @@ pub async fn list(
 /// `POST /sessions/{id}/revoke`: signs one of the user's sessions out.
 /// Another user's session, or one that is gone, is a 404.
 pub async fn revoke(
+    req: HttpRequest,
     CurrentUser(user): CurrentUser,
     id: web::Path<i32>,
     auth: web::Data<AuthContext>,
@@ -119,7 +123,12 @@ pub async fn revoke(
     if !backend.can_list_sessions() {
         return Err(AppError::NotFound);
     }
-    if !sessions::by_user::revoke(auth.pool(), user.id, id.into_inner()).await? {
+    let id = id.into_inner();
+    let event = NewEvent::new(EventKind::SessionRevoked, Origin::of(&req))
+        .by_user(user.id)
+        .detail(serde_json::json!({ "session": id }));
+    let also = Box::new(move |conn: &mut _| audit::record(conn, &event));
+    if !sessions::by_user::revoke(auth.pool(), user.id, id, also).await? {
         return Err(AppError::NotFound);
     }
     FlashMessage::success("The session was signed out.").send();
@@ -137,7 +146,9 @@ pub async fn revoke_others(
         return Err(AppError::NotFound);
     }
     let current = sessions::current_key_hash(&req);
-    let ended = sessions::by_user::revoke_others(auth.pool(), user.id, current).await?;
+    let event = NewEvent::new(EventKind::OtherSessionsRevoked, Origin::of(&req)).by_user(user.id);
+    let also = Box::new(move |conn: &mut _| audit::record(conn, &event));
+    let ended = sessions::by_user::revoke_others(auth.pool(), user.id, current, also).await?;
     let noun = if ended == 1 { "session" } else { "sessions" };
     FlashMessage::success(format!("{ended} other {noun} signed out.")).send();
     Ok(see_other(paths::SESSIONS))

@@ -478,3 +478,116 @@ async fn an_unreachable_redis_stops_start_up_with_a_clear_message() {
         stderr(&out)
     );
 }
+
+#[actix_web::test]
+async fn createuser_staff_makes_a_staff_member() {
+    let app = spawn_app().await;
+    let out = porter(
+        &app.database_url(),
+        &["createuser", "carol", "--staff", "--password-stdin"],
+        "correct horse battery\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Staff user \"carol\" created"));
+    let carol = porter::auth::models::find_by_username(&mut app.db(), "carol")
+        .expect("a query")
+        .expect("carol");
+    assert!(carol.is_staff && !carol.is_superuser);
+}
+
+#[actix_web::test]
+async fn perms_and_groups_grant_and_revoke_and_every_change_is_logged() {
+    let app = spawn_app().await;
+    TestUser::create(&app, "dave");
+    let db = app.database_url();
+    let run = |args: &[&str]| {
+        let out = porter(&db, args, "");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    assert!(run(&["perms", "list"]).contains("sessions.view_any"));
+    assert!(run(&["perms", "grant", "dave", "users.view"]).contains("now holds users.view"));
+    assert!(run(&["perms", "grant", "dave", "users.view"]).contains("already held"));
+    run(&["groups", "create", "support"]);
+    run(&["groups", "grant", "support", "sessions.revoke_any"]);
+    run(&["groups", "add", "dave", "support"]);
+    let held = run(&["perms", "list", "--user", "dave"]);
+    assert!(
+        held.contains("users.view") && held.contains("sessions.revoke_any"),
+        "{held}"
+    );
+    assert!(held.contains("groups: support"), "{held}");
+
+    run(&["perms", "revoke", "dave", "users.view"]);
+    run(&["groups", "remove", "dave", "support"]);
+    assert!(!run(&["perms", "list", "--user", "dave"]).contains("users.view"));
+
+    let unknown = porter(&db, &["perms", "grant", "dave", "no.such"], "");
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("no permission named \"no.such\""));
+
+    let log = run(&["events", "--user", "dave"]);
+    for kind in [
+        "permission_granted",
+        "group_joined",
+        "permission_revoked",
+        "group_left",
+    ] {
+        assert_eq!(log.matches(kind).count(), 1, "{kind} once in\n{log}");
+    }
+    let all = run(&["events"]);
+    assert!(all.contains("group_created") && all.contains("group_permission_granted"));
+}
+
+#[actix_web::test]
+async fn deactivate_ends_the_users_sessions_at_once_and_is_logged() {
+    let app = spawn_app().await;
+    let erin = TestUser::create(&app, "erin");
+    erin.login(&app).await;
+    assert_eq!(app.session_rows(), 1);
+    let out = porter(&app.database_url(), &["deactivate", "erin"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("1 session(s) ended"));
+    assert_eq!(app.session_rows(), 0);
+    app.get("/profile")
+        .await
+        .assert_redirects_to_login("/profile");
+    let log = stdout(&porter(
+        &app.database_url(),
+        &["events", "--user", "erin"],
+        "",
+    ));
+    assert!(log.contains("user_deactivated"), "{log}");
+    let _ = erin;
+}
+
+#[actix_web::test]
+async fn clearsessions_prunes_security_events_older_than_their_ttl() {
+    use diesel::prelude::*;
+    use porter::schema::auth_events;
+    let app = spawn_app().await;
+    let frank = TestUser::create(&app, "frank");
+    frank.login(&app).await;
+    frank.login(&app.new_browser()).await;
+    let oldest: i32 = auth_events::table
+        .select(auth_events::id)
+        .order(auth_events::id.asc())
+        .first(&mut *app.db())
+        .expect("an event");
+    diesel::update(auth_events::table.find(oldest))
+        .set(auth_events::created_at.eq(porter::db::now() - time::Duration::days(91)))
+        .execute(&mut *app.db())
+        .expect("backdate");
+    let out = porter(&app.database_url(), &["clearsessions"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 security log event(s)"),
+        "{}",
+        stdout(&out)
+    );
+    let left: i64 = auth_events::table
+        .count()
+        .get_result(&mut *app.db())
+        .expect("count");
+    assert_eq!(left, 1);
+}

@@ -16,7 +16,7 @@ use porter::{
 use sha2::{Digest, Sha256};
 
 use crate::{
-    helpers::{TestApp, TestUser, spawn_app_with_owned},
+    helpers::{TestApp, TestUser, spawn_app_with},
     services::{self, RedisNamespace},
 };
 
@@ -66,7 +66,11 @@ async fn spawn(
             Some(namespace)
         }
     };
-    Some((spawn_app_with_owned(settings).await, namespace))
+    let settings: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    Some((spawn_app_with(&settings).await, namespace))
 }
 
 async fn the_key_changes_at_login(engine: Engine) {

@@ -27,10 +27,28 @@ async fn each_route_runs_only_the_queries_it_needs() {
         ("/profile", 2),
         ("/password", 2),
         ("/sessions", 3),
+        // The user's recent events.
+        ("/security", 3),
     ] {
         let res = app.get(path).await;
         assert_eq!(res.query_count(), queries, "signed-in {path}");
         assert!(res.loaded_user(), "signed-in {path}");
+    }
+    // The staff area: the permissions are read once, however many are asked.
+    let boss = TestUser::create(&app, "boss");
+    porter::auth::models::set_superuser(&mut app.db(), boss.id, true).expect("promote");
+    let staff = app.new_browser();
+    boss.login(&staff).await;
+    for (path, queries) in [
+        // session, user, permissions, a page of users
+        ("/staff/users".to_owned(), 4),
+        // ... the target and what they hold (6), their sessions, their events
+        (format!("/staff/users/{}", alice.id), 11),
+        // ... a page of events
+        ("/staff/events".to_owned(), 4),
+    ] {
+        let res = staff.get(&path).await;
+        assert_eq!(res.query_count(), queries, "staff {path}");
     }
     // A page that does not ask for the user does not load it.
     let css = app.get("/static/porter.css").await;

@@ -1,9 +1,11 @@
-//! The settings a fork sees on day one: `.env.example` and the README's
-//! settings table list exactly the variables Porter reads, and the defaults
-//! `.env.example` shows are the ones Porter uses.
+//! The settings a fork sees on day one: the README's settings table and
+//! `.env.example` say exactly what `settings::SETTINGS` declares (each
+//! setting's variable, default and meaning), and Porter reads no variable
+//! that is not declared there.
 //!
 //! These tests read files rather than pages: the "user" here is whoever
-//! copies `.env.example` to `.env` and trusts it.
+//! copies `.env.example` to `.env` and trusts it. When one fails it prints
+//! the text the file should have, ready to paste.
 
 use std::{
     cell::RefCell,
@@ -11,37 +13,85 @@ use std::{
     path::Path,
 };
 
-use porter::{settings::Settings, testing::TEST_SECRET_KEY};
+use porter::{
+    settings::{SETTINGS, SettingDefault, SettingDoc, Settings},
+    testing::TEST_SECRET_KEY,
+};
 
 fn read(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 
-fn is_setting_name(name: &str) -> bool {
-    name.len() > 1
-        && name.starts_with(|c: char| c.is_ascii_uppercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+/// A declaration's `///` lines as one line.
+fn meaning(setting: &SettingDoc) -> String {
+    setting.doc.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Every `NAME` in `text` written as `PREFIX"NAME"`, such as `get("BIND")`.
-fn quoted_names_after(text: &str, prefix: &str) -> BTreeSet<String> {
-    text.split(prefix)
-        .skip(1)
-        .filter_map(|rest| rest.strip_prefix('"')?.split_once('"'))
-        .map(|(name, _)| name)
-        .filter(|name| is_setting_name(name))
+/// Markdown without its code marks, for a plain-text file.
+fn plain(markdown: &str) -> String {
+    markdown.replace('`', "")
+}
+
+/// The README table row of a declaration.
+fn readme_row(setting: &SettingDoc) -> String {
+    let default = match setting.default {
+        SettingDefault::Value(value) => format!("`{value}`"),
+        SettingDefault::Described(words) => words.to_owned(),
+    };
+    format!("| `{}` | {default} | {} |", setting.name, meaning(setting))
+}
+
+/// The `.env.example` lines of a declaration: what it does, then the
+/// variable, commented out, with its default value (empty when the default
+/// is worked out at start-up).
+fn env_example_lines(setting: &SettingDoc) -> String {
+    let mut comment = plain(&meaning(setting));
+    if let Some(first) = comment.get(..1) {
+        comment.replace_range(..1, &first.to_uppercase());
+    }
+    let value = match setting.default {
+        SettingDefault::Value(value) if value.contains(char::is_whitespace) => {
+            format!("\"{value}\"")
+        }
+        SettingDefault::Value(value) => value.to_owned(),
+        SettingDefault::Described(words) => {
+            comment.push_str(&format!(". Default: {}", plain(words)));
+            String::new()
+        }
+    };
+    format!("# {comment}.\n# {}={value}", setting.name)
+}
+
+/// The lines of the README's "Settings" section that are table rows.
+fn readme_settings_rows() -> Vec<String> {
+    let readme = read("README.md");
+    let section = readme
+        .split("\n## Settings\n")
+        .nth(1)
+        .expect("the README has a Settings section");
+    let section = section.split("\n## ").next().unwrap_or_default();
+    section
+        .lines()
+        .filter(|line| line.starts_with("| `"))
         .map(str::to_owned)
         .collect()
 }
 
-/// The variables Porter reads: the names `Settings::from_lookup` asks for,
-/// plus every setting name quoted in a call in `src/settings.rs` (for one
-/// read only under some condition) and every `env::var("…")` elsewhere in
-/// `src/` outside the test helpers.
-fn names_porter_reads() -> BTreeSet<String> {
+/// `.env.example` after its opening comment: the settings' paragraphs.
+fn env_example_settings() -> String {
+    let text = read(".env.example");
+    let (_, settings) = text
+        .split_once("\n\n")
+        .expect(".env.example opens with a comment, then a blank line");
+    settings.trim_end().to_owned()
+}
+
+#[test]
+fn porter_reads_exactly_the_declared_settings() {
+    let declared: BTreeSet<&str> = SETTINGS.iter().map(|setting| setting.name).collect();
+    assert_eq!(declared.len(), SETTINGS.len(), "a setting declared twice");
+
     let asked = RefCell::new(BTreeSet::new());
     let dir = tempfile::tempdir().expect("a temporary directory");
     Settings::from_lookup(
@@ -56,17 +106,17 @@ fn names_porter_reads() -> BTreeSet<String> {
         dir.path(),
     )
     .expect("the defaults are valid settings");
-    let mut names = asked.into_inner();
+    let asked = asked.into_inner();
+    assert_eq!(
+        asked.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+        declared
+    );
 
-    let settings_rs = read("src/settings.rs");
-    // The unit tests below `#[cfg(test)]` quote names too, but read none.
-    let code = settings_rs.split("#[cfg(test)]").next().unwrap_or_default();
-    names.extend(quoted_names_after(code, "("));
-
+    // Nothing else in `src/` reads the environment behind the settings'
+    // back (the test helpers in `src/testing/` configure tests, not Porter).
     let mut sources = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
     while let Some(path) = sources.pop() {
-        if path.ends_with("testing") {
-            // TEST_POSTGRES_URL and friends configure tests, not Porter.
+        if path.ends_with("testing") || path.ends_with("settings.rs") {
             continue;
         }
         if path.is_dir() {
@@ -74,113 +124,49 @@ fn names_porter_reads() -> BTreeSet<String> {
             sources.extend(entries.map(|entry| entry.expect("a directory entry").path()));
         } else if path.extension().is_some_and(|ext| ext == "rs") {
             let text = std::fs::read_to_string(&path).expect("a readable source file");
-            names.extend(quoted_names_after(&text, "env::var("));
-            names.extend(quoted_names_after(&text, "env::var_os("));
+            assert!(
+                !text.contains("env::var"),
+                "{} reads the environment; declare a setting in src/settings.rs instead",
+                path.display()
+            );
         }
     }
-    names
-}
-
-/// `.env.example`'s settings, in order, as (name, value, the line above).
-fn env_example() -> Vec<(String, String, String)> {
-    let text = read(".env.example");
-    let mut previous = "";
-    let mut settings = Vec::new();
-    for line in text.lines() {
-        let assignment = line.strip_prefix('#').unwrap_or(line).trim_start();
-        if let Some((name, value)) = assignment.split_once('=')
-            && is_setting_name(name)
-        {
-            // Quotes, as dotenv reads them, are not part of the value.
-            let value = value.trim();
-            let value = ['"', '\'']
-                .into_iter()
-                .find_map(|quote| value.strip_prefix(quote)?.strip_suffix(quote))
-                .unwrap_or(value);
-            settings.push((name.to_owned(), value.to_owned(), previous.to_owned()));
-        }
-        previous = line;
-    }
-    settings
-}
-
-/// The names in the first column of the README's "Settings" table.
-fn readme_settings_table() -> BTreeSet<String> {
-    let readme = read("README.md");
-    let section = readme
-        .split("\n## Settings\n")
-        .nth(1)
-        .expect("the README has a Settings section");
-    let section = section.split("\n## ").next().unwrap_or_default();
-    section
-        .lines()
-        .filter_map(|line| line.strip_prefix("| ")?.split(" | ").next())
-        .flat_map(|cell| cell.split('`').skip(1).step_by(2))
-        .filter(|name| is_setting_name(name))
-        .map(str::to_owned)
-        .collect()
-}
-
-fn differences(left: &BTreeSet<String>, right: &BTreeSet<String>) -> String {
-    format!(
-        "missing: {:?}; not read by Porter: {:?}",
-        left.difference(right).collect::<Vec<_>>(),
-        right.difference(left).collect::<Vec<_>>(),
-    )
 }
 
 #[test]
-fn env_example_and_the_readme_list_exactly_the_settings_porter_reads() {
-    let read_by_porter = names_porter_reads();
+fn the_readme_settings_table_has_a_row_per_declared_setting() {
+    let expected: Vec<String> = SETTINGS.iter().map(readme_row).collect();
     assert!(
-        read_by_porter.contains("DATABASE_URL") && read_by_porter.contains("SECRET_KEY"),
-        "the scan found the settings: {read_by_porter:?}"
-    );
-
-    let example: BTreeSet<String> = env_example().into_iter().map(|(name, ..)| name).collect();
-    assert_eq!(
-        example,
-        read_by_porter,
-        ".env.example {}",
-        differences(&read_by_porter, &example)
-    );
-
-    let readme = readme_settings_table();
-    assert_eq!(
-        readme,
-        read_by_porter,
-        "README's settings table {}",
-        differences(&read_by_porter, &readme)
+        readme_settings_rows() == expected,
+        "README.md's Settings table does not match src/settings.rs; its rows should read:\n\n{}\n",
+        expected.join("\n")
     );
 }
 
 #[test]
-fn every_setting_in_env_example_says_what_it_is_in_a_comment_above_it() {
-    for (name, _, above) in env_example() {
-        let comment = above.strip_prefix('#').map(str::trim);
-        let is_a_setting = comment
-            .and_then(|text| text.split_once('='))
-            .is_some_and(|(other, _)| is_setting_name(other));
-        assert!(
-            comment.is_some_and(|text| !text.is_empty()) && !is_a_setting,
-            ".env.example: {name} needs a one-line comment of its own above it, not {above:?}"
-        );
-    }
+fn env_example_has_a_paragraph_per_declared_setting() {
+    let expected: Vec<String> = SETTINGS.iter().map(env_example_lines).collect();
+    let expected = expected.join("\n\n");
+    assert!(
+        env_example_settings() == expected,
+        ".env.example does not match src/settings.rs; below its opening comment it should read:\n\n{expected}\n"
+    );
 }
 
 #[test]
 fn the_values_in_env_example_are_porters_defaults() {
-    // Settings whose default depends on the build or on another setting are
-    // left empty in `.env.example`, which Porter reads as unset.
-    let fixed = [("DEBUG", "true"), ("SECRET_KEY", TEST_SECRET_KEY)];
-    let mut documented: BTreeMap<String, String> = env_example()
-        .into_iter()
-        .map(|(name, value, _)| (name, value))
+    // Uncommenting every line of `.env.example` changes nothing: its values
+    // are the defaults, and an empty value means the default.
+    let mut documented: BTreeMap<String, String> = read(".env.example")
+        .lines()
+        .filter_map(|line| line.strip_prefix("# ")?.split_once('='))
+        .filter(|(name, _)| SETTINGS.iter().any(|setting| setting.name == *name))
+        .map(|(name, value)| (name.to_owned(), value.trim_matches('"').to_owned()))
         .collect();
-    let bare: BTreeMap<String, String> = fixed
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-        .collect();
+    let bare = BTreeMap::from([
+        ("DEBUG".to_owned(), "true".to_owned()),
+        ("SECRET_KEY".to_owned(), TEST_SECRET_KEY.to_owned()),
+    ]);
     documented.extend(bare.clone());
 
     let dir = tempfile::tempdir().expect("a temporary directory");

@@ -148,3 +148,41 @@ async fn every_error_shows_in_one_round_each_tied_to_its_field() {
     }
     assert_eq!(app.session_rows(), 0, "nobody is signed in");
 }
+
+#[actix_web::test]
+async fn every_field_is_checked_in_one_round_and_each_error_shows_beside_its_field() {
+    let app = spawn_app().await;
+    let res = app
+        .submit_form(
+            "/signup",
+            "/signup",
+            &[
+                ("username", "bad name"),
+                ("email", "not-an-address"),
+                ("password1", "short"),
+                ("password2", "other"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "the form comes back");
+    let body = res.body.replace("&#39;", "'");
+    for (field, error) in [
+        ("username", "letters, digits and @ . + - _ only."),
+        ("email", "Enter a valid email address."),
+        ("password1", "This password is too short."),
+        ("password2", "The two password fields didn't match."),
+    ] {
+        // Each error follows its own input, before the next field's label.
+        let input = body
+            .find(&format!(r#"name="{field}""#))
+            .unwrap_or_else(|| panic!("a {field} input: {body}"));
+        let beside = &body[input..];
+        let beside = &beside[..beside.find("<label").unwrap_or(beside.len())];
+        assert!(beside.contains(error), "{field}: {error} in {beside}");
+    }
+    assert!(
+        body.contains(r#"value="not-an-address""#),
+        "typed values stay"
+    );
+    assert_eq!(app.session_rows(), 0, "nobody is signed in");
+}
