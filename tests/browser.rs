@@ -11,6 +11,11 @@
 //! from the login page. Each page is saved as a screenshot under
 //! `target/screenshots/`.
 //!
+//! Every page is also checked for accessibility: axe-core (`tests/axe/`,
+//! vendored, MPL-2.0) runs on it, signed out and signed in, in the light
+//! and the dark colour scheme, at a desktop and a phone's width (360 px,
+//! where nothing may scroll sideways); any violation fails the test.
+//!
 //! Without a browser the test says it was skipped; under `CI=true` it fails.
 
 use std::{
@@ -20,7 +25,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder, Locator, wd::WebDriverCompatibleCommand};
 use porter::{
     auth::models::{self, NewUser},
     startup::{AppState, Application},
@@ -28,6 +33,9 @@ use porter::{
 };
 
 const PASSWORD: &str = "a browser passphrase";
+/// axe-core 4.14.1, from npm (`npm pack axe-core@4.14.1`), unmodified:
+/// pinned, offline, the same on every run. Its licence is beside it.
+const AXE: &str = include_str!("axe/axe.min.js");
 const NEW_PASSWORD: &str = "a newer browser passphrase";
 
 fn chromedriver() -> Option<PathBuf> {
@@ -87,6 +95,132 @@ async fn browser(driver_url: &str) -> Client {
         .expect("chromedriver starts a browser")
 }
 
+/// A Chrome DevTools command, through chromedriver's `goog/cdp/execute`:
+/// WebDriver itself cannot ask for the dark colour scheme.
+#[derive(Debug)]
+struct DevTools {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl WebDriverCompatibleCommand for DevTools {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({ "cmd": self.cmd, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// How a page is looked at: colour scheme and window width.
+#[derive(Debug, Clone, Copy)]
+struct View {
+    dark: bool,
+    phone: bool,
+}
+
+impl View {
+    /// Every combination the accessibility walk checks.
+    const ALL: [Self; 4] = [
+        Self {
+            dark: false,
+            phone: false,
+        },
+        Self {
+            dark: true,
+            phone: false,
+        },
+        Self {
+            dark: false,
+            phone: true,
+        },
+        Self {
+            dark: true,
+            phone: true,
+        },
+    ];
+    /// The phone's width, in CSS pixels.
+    const PHONE_WIDTH: u32 = 360;
+
+    fn name(self) -> String {
+        format!(
+            "{}-{}",
+            if self.dark { "dark" } else { "light" },
+            if self.phone { "phone" } else { "desktop" }
+        )
+    }
+
+    /// Switches `client` to this view; the page shown need not reload.
+    async fn apply(self, client: &Client) {
+        let scheme = if self.dark { "dark" } else { "light" };
+        client
+            .issue_cmd(DevTools {
+                cmd: "Emulation.setEmulatedMedia",
+                params: serde_json::json!({
+                    "features": [{ "name": "prefers-color-scheme", "value": scheme }]
+                }),
+            })
+            .await
+            .expect("chromedriver emulates the colour scheme");
+        let (width, height) = if self.phone {
+            (Self::PHONE_WIDTH, 780)
+        } else {
+            (1024, 900)
+        };
+        client
+            .set_window_size(width, height)
+            .await
+            .expect("the window resizes");
+        if self.phone {
+            let inner = client
+                .execute("return window.innerWidth", vec![])
+                .await
+                .expect("the viewport width");
+            assert_eq!(inner.as_u64(), Some(u64::from(Self::PHONE_WIDTH)));
+        }
+    }
+}
+
+/// Runs axe-core on the page `client` shows; the violations, in words.
+async fn axe_violations(client: &Client) -> Vec<String> {
+    // Scripts run through WebDriver are not the page's: the CSP, which
+    // allows no inline script, does not apply to them.
+    let loaded = client
+        .execute(
+            &format!("{AXE}\nreturn typeof window.axe === 'object';"),
+            vec![],
+        )
+        .await
+        .expect("axe-core loads");
+    assert_eq!(loaded.as_bool(), Some(true), "axe-core did not load");
+    let result = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] })
+                .then(r => done(r.violations.map(v =>
+                    `${v.id} (${v.impact}): ${v.help}; ${v.nodes.map(n => n.target.join(' ')).join(', ')}`)))
+                .catch(e => done([`axe failed: ${e}`]));",
+            vec![],
+        )
+        .await
+        .expect("axe-core runs");
+    result
+        .as_array()
+        .expect("a list of violations")
+        .iter()
+        .map(|violation| violation.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 struct Pages {
     base: String,
     shots: PathBuf,
@@ -127,6 +261,11 @@ impl Pages {
             .click()
             .await
             .expect("clicking");
+        self.wait_for_next_page(client, old_page).await;
+    }
+
+    /// Waits until `old_page` is gone and the next page has loaded.
+    async fn wait_for_next_page(&self, client: &Client, old_page: fantoccini::elements::Element) {
         let started = Instant::now();
         // The old page's element goes stale once the browser has moved on.
         while old_page.tag_name().await.is_ok() {
@@ -171,6 +310,64 @@ impl Pages {
             "expected {text:?} on {}",
             self.path(client).await
         );
+    }
+}
+
+impl Pages {
+    /// Checks the page `client` shows in every [`View`]: no axe violation,
+    /// and at a phone's width nothing wider than the screen. Saves a
+    /// screenshot of each view under `target/screenshots/views/`, and
+    /// leaves the browser in the light desktop view.
+    async fn assert_accessible(&self, client: &Client, name: &str) {
+        let dir = self.shots.join("views");
+        std::fs::create_dir_all(&dir).expect("a screenshot folder");
+        let mut problems = Vec::new();
+        for view in View::ALL {
+            view.apply(client).await;
+            for violation in axe_violations(client).await {
+                problems.push(format!("{}: {violation}", view.name()));
+            }
+            if view.phone {
+                let overflow = client
+                    .execute(
+                        "const root = document.documentElement;
+                         return root.scrollWidth - root.clientWidth;",
+                        vec![],
+                    )
+                    .await
+                    .expect("the page width");
+                if overflow.as_i64().unwrap_or_default() > 0 {
+                    problems.push(format!(
+                        "{}: the page scrolls sideways by {overflow} px",
+                        view.name()
+                    ));
+                }
+            }
+            let png = client.screenshot().await.expect("a screenshot");
+            std::fs::write(dir.join(format!("{name}-{}.png", view.name())), png)
+                .expect("save the screenshot");
+        }
+        View::ALL[0].apply(client).await;
+        assert!(
+            problems.is_empty(),
+            "{name} ({}) is not accessible:\n{}",
+            self.path(client).await,
+            problems.join("\n")
+        );
+    }
+
+    /// Submits the form without the browser's own checks (`required`,
+    /// `type=email`), as a script would: the server's answer is the point.
+    async fn submit_unchecked(&self, client: &Client, form: &str) {
+        let old_page = client.find(Locator::Css("html")).await.expect("a page");
+        client
+            .execute(
+                "document.querySelector(arguments[0]).submit();",
+                vec![serde_json::Value::String(form.to_owned())],
+            )
+            .await
+            .expect("submitting");
+        self.wait_for_next_page(client, old_page).await;
     }
 }
 
@@ -230,7 +427,7 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
         )
         .await;
     pages.shot(&laptop, "02-signup").await;
-    pages.submit(&laptop, "form").await;
+    pages.submit(&laptop, "main form").await;
     assert_eq!(pages.path(&laptop).await, "/profile");
     pages
         .assert_shows(&laptop, "Your account has been created")
@@ -288,7 +485,7 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
             ],
         )
         .await;
-    pages.submit(&laptop, "form").await;
+    pages.submit(&laptop, "main form").await;
     assert_eq!(pages.path(&laptop).await, "/profile");
     pages
         .assert_shows(&laptop, "Your password was changed")
@@ -374,7 +571,7 @@ async fn a_person_who_forgot_the_password_resets_it_from_the_login_page() {
     }
     pages.fill(&client, &[("email", "ada@example.com")]).await;
     pages.shot(&client, "09-forgot-password").await;
-    pages.submit(&client, "form").await;
+    pages.submit(&client, "main form").await;
     assert_eq!(pages.path(&client).await, "/password/reset/done");
     pages.assert_shows(&client, "Check your mail").await;
 
@@ -400,6 +597,11 @@ async fn a_person_who_forgot_the_password_resets_it_from_the_login_page() {
         path.ends_with("/set-password"),
         "the token left the address bar: {path}"
     );
+    // Reached only through a mailed link, so checked here rather than in
+    // the accessibility walk.
+    pages
+        .assert_accessible(&client, "password-reset-set-password")
+        .await;
     pages
         .fill(
             &client,
@@ -410,7 +612,7 @@ async fn a_person_who_forgot_the_password_resets_it_from_the_login_page() {
         )
         .await;
     pages.shot(&client, "10-choose-new-password").await;
-    pages.submit(&client, "form").await;
+    pages.submit(&client, "main form").await;
     assert_eq!(pages.path(&client).await, "/login");
     pages
         .assert_shows(&client, "Your password has been set")
@@ -657,4 +859,182 @@ async fn a_person_adds_a_passkey_and_signs_in_with_it_from_the_login_page() {
     pages.shot(&client, "14-signed-in-with-a-passkey").await;
 
     client.close().await.expect("close");
+}
+
+/// The pages a visitor can reach, as `(name, path)`: the accessibility
+/// walk checks each. A new page is one line here.
+const VISITOR_PAGES: &[(&str, &str)] = &[
+    ("home", "/"),
+    ("login", "/login?next=/profile"),
+    ("signup", "/signup"),
+    ("password-reset", "/password/reset"),
+    ("password-reset-done", "/password/reset/done"),
+    (
+        "password-reset-link-invalid",
+        "/password/reset/MQ/0-invalid",
+    ),
+    ("email-confirm-link-invalid", "/email/confirm/MQ/0-invalid"),
+    ("trace", "/debug/trace"),
+    ("not-found", "/no/such/page"),
+    ("method-not-allowed", "/logout"),
+];
+
+/// The pages of a signed-in user, as `(name, path)`; one line each.
+const MEMBER_PAGES: &[(&str, &str)] = &[
+    ("home-signed-in", "/"),
+    ("profile", "/profile"),
+    ("password", "/password"),
+    ("email", "/email"),
+    ("sessions", "/sessions"),
+    ("security", "/security"),
+    ("trace-signed-in", "/debug/trace"),
+    ("source", "/debug/source/src/auth/middleware.rs"),
+    ("not-found-signed-in", "/no/such/page"),
+];
+
+#[actix_web::test]
+async fn every_page_passes_axe_in_both_colour_schemes_at_desktop_and_phone_widths() {
+    let Some(chromedriver) = chromedriver() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (listener, base) = local_listener("localhost");
+    let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &base)]);
+    let state = AppState::new(settings).await.expect("state");
+    let hash = state.hasher.hash(PASSWORD).expect("a hash");
+    let mut conn = state.pool.get().expect("a connection");
+    let grace = models::create(
+        &mut conn,
+        &NewUser::new("grace", &hash, false).with_email("grace@example.com", true),
+    )
+    .expect("grace's account");
+    // A superuser, for the staff area (and the header's "Staff" link).
+    models::create(&mut conn, &NewUser::new("ada", &hash, true)).expect("ada's account");
+    drop(conn);
+    let app = Application::serve_on(state, listener).expect("serve");
+    actix_web::rt::spawn(app.run_until_stopped());
+    let (_driver, driver_url) = start_driver(chromedriver).await;
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    let pages = Pages { base, shots };
+
+    let visitor = browser(&driver_url).await;
+    for (name, path) in VISITOR_PAGES {
+        pages.visit(&visitor, path).await;
+        pages.assert_accessible(&visitor, name).await;
+    }
+    // Forms that went wrong: every error shown, each tied to its field.
+    pages.visit(&visitor, "/signup").await;
+    pages
+        .fill(
+            &visitor,
+            &[
+                ("username", "no spaces allowed"),
+                ("email", "not an address"),
+                ("password1", "short"),
+                ("password2", "different"),
+            ],
+        )
+        .await;
+    pages.submit_unchecked(&visitor, "form.stacked").await;
+    pages
+        .assert_shows(&visitor, "Please correct the errors")
+        .await;
+    pages.assert_accessible(&visitor, "signup-errors").await;
+    pages.visit(&visitor, "/login").await;
+    pages
+        .fill(&visitor, &[("username", "nobody"), ("password", "wrong")])
+        .await;
+    pages.submit(&visitor, "form.stacked").await;
+    pages.assert_shows(&visitor, "Please enter a correct").await;
+    pages.assert_accessible(&visitor, "login-failed").await;
+    pages.visit(&visitor, "/password/reset").await;
+    pages.fill(&visitor, &[("email", "not an address")]).await;
+    pages.submit_unchecked(&visitor, "form.stacked").await;
+    pages
+        .assert_accessible(&visitor, "password-reset-error")
+        .await;
+    // A POST without its token: the 403 page.
+    pages.visit(&visitor, "/").await;
+    let old_page = visitor.find(Locator::Css("html")).await.expect("a page");
+    visitor
+        .execute(
+            "const form = document.createElement('form');
+             form.method = 'post'; form.action = '/logout';
+             document.body.append(form); form.submit();",
+            vec![],
+        )
+        .await
+        .expect("posting");
+    pages.wait_for_next_page(&visitor, old_page).await;
+    pages
+        .assert_shows(&visitor, "CSRF verification failed")
+        .await;
+    pages.assert_accessible(&visitor, "forbidden").await;
+
+    let member = browser(&driver_url).await;
+    pages.visit(&member, "/login").await;
+    pages
+        .fill(&member, &[("username", "grace"), ("password", PASSWORD)])
+        .await;
+    pages.submit(&member, "form.stacked").await;
+    assert_eq!(pages.path(&member).await, "/profile");
+    // A second session, so that "your sessions" lists one to revoke.
+    pages.visit(&visitor, "/login").await;
+    pages
+        .fill(&visitor, &[("username", "grace"), ("password", PASSWORD)])
+        .await;
+    pages.submit(&visitor, "form.stacked").await;
+    for (name, path) in MEMBER_PAGES {
+        pages.visit(&member, path).await;
+        pages.assert_accessible(&member, name).await;
+    }
+    pages.visit(&member, "/password").await;
+    pages
+        .fill(
+            &member,
+            &[
+                ("old_password", PASSWORD),
+                ("new_password1", "short"),
+                ("new_password2", "different"),
+            ],
+        )
+        .await;
+    pages.submit(&member, "form.stacked").await;
+    pages
+        .assert_shows(&member, "Please correct the errors")
+        .await;
+    pages.assert_accessible(&member, "password-errors").await;
+    pages.visit(&member, "/email").await;
+    pages
+        .fill(
+            &member,
+            &[("email", "not an address"), ("password", PASSWORD)],
+        )
+        .await;
+    pages.submit_unchecked(&member, "form.stacked").await;
+    pages
+        .assert_shows(&member, "Please correct the errors")
+        .await;
+    pages.assert_accessible(&member, "email-errors").await;
+
+    // The staff area, seen by a superuser: every page, and grace's.
+    let staff = browser(&driver_url).await;
+    pages.visit(&staff, "/login").await;
+    pages
+        .fill(&staff, &[("username", "ada"), ("password", PASSWORD)])
+        .await;
+    pages.submit(&staff, "form.stacked").await;
+    let grace_page = format!("/staff/users/{}", grace.id);
+    for (name, path) in [
+        ("staff-users", "/staff/users"),
+        ("staff-user", grace_page.as_str()),
+        ("staff-events", "/staff/events"),
+    ] {
+        pages.visit(&staff, path).await;
+        pages.assert_accessible(&staff, name).await;
+    }
+
+    staff.close().await.expect("close");
+    member.close().await.expect("close");
+    visitor.close().await.expect("close");
 }

@@ -76,6 +76,15 @@ pub fn find_active_by_email(conn: &mut DbConnection, email: &str) -> QueryResult
         .optional()
 }
 
+/// Whether any account has this address, however it is spelled.
+pub fn is_taken(conn: &mut DbConnection, email: &str) -> QueryResult<bool> {
+    users::table
+        .filter(users::email_key.eq(email_key(email)))
+        .count()
+        .get_result::<i64>(conn)
+        .map(|count| count > 0)
+}
+
 /// Whether an account other than `user_id` has this address.
 pub fn taken_by_another(conn: &mut DbConnection, email: &str, user_id: i32) -> QueryResult<bool> {
     users::table

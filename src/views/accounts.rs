@@ -14,7 +14,7 @@ use crate::{
     auth::{
         self, AuthContext, AuthError, Authenticated, Credentials, CurrentUser, LazyUser,
         audit::{self, EventKind, NewEvent, Origin},
-        email_address::EmailError,
+        email_address::{self, EmailError},
         models,
         redirects::safe_next_or,
         second_factor::{self, PendingLogin},
@@ -38,7 +38,9 @@ use crate::{
         email::{self, SignupError},
         messages,
         new_password::NewPassword,
-        render, see_other, throttled,
+        render, see_other,
+        site_header::SiteHeader,
+        throttled,
     },
 };
 
@@ -75,6 +77,7 @@ async fn redirect_if_signed_in(
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
+    header: SiteHeader,
     csrf_token: String,
     username: &'a str,
     remember_me: bool,
@@ -87,6 +90,7 @@ struct LoginPage<'a> {
 pub async fn login_form(
     query: web::Query<NextQuery>,
     user: LazyUser,
+    header: SiteHeader,
     csrf: CsrfToken,
     incoming: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
@@ -94,6 +98,7 @@ pub async fn login_form(
         return Ok(redirect);
     }
     render(&LoginPage {
+        header,
         csrf_token: csrf.form_value(),
         username: "",
         remember_me: false,
@@ -120,6 +125,7 @@ pub async fn login_submit(
         outbox, letters, ..
     }: Mailing,
     user: LazyUser,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let mut credentials = Credentials::from_fields(form.into_inner())
@@ -142,6 +148,7 @@ pub async fn login_submit(
     let password_missing = credentials.get("password").unwrap_or_default().is_empty();
     let failed = |error| {
         render(&LoginPage {
+            header: header.clone(),
             csrf_token: csrf.form_value(),
             username,
             remember_me,
@@ -298,29 +305,26 @@ pub async fn logout(req: HttpRequest, auth: web::Data<AuthContext>) -> HttpRespo
 #[derive(Template)]
 #[template(path = "profile.html")]
 struct ProfilePage<'a> {
-    /// Whether the header links to the staff area.
-    staff: bool,
+    header: SiteHeader,
     username: &'a str,
     fields: Vec<(&'static str, String)>,
     date_joined: String,
     last_login: Option<String>,
-    csrf_token: String,
     messages: Vec<Message>,
 }
 
 /// `GET /profile`, behind `login_required`.
 pub async fn profile(
     CurrentUser(user): CurrentUser,
-    csrf: CsrfToken,
+    header: SiteHeader,
     incoming: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
     render(&ProfilePage {
-        staff: user.is_staff,
+        header,
         username: &user.username,
         fields: profile_view(&user),
         date_joined: display_time(&user.date_joined),
         last_login: user.last_login.as_ref().map(display_time),
-        csrf_token: csrf.form_value(),
         messages: messages(&incoming),
     })
 }
@@ -328,6 +332,7 @@ pub async fn profile(
 #[derive(Template)]
 #[template(path = "signup.html")]
 struct SignupPage<'a> {
+    header: SiteHeader,
     csrf_token: String,
     fields: Vec<FieldView<'a>>,
     errors: &'a FieldErrors,
@@ -337,6 +342,7 @@ struct SignupPage<'a> {
 pub async fn signup_form(
     query: web::Query<NextQuery>,
     user: LazyUser,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     if let Some(redirect) = redirect_if_signed_in(&user, query.next.as_deref()).await? {
@@ -344,6 +350,7 @@ pub async fn signup_form(
     }
     let (fields, errors) = (UserFields::default(), FieldErrors::default());
     render(&SignupPage {
+        header,
         csrf_token: csrf.form_value(),
         fields: form_view(&fields, &errors),
         errors: &errors,
@@ -364,6 +371,7 @@ pub struct SignupForm {
 
 /// `POST /signup`: creates the user and signs them in; mails a
 /// confirmation link to the address, if one was given.
+#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn signup_submit(
     req: HttpRequest,
     form: web::Form<SignupForm>,
@@ -375,6 +383,7 @@ pub async fn signup_submit(
         letters,
     }: Mailing,
     user: LazyUser,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     if let Some(redirect) = redirect_if_signed_in(&user, None).await? {
@@ -390,6 +399,27 @@ pub async fn signup_submit(
     errors.add_validation(validate_password(&password1, &fields.username));
     if password1 != password2 {
         errors.add_validation([ValidationError::PasswordMismatch]);
+    }
+    // A taken name or address is looked up now, so that every error shows
+    // in one round; the insert below still refuses one taken meanwhile.
+    let (check_name, check_email) = (
+        errors.get("username").is_empty(),
+        fields.email().is_some() && errors.get("email").is_empty(),
+    );
+    if check_name || check_email {
+        let (name, address) = (fields.username.clone(), fields.email.clone());
+        let (name_taken, email_taken) = with_conn(auth.pool(), move |conn| {
+            let name_taken = check_name && models::find_by_username(conn, &name)?.is_some();
+            let email_taken = check_email && email_address::is_taken(conn, &address)?;
+            Ok::<_, DbError>((name_taken, email_taken))
+        })
+        .await?;
+        if name_taken {
+            errors.add_validation([ValidationError::UsernameTaken]);
+        }
+        if email_taken {
+            errors.add("email", EmailError::Taken);
+        }
     }
 
     if errors.is_empty() {
@@ -433,6 +463,7 @@ pub async fn signup_submit(
 
     // As Django: a form with errors is shown again, with 200.
     render(&SignupPage {
+        header,
         csrf_token: csrf.form_value(),
         fields: form_view(&fields, &errors),
         errors: &errors,
@@ -442,14 +473,20 @@ pub async fn signup_submit(
 #[derive(Template)]
 #[template(path = "password.html")]
 struct PasswordPage {
+    header: SiteHeader,
     csrf_token: String,
     old_password_error: Option<&'static str>,
     errors: FieldErrors,
 }
 
 /// `GET /password`, behind `login_required`.
-pub async fn password_form(_user: CurrentUser, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
+pub async fn password_form(
+    _user: CurrentUser,
+    header: SiteHeader,
+    csrf: CsrfToken,
+) -> Result<HttpResponse, AppError> {
     render(&PasswordPage {
+        header,
         csrf_token: csrf.form_value(),
         old_password_error: None,
         errors: FieldErrors::default(),
@@ -479,6 +516,7 @@ pub async fn password_submit(
     Mailing {
         outbox, letters, ..
     }: Mailing,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let PasswordForm { old_password, new } = form.into_inner();
@@ -487,6 +525,7 @@ pub async fn password_submit(
     let errors = new.check(&user.username);
     if !old_ok || !errors.is_empty() {
         return render(&PasswordPage {
+            header,
             csrf_token: csrf.form_value(),
             old_password_error: (!old_ok)
                 .then_some("Your old password was entered incorrectly. Please enter it again."),

@@ -16,7 +16,7 @@ use crate::{
     errors::AppError,
     metrics::RequestMetrics,
     sessions::{self, SESSION_COOKIE_NAME, SessionBackend, db_store::state_as_json},
-    views::render,
+    views::{render, site_header::SiteHeader},
 };
 
 /// The source files the trace links to, compiled in so that the page works
@@ -52,8 +52,12 @@ const SOURCES: &[(&str, &str)] = &[
 /// One step of the journey, as this request met it.
 #[derive(Debug, Serialize)]
 pub struct Step {
-    /// The step's number in the walkthrough.
-    pub number: u8,
+    /// The step's place on this page: 1, 2, 3… in the order the request
+    /// met them.
+    pub number: usize,
+    /// Which step of the dance it belongs to, as the README's "How a
+    /// request travels" numbers them: `1`, `2`, `2½`, `6`.
+    pub dance_step: &'static str,
     /// What happens at this step.
     pub title: &'static str,
     /// What happened on this request.
@@ -82,6 +86,7 @@ pub struct Trace {
 #[derive(Template)]
 #[template(path = "trace.html")]
 struct TracePage {
+    header: SiteHeader,
     trace: Trace,
     data: Vec<Option<String>>,
 }
@@ -142,11 +147,10 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
         None => "The page asked and the answer is anonymous: no user query was needed.".to_owned(),
     };
 
-    Ok(Trace {
-        engine,
-        steps: vec![
+    let mut steps = vec![
             Step {
-                number: 1,
+                number: 0,
+                dance_step: "1",
                 title: "The session middleware reads the cookie",
                 detail: cookie_detail,
                 data: None,
@@ -154,7 +158,8 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
                 source: "src/sessions/cookies.rs",
             },
             Step {
-                number: 1,
+                number: 0,
+                dance_step: "1",
                 title: "…and loads the session from the engine",
                 detail: match before.session {
                     Some(_) => format!("Loaded from the {engine} engine."),
@@ -165,7 +170,8 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
                 source: "src/sessions/db_store.rs",
             },
             Step {
-                number: 2,
+                number: 0,
+                dance_step: "2",
                 title: "The auth middleware notes the identity and attaches a lazy user",
                 detail: identity,
                 data: None,
@@ -173,7 +179,8 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
                 source: "src/auth/middleware.rs",
             },
             Step {
-                number: 3,
+                number: 0,
+                dance_step: "2½",
                 title: "The lazy user is loaded when first asked for",
                 detail: user_detail,
                 data: None,
@@ -181,14 +188,22 @@ async fn trace(req: &HttpRequest, engine: &'static str) -> Result<Trace, AppErro
                 source: "src/auth/session_user.rs",
             },
             Step {
-                number: 6,
+                number: 0,
+                dance_step: "6",
                 title: "On the way out, the session is saved only if it changed",
                 detail: "This page changes nothing, so nothing is written (unless \"last seen\" is more than a minute old).".into(),
                 data: None,
                 took_ms: None,
                 source: "src/sessions/layers.rs",
             },
-        ],
+        ];
+    // Numbered by place, so that the page neither skips nor repeats one.
+    for (place, step) in steps.iter_mut().enumerate() {
+        step.number = place + 1;
+    }
+    Ok(Trace {
+        engine,
+        steps,
         queries: after.sql,
     })
 }
@@ -217,21 +232,29 @@ pub async fn trace_page(
                 .and_then(|data| serde_json::to_string_pretty(data).ok())
         })
         .collect();
-    render(&TracePage { trace, data })
+    // After the trace: the header loads the user, which the trace shows
+    // happening lazily.
+    let header = SiteHeader::for_request(&req).await?;
+    render(&TracePage {
+        header,
+        trace,
+        data,
+    })
 }
 
 #[derive(Template)]
 #[template(path = "source.html")]
 struct SourcePage<'a> {
+    header: SiteHeader,
     path: &'a str,
     text: &'a str,
 }
 
 /// `GET /debug/source/{path}`: one of the files the trace links to.
-pub async fn source(path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn source(path: web::Path<String>, header: SiteHeader) -> Result<HttpResponse, AppError> {
     let (path, text) = SOURCES
         .iter()
         .find(|(name, _)| *name == path.as_str())
         .ok_or(AppError::NotFound)?;
-    render(&SourcePage { path, text })
+    render(&SourcePage { header, path, text })
 }

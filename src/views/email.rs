@@ -31,13 +31,16 @@ use crate::{
     views::{
         Mailing,
         password_reset::{invalid_link, keep_link_private},
-        render, see_other, throttled,
+        render, see_other,
+        site_header::SiteHeader,
+        throttled,
     },
 };
 
 #[derive(Template)]
 #[template(path = "email.html")]
 struct EmailPage<'a> {
+    header: SiteHeader,
     csrf_token: String,
     current: Option<&'a str>,
     confirmed: bool,
@@ -48,8 +51,9 @@ struct EmailPage<'a> {
 }
 
 impl<'a> EmailPage<'a> {
-    fn new(user: &'a User, csrf: &CsrfToken) -> Self {
+    fn new(header: SiteHeader, user: &'a User, csrf: &CsrfToken) -> Self {
         Self {
+            header,
             csrf_token: csrf.form_value(),
             current: user.email.as_deref(),
             confirmed: user.email_confirmed,
@@ -64,9 +68,10 @@ impl<'a> EmailPage<'a> {
 /// `GET /email`, behind `login_required`: the address and the form.
 pub async fn form(
     CurrentUser(user): CurrentUser,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
-    render(&EmailPage::new(&user, &csrf))
+    render(&EmailPage::new(header, &user, &csrf))
 }
 
 /// What the form posts.
@@ -90,6 +95,7 @@ pub fn confirmation_path(tokens: &TokenGenerator, user: &User) -> String {
 
 /// `POST /email`: checks the password, then mails a confirmation link to
 /// the new address and a notice to the old one.
+#[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn submit(
     req: HttpRequest,
     CurrentUser(user): CurrentUser,
@@ -101,6 +107,7 @@ pub async fn submit(
         outbox,
         letters,
     }: Mailing,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let EmailForm { email, password } = form.into_inner();
@@ -110,7 +117,7 @@ pub async fn submit(
             email: &email,
             email_error,
             password_error,
-            ..EmailPage::new(&user, &csrf)
+            ..EmailPage::new(header.clone(), &user, &csrf)
         })
     };
     if let Err(err) = validate_email(&email) {
@@ -183,6 +190,7 @@ pub async fn confirm(
     path: web::Path<(String, String)>,
     auth: web::Data<AuthContext>,
     tokens: web::Data<TokenGenerator>,
+    header: SiteHeader,
 ) -> Result<HttpResponse, AppError> {
     let (uid, token) = path.into_inner();
     let user = match decode_uid(&uid) {
@@ -201,6 +209,7 @@ pub async fn confirm(
     });
     let Some((user_id, address)) = confirming else {
         return invalid_link(
+            header,
             "Confirmation unsuccessful",
             "This confirmation link is invalid: it was already used, a newer one was sent, \
              or it expired. Sign in and ask for a new one from your profile.",
@@ -222,7 +231,7 @@ pub async fn confirm(
     })
     .await?;
     if let Err(err) = outcome {
-        return invalid_link("Confirmation unsuccessful", &err.to_string(), None)
+        return invalid_link(header, "Confirmation unsuccessful", &err.to_string(), None)
             .map(keep_link_private);
     }
     FlashMessage::success(format!("Your email address {shown} is confirmed.")).send();

@@ -6,19 +6,16 @@ use askama::Template;
 
 use crate::{
     auth::{LazyUser, User},
-    csrf::CsrfToken,
     errors::AppError,
     settings::Settings,
-    views::{Message, messages, render},
+    views::{Message, messages, render, site_header::SiteHeader},
 };
 
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage {
+    header: SiteHeader,
     user: Option<User>,
-    /// Whether the header links to the staff area.
-    staff: bool,
-    csrf_token: String,
     messages: Vec<Message>,
     debug: bool,
 }
@@ -27,21 +24,15 @@ struct HomePage {
 /// finds no claim in the session and never reaches the database.
 pub async fn home(
     user: LazyUser,
-    csrf: CsrfToken,
+    header: SiteHeader,
     incoming: IncomingFlashMessages,
     settings: web::Data<Settings>,
 ) -> Result<HttpResponse, AppError> {
+    // Already loaded for the header: no second query.
     let user = user.get().await?;
-    // Only the sign-out button needs a token; anonymous pages set no cookie.
-    let csrf_token = if user.is_some() {
-        csrf.form_value()
-    } else {
-        String::new()
-    };
     render(&HomePage {
-        staff: user.as_ref().is_some_and(|user| user.is_staff),
+        header,
         user,
-        csrf_token,
         messages: messages(&incoming),
         debug: settings.debug,
     })

@@ -11,6 +11,7 @@ pub mod new_password;
 pub mod password_reset;
 pub mod second_factor;
 pub mod security;
+pub mod site_header;
 pub mod staff;
 pub mod static_files;
 pub mod sudo;
@@ -21,7 +22,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, http::head
 use actix_web_flash_messages::{IncomingFlashMessages, Level};
 use askama::Template;
 use futures_util::future::{Ready, ready};
-use time::{PrimitiveDateTime, macros::format_description};
+use time::{OffsetDateTime, PrimitiveDateTime, macros::format_description};
 
 use crate::{
     auth::tokens::TokenGenerator,
@@ -42,6 +43,49 @@ pub fn display_time(at: &PrimitiveDateTime) -> String {
         "[year]-[month]-[day] [hour]:[minute] UTC"
     ))
     .unwrap_or_else(|_| at.to_string())
+}
+
+/// A UTC timestamp as a page shows it: how long ago in words ("5 minutes
+/// ago"), the exact time (for the `title`, shown on hover) and the
+/// machine-readable one (for `<time datetime>`).
+#[derive(Debug, Clone)]
+pub struct TimeAgo {
+    /// "just now", "5 minutes ago", "3 days ago", or the date when older.
+    pub words: String,
+    /// `2026-11-25 17:19 UTC`.
+    pub exact: String,
+    /// `2026-11-25T17:19:00Z`.
+    pub datetime: String,
+}
+
+impl TimeAgo {
+    /// `at`, seen from `now`.
+    pub fn new(at: &PrimitiveDateTime, now: OffsetDateTime) -> Self {
+        let at_utc = at.assume_utc();
+        // A clock a little behind another instance's reads as "just now".
+        let seconds = (now - at_utc).whole_seconds().max(0);
+        let ago = |count: i64, unit: &str| {
+            format!("{count} {unit}{} ago", if count == 1 { "" } else { "s" })
+        };
+        let words = match seconds {
+            0..60 => "just now".to_owned(),
+            60..3_600 => ago(seconds / 60, "minute"),
+            3_600..86_400 => ago(seconds / 3_600, "hour"),
+            86_400..2_592_000 => ago(seconds / 86_400, "day"),
+            _ => at
+                .format(format_description!("[year]-[month]-[day]"))
+                .unwrap_or_else(|_| at.to_string()),
+        };
+        Self {
+            words,
+            exact: display_time(at),
+            datetime: at
+                .format(format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+                ))
+                .unwrap_or_else(|_| at.to_string()),
+        }
+    }
 }
 
 /// A flash message, ready for a template.
@@ -104,5 +148,34 @@ impl FromRequest for Mailing {
             AppError::unexpected("the mail app data (tokens, outbox, letters) is not registered")
                 .into()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::{Duration, macros::datetime};
+
+    use super::TimeAgo;
+
+    #[test]
+    fn times_read_as_how_long_ago_with_the_exact_time_beside() {
+        let now = datetime!(2026-11-25 17:19:30 UTC);
+        let words = |ago: Duration| {
+            let at = now - ago;
+            TimeAgo::new(&time::PrimitiveDateTime::new(at.date(), at.time()), now).words
+        };
+        assert_eq!(words(Duration::seconds(59)), "just now");
+        assert_eq!(words(Duration::seconds(-30)), "just now", "a clock ahead");
+        assert_eq!(words(Duration::minutes(1)), "1 minute ago");
+        assert_eq!(words(Duration::minutes(59)), "59 minutes ago");
+        assert_eq!(words(Duration::hours(2)), "2 hours ago");
+        assert_eq!(words(Duration::days(1)), "1 day ago");
+        assert_eq!(words(Duration::days(29)), "29 days ago");
+        assert_eq!(words(Duration::days(40)), "2026-10-16");
+
+        let at = datetime!(2026-11-25 17:19:00);
+        let shown = TimeAgo::new(&at, now);
+        assert_eq!(shown.exact, "2026-11-25 17:19 UTC");
+        assert_eq!(shown.datetime, "2026-11-25T17:19:00Z");
     }
 }

@@ -47,7 +47,9 @@ use crate::{
     metrics::RequestMetrics,
     paths,
     sessions::SessionBackend,
-    views::{Mailing, new_password::NewPassword, render, see_other, throttled},
+    views::{
+        Mailing, new_password::NewPassword, render, see_other, site_header::SiteHeader, throttled,
+    },
 };
 
 /// The session key holding a reset token between the link and the form.
@@ -59,14 +61,16 @@ pub const SET_PASSWORD: &str = "set-password";
 #[derive(Template)]
 #[template(path = "password_reset.html")]
 struct RequestPage<'a> {
+    header: SiteHeader,
     csrf_token: String,
     email: &'a str,
     error: Option<String>,
 }
 
 /// `GET /password/reset`: the form asking for an address.
-pub async fn request_form(csrf: CsrfToken) -> Result<HttpResponse, AppError> {
+pub async fn request_form(header: SiteHeader, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
     render(&RequestPage {
+        header,
         csrf_token: csrf.form_value(),
         email: "",
         error: None,
@@ -92,6 +96,7 @@ pub async fn request_submit(
         outbox,
         letters,
     }: Mailing,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     // Timings would tell a mail queued from a decoy.
@@ -99,6 +104,7 @@ pub async fn request_submit(
     let email = normalize_email(&form.email);
     if let Err(err) = validate_email(&email) {
         return render(&RequestPage {
+            header,
             csrf_token: csrf.form_value(),
             email: &email,
             error: Some(err.to_string()),
@@ -154,13 +160,18 @@ pub(crate) fn link_path(user: &User, token: &str) -> String {
 #[derive(Template)]
 #[template(path = "password_reset_done.html")]
 struct DonePage {
+    header: SiteHeader,
     ttl: String,
 }
 
 /// `GET /password/reset/done`: "check your mail", whatever the address.
-pub async fn done(tokens: web::Data<TokenGenerator>) -> Result<HttpResponse, AppError> {
+pub async fn done(
+    tokens: web::Data<TokenGenerator>,
+    header: SiteHeader,
+) -> Result<HttpResponse, AppError> {
     let minutes = tokens.reset_ttl().as_secs().div_ceil(60);
     render(&DonePage {
+        header,
         ttl: if minutes.is_multiple_of(60) {
             let hours = minutes / 60;
             format!("{hours} hour{}", if hours == 1 { "" } else { "s" })
@@ -173,6 +184,7 @@ pub async fn done(tokens: web::Data<TokenGenerator>) -> Result<HttpResponse, App
 #[derive(Template)]
 #[template(path = "link_invalid.html")]
 struct InvalidLinkPage<'a> {
+    header: SiteHeader,
     title: &'a str,
     message: &'a str,
     retry: Option<(&'a str, &'a str)>,
@@ -180,19 +192,22 @@ struct InvalidLinkPage<'a> {
 
 /// The page for a link that does not (or no longer) work.
 pub fn invalid_link(
+    header: SiteHeader,
     title: &str,
     message: &str,
     retry: Option<(&str, &str)>,
 ) -> Result<HttpResponse, AppError> {
     render(&InvalidLinkPage {
+        header,
         title,
         message,
         retry,
     })
 }
 
-fn invalid_reset_link() -> Result<HttpResponse, AppError> {
+fn invalid_reset_link(header: SiteHeader) -> Result<HttpResponse, AppError> {
     invalid_link(
+        header,
         "Password reset unsuccessful",
         "The password reset link was invalid, possibly because it has already been used, \
          the password was changed or you signed in since, or it expired. \
@@ -233,6 +248,7 @@ async fn user_with_token(
 #[derive(Template)]
 #[template(path = "password_reset_confirm.html")]
 struct SetPasswordPage<'a> {
+    header: SiteHeader,
     csrf_token: String,
     action: &'a str,
     errors: FieldErrors,
@@ -245,6 +261,7 @@ pub async fn link(
     path: web::Path<(String, String)>,
     auth: web::Data<AuthContext>,
     tokens: web::Data<TokenGenerator>,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let (uid, token) = path.into_inner();
@@ -257,11 +274,12 @@ pub async fn link(
         };
         return match valid {
             Some(_) => render(&SetPasswordPage {
+                header,
                 csrf_token: csrf.form_value(),
                 action: req.path(),
                 errors: FieldErrors::default(),
             }),
-            None => invalid_reset_link(),
+            None => invalid_reset_link(header),
         }
         .map(keep_link_private);
     }
@@ -269,7 +287,7 @@ pub async fn link(
         .await?
         .is_none()
     {
-        return invalid_reset_link().map(keep_link_private);
+        return invalid_reset_link(header).map(keep_link_private);
     }
     session
         .insert(RESET_TOKEN_KEY, &token)
@@ -294,6 +312,7 @@ pub async fn set_password(
         outbox,
         letters,
     }: Mailing,
+    header: SiteHeader,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let (uid, marker) = path.into_inner();
@@ -304,12 +323,13 @@ pub async fn set_password(
         _ => None,
     };
     let Some(user) = user else {
-        return invalid_reset_link().map(keep_link_private);
+        return invalid_reset_link(header).map(keep_link_private);
     };
     let new = form.into_inner();
     let mut errors = new.check(&user.username);
     if !errors.is_empty() {
         return render(&SetPasswordPage {
+            header,
             csrf_token: csrf.form_value(),
             action: req.path(),
             errors,
@@ -328,6 +348,7 @@ pub async fn set_password(
         Err(user_manager::AccountError::Invalid(problems)) => {
             errors.add_validation(problems);
             return render(&SetPasswordPage {
+                header,
                 csrf_token: csrf.form_value(),
                 action: req.path(),
                 errors,
@@ -357,7 +378,7 @@ pub async fn set_password(
     })
     .await?;
     if !replaced {
-        return invalid_reset_link().map(keep_link_private);
+        return invalid_reset_link(header).map(keep_link_private);
     }
     outbox.wake();
     // The new password's auth hash already ends every session on every

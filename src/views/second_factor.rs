@@ -31,6 +31,7 @@ use crate::{
         Mailing,
         accounts::{SignedIn, complete_login},
         render, see_other,
+        site_header::SiteHeader,
         throttled::refused,
     },
 };
@@ -60,6 +61,7 @@ pub(crate) fn ceremony_options(options: &impl Serialize) -> HttpResponse {
 #[derive(Template)]
 #[template(path = "login_verify.html")]
 struct VerifyPage<'a> {
+    header: SiteHeader,
     csrf_token: String,
     error: Option<&'a str>,
     has_passkeys: bool,
@@ -92,6 +94,7 @@ pub async fn verify_form(
         return Ok(restart());
     };
     render(&VerifyPage {
+        header: SiteHeader::for_request(&req).await?,
         csrf_token: csrf.form_value(),
         error: None,
         has_passkeys: has_passkeys(&auth, pending.user_id).await?,
@@ -213,6 +216,7 @@ pub async fn verify_submit(
             &req,
         );
         return render(&VerifyPage {
+            header: SiteHeader::for_request(&req).await?,
             csrf_token: csrf.form_value(),
             error: Some(INVALID_CODE),
             has_passkeys: has_passkeys(&auth, pending.user_id).await?,

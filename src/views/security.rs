@@ -33,6 +33,7 @@ use crate::{
         Message, display_time, messages, render,
         second_factor::{ceremony_options, passkey_error},
         see_other,
+        site_header::SiteHeader,
         throttled::refused,
     },
 };
@@ -83,8 +84,7 @@ struct PasskeyRow {
 #[derive(Template)]
 #[template(path = "security.html")]
 struct SecurityPage {
-    /// Whether the header links to the staff area.
-    staff: bool,
+    header: SiteHeader,
     csrf_token: String,
     messages: Vec<Message>,
     passkeys: Vec<PasskeyRow>,
@@ -99,6 +99,7 @@ struct SecurityPage {
 /// `GET /security`, behind `login_required`.
 pub async fn page(
     CurrentUser(user): CurrentUser,
+    header: SiteHeader,
     auth: web::Data<AuthContext>,
     factors: web::Data<Factors>,
     csrf: CsrfToken,
@@ -115,7 +116,7 @@ pub async fn page(
     })
     .await?;
     render(&SecurityPage {
-        staff: user.is_staff,
+        header,
         csrf_token: csrf.form_value(),
         messages: messages(&incoming),
         passkeys: keys
@@ -162,6 +163,7 @@ fn qr_svg(text: &str) -> Result<String, AppError> {
 #[derive(Template)]
 #[template(path = "totp_setup.html")]
 struct TotpSetupPage<'a> {
+    header: SiteHeader,
     csrf_token: String,
     qr_svg: String,
     secret: String,
@@ -171,12 +173,13 @@ struct TotpSetupPage<'a> {
 #[derive(Template)]
 #[template(path = "recovery_codes.html")]
 struct RecoveryCodesPage {
+    header: SiteHeader,
     codes: Vec<String>,
 }
 
 /// A page of fresh recovery codes: shown once, never stored by a cache.
-fn show_codes(codes: Vec<String>) -> Result<HttpResponse, AppError> {
-    let mut response = render(&RecoveryCodesPage { codes })?;
+fn show_codes(header: SiteHeader, codes: Vec<String>) -> Result<HttpResponse, AppError> {
+    let mut response = render(&RecoveryCodesPage { header, codes })?;
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
@@ -226,6 +229,7 @@ async fn device_in_setup(
 }
 
 async fn setup_page(
+    header: SiteHeader,
     auth: &AuthContext,
     factors: &Factors,
     user: &crate::auth::User,
@@ -240,6 +244,7 @@ async fn setup_page(
         .provisioning_for(&device, &user.username)
         .map_err(totp_error)?;
     let mut response = render(&TotpSetupPage {
+        header,
         csrf_token: csrf.form_value(),
         qr_svg: qr_svg(&uri)?,
         secret,
@@ -256,11 +261,12 @@ async fn setup_page(
 /// the confirming code.
 pub async fn totp_form(
     CurrentUser(user): CurrentUser,
+    header: SiteHeader,
     auth: web::Data<AuthContext>,
     factors: web::Data<Factors>,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
-    setup_page(&auth, &factors, &user, &csrf, None).await
+    setup_page(header, &auth, &factors, &user, &csrf, None).await
 }
 
 /// The confirming code.
@@ -317,6 +323,7 @@ pub async fn totp_confirm(
     .await?;
     let Some(codes) = codes else {
         return setup_page(
+            SiteHeader::for_request(&req).await?,
             &auth,
             &factors,
             &user,
@@ -327,7 +334,7 @@ pub async fn totp_confirm(
     };
     reservation.succeeded().await?;
     tracing::info!(user.id = user.id, "two-factor sign-in turned on");
-    show_codes(codes)
+    show_codes(SiteHeader::for_request(&req).await?, codes)
 }
 
 /// `POST /security/totp/disable`: two-factor sign-in off, recovery codes gone.
@@ -349,6 +356,7 @@ pub async fn totp_disable(
 /// `POST /security/recovery-codes`: ten new codes, the old ones void.
 pub async fn recovery_codes_regenerate(
     CurrentUser(user): CurrentUser,
+    header: SiteHeader,
     auth: web::Data<AuthContext>,
     factors: web::Data<Factors>,
 ) -> Result<HttpResponse, AppError> {
@@ -361,7 +369,7 @@ pub async fn recovery_codes_regenerate(
     })
     .await?;
     match codes {
-        Some(codes) => show_codes(codes),
+        Some(codes) => show_codes(header, codes),
         None => Ok(see_other(paths::SECURITY)),
     }
 }

@@ -31,7 +31,7 @@ use crate::{
     sessions::{SessionBackend, by_user},
     views::{
         Mailing, Message, display_time, messages, password_reset::link_path, render,
-        security::ActivityLine, see_other, your_sessions::SessionRow,
+        security::ActivityLine, see_other, site_header::SiteHeader, your_sessions::SessionRow,
     },
 };
 
@@ -109,7 +109,7 @@ fn query_value(value: &str) -> String {
 #[derive(Template)]
 #[template(path = "staff_users.html")]
 struct UsersPage {
-    staff: bool,
+    header: SiteHeader,
     q: String,
     users: Vec<UserRow>,
     pager: Pager,
@@ -118,6 +118,7 @@ struct UsersPage {
 /// `GET /staff/users`: users, found by name or address, a page at a time.
 pub async fn users(
     StaffUser(_): StaffUser,
+    header: SiteHeader,
     query: web::Query<UsersQuery>,
     auth: web::Data<AuthContext>,
 ) -> Result<HttpResponse, AppError> {
@@ -133,7 +134,7 @@ pub async fn users(
     found.truncate(PAGE_SIZE as usize);
     let base = format!("{}?q={}&", paths::STAFF_USERS, query_value(&q));
     render(&UsersPage {
-        staff: true,
+        header,
         users: found.into_iter().map(UserRow::from).collect(),
         pager: Pager::new(&base, page, has_more),
         q,
@@ -153,7 +154,7 @@ struct Abilities {
 #[derive(Template)]
 #[template(path = "staff_user.html")]
 struct UserPage {
-    staff: bool,
+    header: SiteHeader,
     user: UserRow,
     date_joined: String,
     has_email: bool,
@@ -188,6 +189,7 @@ struct UserFacts {
 #[allow(clippy::too_many_arguments)] // one extractor per thing the view uses
 pub async fn user(
     StaffUser(me): StaffUser,
+    header: SiteHeader,
     id: web::Path<i32>,
     lazy_user: LazyUser,
     auth: web::Data<AuthContext>,
@@ -213,9 +215,13 @@ pub async fn user(
     .ok_or(AppError::NotFound)?;
     let mine = lazy_user.permissions().await?;
     let sessions = if mine.has_perm(permissions::VIEW_ANY_SESSIONS.codename) {
-        by_user::list(&backend, id, None)
-            .await?
-            .map(|listed| listed.into_iter().map(SessionRow::from).collect())
+        let now = time::OffsetDateTime::now_utc();
+        by_user::list(&backend, id, None).await?.map(|listed| {
+            listed
+                .into_iter()
+                .map(|session| SessionRow::new(session, now))
+                .collect()
+        })
     } else {
         None
     };
@@ -242,7 +248,7 @@ pub async fn user(
         held.codenames().map(str::to_owned).collect()
     };
     render(&UserPage {
-        staff: true,
+        header,
         date_joined: display_time(&user.date_joined),
         has_email: user.email.is_some(),
         user: UserRow::from(user),
@@ -593,7 +599,7 @@ struct EventRow {
 #[derive(Template)]
 #[template(path = "staff_events.html")]
 struct EventsPage {
-    staff: bool,
+    header: SiteHeader,
     user: String,
     kind: String,
     kinds: &'static [EventKind],
@@ -605,6 +611,7 @@ struct EventsPage {
 /// `GET /staff/events`: everyone's security log, filtered by user and kind.
 pub async fn events(
     StaffUser(_): StaffUser,
+    header: SiteHeader,
     query: web::Query<EventsQuery>,
     auth: web::Data<AuthContext>,
 ) -> Result<HttpResponse, AppError> {
@@ -642,7 +649,7 @@ pub async fn events(
         query_value(&kind)
     );
     render(&EventsPage {
-        staff: true,
+        header,
         events: found
             .into_iter()
             .map(|event| EventRow {

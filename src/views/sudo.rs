@@ -21,6 +21,7 @@ use crate::{
         render,
         second_factor::{begin_verify, check_second_factor},
         see_other,
+        site_header::SiteHeader,
         throttled::check_own_password,
     },
 };
@@ -28,6 +29,7 @@ use crate::{
 #[derive(Template)]
 #[template(path = "sudo.html")]
 struct SudoPage<'a> {
+    header: SiteHeader,
     csrf_token: String,
     next: Option<&'a str>,
     error: Option<&'a str>,
@@ -49,12 +51,14 @@ async fn factors_of(auth: &AuthContext, user_id: i32) -> Result<(bool, bool), Ap
 /// `GET /sudo`: the form.
 pub async fn form(
     CurrentUser(user): CurrentUser,
+    header: SiteHeader,
     query: web::Query<NextQuery>,
     auth: web::Data<AuthContext>,
     csrf: CsrfToken,
 ) -> Result<HttpResponse, AppError> {
     let (has_totp, has_passkeys) = factors_of(&auth, user.id).await?;
     render(&SudoPage {
+        header,
         csrf_token: csrf.form_value(),
         next: query.next(),
         error: None,
@@ -112,6 +116,7 @@ pub async fn submit(
     if !ok {
         let (has_totp, has_passkeys) = factors_of(&auth, user.id).await?;
         return render(&SudoPage {
+            header: SiteHeader::for_request(&req).await?,
             csrf_token: csrf.form_value(),
             next: next.as_deref(),
             error: Some("That did not match. Please try again."),

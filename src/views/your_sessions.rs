@@ -10,6 +10,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_flash_messages::{FlashMessage, IncomingFlashMessages};
 use askama::Template;
+use time::OffsetDateTime;
 
 use crate::{
     auth::{
@@ -22,30 +23,36 @@ use crate::{
     errors::AppError,
     paths,
     sessions::{self, SessionBackend, by_user::SessionSummary},
-    views::{Message, display_time, messages, render, see_other},
+    views::{Message, TimeAgo, messages, render, see_other, site_header::SiteHeader},
 };
 
 /// One row of the table, formatted (the staff area shows the same).
 pub(crate) struct SessionRow {
     pub(crate) id: String,
-    pub(crate) signed_in_at: String,
-    pub(crate) last_seen: String,
-    pub(crate) user_agent: String,
+    pub(crate) signed_in_at: Option<TimeAgo>,
+    pub(crate) last_seen: Option<TimeAgo>,
+    /// "Firefox on Linux", or the whole `User-Agent` when it is not
+    /// recognised.
+    pub(crate) browser: String,
+    /// The whole `User-Agent`, when `browser` is a name made from it.
+    pub(crate) user_agent: Option<String>,
     pub(crate) ip: String,
     pub(crate) remembered: bool,
     pub(crate) current: bool,
 }
 
-impl From<SessionSummary> for SessionRow {
-    fn from(session: SessionSummary) -> Self {
-        let or_dash = |at: Option<time::PrimitiveDateTime>| {
-            at.as_ref().map_or_else(|| "—".to_owned(), display_time)
+impl SessionRow {
+    pub(crate) fn new(session: SessionSummary, now: OffsetDateTime) -> Self {
+        let (browser, user_agent) = match browser_name(&session.user_agent) {
+            Some(name) => (name, Some(session.user_agent)),
+            None => (session.user_agent, None),
         };
         Self {
             id: session.id,
-            signed_in_at: or_dash(session.signed_in_at),
-            last_seen: or_dash(session.last_seen),
-            user_agent: session.user_agent,
+            signed_in_at: session.signed_in_at.map(|at| TimeAgo::new(&at, now)),
+            last_seen: session.last_seen.map(|at| TimeAgo::new(&at, now)),
+            browser,
+            user_agent,
             ip: session.ip,
             remembered: session.remembered,
             current: session.current,
@@ -53,9 +60,25 @@ impl From<SessionSummary> for SessionRow {
     }
 }
 
+/// A browser's name as people say it, "Firefox on Linux", read from its
+/// `User-Agent` by woothee (the parser behind several log analysers); `None`
+/// when the string names no browser woothee knows.
+pub fn browser_name(user_agent: &str) -> Option<String> {
+    let parsed = woothee::parser::Parser::new().parse(user_agent)?;
+    if parsed.name == woothee::woothee::VALUE_UNKNOWN {
+        return None;
+    }
+    Some(if parsed.os == woothee::woothee::VALUE_UNKNOWN {
+        parsed.name.to_owned()
+    } else {
+        format!("{} on {}", parsed.name, parsed.os)
+    })
+}
+
 #[derive(Template)]
 #[template(path = "sessions.html")]
 struct SessionsPage {
+    header: SiteHeader,
     /// `None` when the engine keeps no sessions on the server.
     sessions: Option<Vec<SessionRow>>,
     /// Where sessions live, in words, for engines that cannot list them.
@@ -69,13 +92,23 @@ pub async fn list(
     req: HttpRequest,
     CurrentUser(user): CurrentUser,
     backend: web::Data<SessionBackend>,
+    header: SiteHeader,
     csrf: CsrfToken,
     incoming: IncomingFlashMessages,
 ) -> Result<HttpResponse, AppError> {
     let current = sessions::current_key_hash(&req);
-    let found = sessions::by_user::list(&backend, user.id, current).await?;
+    let now = OffsetDateTime::now_utc();
+    let sessions = sessions::by_user::list(&backend, user.id, current)
+        .await?
+        .map(|found| {
+            found
+                .into_iter()
+                .map(|session| SessionRow::new(session, now))
+                .collect()
+        });
     render(&SessionsPage {
-        sessions: found.map(|found| found.into_iter().map(SessionRow::from).collect()),
+        header,
+        sessions,
         engine: backend.description(),
         csrf_token: csrf.form_value(),
         messages: messages(&incoming),

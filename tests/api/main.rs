@@ -33,6 +33,7 @@ mod services;
 mod sessions;
 mod settings_documented;
 mod signup;
+mod site_header;
 mod smaller_holes;
 mod staff;
 mod sudo;

@@ -114,6 +114,42 @@ async fn signed_in_visitors_skip_the_login_and_signup_forms() {
 }
 
 #[actix_web::test]
+async fn every_error_shows_in_one_round_each_tied_to_its_field() {
+    let app = spawn_app().await;
+    TestUser::create_with_email(&app, "taken", "taken@example.com");
+    let res = app
+        .submit_form(
+            "/signup",
+            "/signup",
+            &[
+                ("username", "TAKEN"),
+                ("email", "Taken@Example.com"),
+                ("password1", "taken"),
+                ("password2", "something else"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    for (field, error) in [
+        ("username", "A user with that username already exists."),
+        ("email", "already"),
+        ("password1", "too short"),
+        ("password2", "match"),
+    ] {
+        let described = format!(r#"aria-describedby="id_{field}_help id_{field}_errors""#);
+        assert!(res.body.contains(&described), "{field} names its errors");
+        let errors = res
+            .body
+            .split(&format!(r#"<div id="id_{field}_errors">"#))
+            .nth(1)
+            .unwrap_or_else(|| panic!("the errors of {field}"));
+        let errors = &errors[..errors.find("</div>").expect("their end")];
+        assert!(errors.contains(error), "{field}: {errors}");
+    }
+    assert_eq!(app.session_rows(), 0, "nobody is signed in");
+}
+
+#[actix_web::test]
 async fn every_field_is_checked_in_one_round_and_each_error_shows_beside_its_field() {
     let app = spawn_app().await;
     let res = app

@@ -66,6 +66,24 @@ async fn the_trace_shows_a_signed_in_request_step_by_step() {
     assert!(queries[0].contains("FROM") && queries[0].contains("sessions"));
     assert!(queries[1].contains("FROM") && queries[1].contains("users"));
 
+    // The steps are numbered 1, 2, 3… on the page and in the JSON.
+    let steps = trace["steps"].as_array().expect("a list of steps");
+    for (place, step) in steps.iter().enumerate() {
+        assert_eq!(step["number"], place + 1, "{step}");
+    }
+    let shown: Vec<&str> = page
+        .body
+        .split("<span class=\"step\">")
+        .skip(1)
+        .filter_map(|rest| rest.split('<').next())
+        .collect();
+    let expected: Vec<String> = (1..=steps.len()).map(|n| n.to_string()).collect();
+    assert_eq!(shown, expected, "numbered without gaps or repeats");
+    assert!(
+        page.body.contains("Step 2½ of the dance"),
+        "and their step of the dance"
+    );
+
     let source = app.get("/debug/source/src/auth/middleware.rs").await;
     assert_eq!(source.status, StatusCode::OK);
     assert!(source.body.contains("pub struct LazyUser"));

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use crate::helpers::{Request, TestApp, TestResponse, TestUser, spawn_app, spawn_app_with};
 
 /// What the "your sessions" page says about this browser's session under
-/// `label` (`Address`, `Last seen`), or `Browser` for its user agent.
+/// `label` (`Address`, `Last seen`: the exact time), or `Browser` for its
+/// name (its user agent, when the name is not recognised).
 pub fn this_session_fact(page: &TestResponse, label: &str) -> String {
     let current = page
         .body
@@ -21,8 +22,14 @@ pub fn this_session_fact(page: &TestResponse, label: &str) -> String {
         format!("<dt>{label}</dt><dd>")
     };
     let start = current.find(&marker).expect("the fact") + marker.len();
-    let len = current[start..].find('<').expect("its end");
-    current[start..start + len].trim().to_owned()
+    let fact = &current[start..];
+    // A time reads as "5 minutes ago"; the exact time is its `title`.
+    if let Some(time) = fact.strip_prefix("<time ") {
+        let title = time.split("title=\"").nth(1).expect("an exact time");
+        return title[..title.find('"').expect("its end")].to_owned();
+    }
+    let len = fact.find('<').expect("its end");
+    fact[..len].trim().to_owned()
 }
 
 /// Signs `user` in through the form from a browser announcing itself as
@@ -190,6 +197,26 @@ async fn the_cookie_engine_says_plainly_it_cannot_list_sessions_and_offers_to_en
     );
     assert!(page.body.contains("in signed, encrypted cookies"));
     assert!(page.body.contains("action=\"/sessions/revoke-others\""));
+}
+
+#[actix_web::test]
+async fn a_known_browser_is_named_as_people_say_it_and_its_time_in_words() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    login_as_browser(&app, &alice, firefox).await;
+
+    let page = app.get("/sessions").await;
+    assert_eq!(this_session_fact(&page, "Browser"), "Firefox on Linux");
+    assert!(
+        page.body
+            .contains(&format!("<p class=\"raw-agent\">{firefox}</p>")),
+        "the whole string, a click away"
+    );
+    assert!(
+        page.body.contains(">just now</time>"),
+        "signed in and last seen just now"
+    );
 }
 
 #[actix_web::test]
