@@ -129,7 +129,10 @@ async fn sign_out_password_change_and_revocations_are_logged_for_the_user() {
             .all(|e| e.user_id == Some(alice.id) && e.actor_id == Some(alice.id))
     );
     let revoked = &events(&app)[2];
-    assert_eq!(revoked.detail, format!(r#"{{"session":{phone_session}}}"#));
+    assert_eq!(
+        revoked.detail,
+        format!(r#"{{"session":"{phone_session}"}}"#)
+    );
 }
 
 #[actix_web::test]
