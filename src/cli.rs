@@ -679,8 +679,15 @@ fn twofactor_reset(settings: &Settings, name: &str) -> anyhow::Result<()> {
     let pool = connect(settings)?;
     let mut conn = pool.get()?;
     let user = find_user(&mut conn, name)?;
-    let outcome = crate::auth::two_factor::reset(&mut conn, user.id)?;
-    // The record of who did it: the operator's shell, and this log line.
+    let event = grants::ChangedBy::command_line()
+        .event(EventKind::TwoFactorReset)
+        .about(user.id);
+    let outcome = conn.transaction(|conn| {
+        let outcome = crate::auth::two_factor::reset(conn, user.id)?;
+        audit::record(conn, &event)?;
+        diesel::QueryResult::Ok(outcome)
+    })?;
+    // In the security log, and for whoever watches the server's log too.
     tracing::warn!(
         user.id = user.id,
         ?outcome,

@@ -15,7 +15,7 @@ use crate::{
     auth::{
         guards::{PublicRoutes, permission_required, staff_required},
         permissions::{
-            CHANGE_ACTIVE, CHANGE_PERMISSIONS, Permission, REVOKE_ANY_SESSIONS,
+            CHANGE_ACTIVE, CHANGE_PERMISSIONS, Permission, RESET_TWO_FACTOR, REVOKE_ANY_SESSIONS,
             SEND_PASSWORD_RESET, VIEW_ANY_EVENTS, VIEW_USERS,
         },
         recent_login::recent_login_required,
@@ -221,6 +221,12 @@ pub fn table() -> Vec<Route> {
             "/staff/users/{id}/password-reset",
             "POST",
             |r| r.post(staff::send_password_reset),
+        ),
+        Route::new(
+            StaffRecent(RESET_TWO_FACTOR),
+            "/staff/users/{id}/two-factor/reset",
+            "POST",
+            |r| r.post(staff::reset_two_factor),
         ),
         Route::new(Staff(VIEW_ANY_EVENTS), STAFF_EVENTS, "GET", |r| {
             r.get(staff::events)

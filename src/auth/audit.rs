@@ -80,6 +80,7 @@ event_kinds! {
     PasswordChanged => "password_changed", "Password changed";
     PasswordReset => "password_reset", "Password reset through a mailed link";
     PasswordResetSent => "password_reset_sent", "Password reset link sent by staff";
+    TwoFactorReset => "two_factor_reset", "Two-factor sign-in reset by staff";
     EmailChangeRequested => "email_change_requested", "Change of e-mail address asked for";
     EmailConfirmed => "email_confirmed", "E-mail address confirmed";
     SessionRevoked => "session_revoked", "A session signed out";

@@ -57,6 +57,12 @@ pub const SEND_PASSWORD_RESET: Permission = Permission {
     codename: "users.send_password_reset",
     name: "Can send users a password reset link",
 };
+/// Turn off a user's two-factor sign-in (TOTP, recovery codes, passkeys)
+/// when they have lost every factor.
+pub const RESET_TWO_FACTOR: Permission = Permission {
+    codename: "users.reset_two_factor",
+    name: "Can reset a user's two-factor sign-in",
+};
 /// See anyone's sessions.
 pub const VIEW_ANY_SESSIONS: Permission = Permission {
     codename: "sessions.view_any",
@@ -80,6 +86,7 @@ pub const DECLARED: &[Permission] = &[
     CHANGE_ACTIVE,
     CHANGE_PERMISSIONS,
     SEND_PASSWORD_RESET,
+    RESET_TWO_FACTOR,
     VIEW_ANY_SESSIONS,
     REVOKE_ANY_SESSIONS,
     VIEW_ANY_EVENTS,

@@ -148,6 +148,7 @@ struct Abilities {
     change_permissions: bool,
     revoke_sessions: bool,
     send_reset: bool,
+    reset_two_factor: bool,
     grant_superuser: bool,
 }
 
@@ -264,6 +265,7 @@ pub async fn user(
             change_permissions: mine.has_perm(permissions::CHANGE_PERMISSIONS.codename),
             revoke_sessions: mine.has_perm(permissions::REVOKE_ANY_SESSIONS.codename),
             send_reset: mine.has_perm(permissions::SEND_PASSWORD_RESET.codename),
+            reset_two_factor: mine.has_perm(permissions::RESET_TWO_FACTOR.codename),
             grant_superuser: me.is_superuser,
         },
         csrf_token: csrf.form_value(),
@@ -529,6 +531,37 @@ pub async fn set_flag(
     if changed {
         FlashMessage::success(format!("{} is {now} {flag}.", user.username)).send();
     }
+    Ok(back_to(user.id))
+}
+
+/// `POST /staff/users/{id}/two-factor/reset`: the user lost every factor;
+/// their TOTP, recovery codes and passkeys go, and the password alone
+/// signs in again. Staff make sure, out of band, that the person asking
+/// owns the account; the security log keeps who did it.
+pub async fn reset_two_factor(
+    req: HttpRequest,
+    StaffUser(me): StaffUser,
+    id: web::Path<i32>,
+    auth: web::Data<AuthContext>,
+) -> Result<HttpResponse, AppError> {
+    let user = target(&auth, id.into_inner()).await?;
+    let event = changed_by(&me, &req)
+        .event(EventKind::TwoFactorReset)
+        .about(user.id);
+    let user_id = user.id;
+    with_conn(auth.pool(), move |conn| {
+        conn.transaction(|conn| {
+            crate::auth::two_factor::reset(conn, user_id)?;
+            audit::record(conn, &event)
+        })
+        .map_err(DbError::from)
+    })
+    .await?;
+    FlashMessage::success(format!(
+        "{}'s two-factor sign-in is off: their password alone signs in.",
+        user.username
+    ))
+    .send();
     Ok(back_to(user.id))
 }
 

@@ -144,6 +144,7 @@ fn actions() -> Vec<(&'static str, Fields, Permission)> {
             permissions::CHANGE_PERMISSIONS,
         ),
         ("/password-reset", vec![], permissions::SEND_PASSWORD_RESET),
+        ("/two-factor/reset", vec![], permissions::RESET_TWO_FACTOR),
     ]
 }
 
@@ -222,6 +223,7 @@ async fn each_action_leaves_one_row_naming_the_staff_member() {
         "permission_revoked",
         "staff_granted",
         "password_reset_sent",
+        "two_factor_reset",
     ];
     for ((path, fields, _), kind) in actions().into_iter().zip(expected) {
         let before = events(&app).len();
@@ -277,6 +279,51 @@ async fn a_deactivated_user_is_signed_out_everywhere_and_cannot_sign_in() {
             .body
             .contains("Please enter a correct username and password")
     );
+}
+
+#[actix_web::test]
+async fn staff_reset_the_two_factor_of_a_user_who_lost_every_factor() {
+    let app = spawn_app().await;
+    let target = TestUser::create(&app, "target");
+    crate::two_factor::enable_two_factor(&app, &target).await;
+    let before = app.new_browser();
+    assert_eq!(
+        target.login(&before).await.location(),
+        Some("/login/verify"),
+        "two-factor sign-in is on"
+    );
+    let boss = member(
+        &app,
+        "boss",
+        true,
+        &[permissions::VIEW_USERS, permissions::RESET_TWO_FACTOR],
+    );
+    boss.login(&app).await;
+    let page = format!("/staff/users/{}", target.id);
+    let res = app
+        .submit_form(&page, &format!("{page}/two-factor/reset"), &[])
+        .await;
+    assert_eq!(res.location(), Some(page.as_str()));
+    assert!(
+        app.get(&page)
+            .await
+            .body
+            .contains("their password alone signs in")
+    );
+
+    let after = app.new_browser();
+    assert_eq!(
+        target.login(&after).await.location(),
+        Some("/profile"),
+        "the password alone signs in"
+    );
+    let logged: Vec<_> = events(&app)
+        .into_iter()
+        .filter(|event| event.kind == "two_factor_reset")
+        .collect();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].user_id, Some(target.id));
+    assert_eq!(logged[0].actor_id, Some(boss.id));
 }
 
 #[actix_web::test]
