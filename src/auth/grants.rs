@@ -300,6 +300,71 @@ fn logged(
     })
 }
 
+/// A change to one link row (user–permission, user–group or
+/// group–permission): `apply` adds or removes the row, given the two ids.
+type LinkChange = fn(&mut DbConnection, i32, i32) -> QueryResult<bool>;
+
+/// Finds the permission `codename`, applies `apply` to it for `user_id`, and
+/// logs `kind`: the one shape of granting and revoking a user's permission.
+fn change_user_permission(
+    conn: &mut DbConnection,
+    user_id: i32,
+    codename: &str,
+    by: &ChangedBy,
+    kind: EventKind,
+    apply: LinkChange,
+) -> Result<bool, GrantError> {
+    logged(conn, |conn| {
+        let permission = permission_named(conn, codename)?;
+        let event = by
+            .event(kind)
+            .about(user_id)
+            .detail(json!({ "permission": permission.codename }));
+        Ok((apply(conn, user_id, permission.id)?, event))
+    })
+}
+
+/// Finds the group `group`, applies `apply` to `user_id`'s membership, and
+/// logs `kind`: the one shape of joining and leaving a group.
+fn change_membership(
+    conn: &mut DbConnection,
+    user_id: i32,
+    group: &str,
+    by: &ChangedBy,
+    kind: EventKind,
+    apply: LinkChange,
+) -> Result<bool, GrantError> {
+    logged(conn, |conn| {
+        let group = group_named(conn, group)?;
+        let event = by
+            .event(kind)
+            .about(user_id)
+            .detail(json!({ "group": group.name }));
+        Ok((apply(conn, user_id, group.id)?, event))
+    })
+}
+
+/// Finds `group` and the permission `codename`, applies `apply` to the pair,
+/// and logs `kind`: the one shape of granting and revoking a group's
+/// permission.
+fn change_group_permission(
+    conn: &mut DbConnection,
+    group: &str,
+    codename: &str,
+    by: &ChangedBy,
+    kind: EventKind,
+    apply: LinkChange,
+) -> Result<bool, GrantError> {
+    logged(conn, |conn| {
+        let group = group_named(conn, group)?;
+        let permission = permission_named(conn, codename)?;
+        let event = by
+            .event(kind)
+            .detail(json!({ "group": group.name, "permission": permission.codename }));
+        Ok((apply(conn, group.id, permission.id)?, event))
+    })
+}
+
 /// Gives `user_id` the permission `codename` directly, and logs it.
 pub fn grant_permission(
     conn: &mut DbConnection,
@@ -307,14 +372,8 @@ pub fn grant_permission(
     codename: &str,
     by: &ChangedBy,
 ) -> Result<bool, GrantError> {
-    logged(conn, |conn| {
-        let permission = permission_named(conn, codename)?;
-        let event = by
-            .event(EventKind::PermissionGranted)
-            .about(user_id)
-            .detail(json!({ "permission": permission.codename }));
-        Ok((grant_to_user(conn, user_id, permission.id)?, event))
-    })
+    let kind = EventKind::PermissionGranted;
+    change_user_permission(conn, user_id, codename, by, kind, grant_to_user)
 }
 
 /// Takes the directly held permission `codename` from `user_id`, and logs it.
@@ -324,14 +383,8 @@ pub fn revoke_permission(
     codename: &str,
     by: &ChangedBy,
 ) -> Result<bool, GrantError> {
-    logged(conn, |conn| {
-        let permission = permission_named(conn, codename)?;
-        let event = by
-            .event(EventKind::PermissionRevoked)
-            .about(user_id)
-            .detail(json!({ "permission": permission.codename }));
-        Ok((revoke_from_user(conn, user_id, permission.id)?, event))
-    })
+    let kind = EventKind::PermissionRevoked;
+    change_user_permission(conn, user_id, codename, by, kind, revoke_from_user)
 }
 
 /// Puts `user_id` in the group `group`, and logs it.
@@ -341,14 +394,14 @@ pub fn join_group(
     group: &str,
     by: &ChangedBy,
 ) -> Result<bool, GrantError> {
-    logged(conn, |conn| {
-        let group = group_named(conn, group)?;
-        let event = by
-            .event(EventKind::GroupJoined)
-            .about(user_id)
-            .detail(json!({ "group": group.name }));
-        Ok((add_to_group(conn, user_id, group.id)?, event))
-    })
+    change_membership(
+        conn,
+        user_id,
+        group,
+        by,
+        EventKind::GroupJoined,
+        add_to_group,
+    )
 }
 
 /// Takes `user_id` out of the group `group`, and logs it.
@@ -358,14 +411,14 @@ pub fn leave_group(
     group: &str,
     by: &ChangedBy,
 ) -> Result<bool, GrantError> {
-    logged(conn, |conn| {
-        let group = group_named(conn, group)?;
-        let event = by
-            .event(EventKind::GroupLeft)
-            .about(user_id)
-            .detail(json!({ "group": group.name }));
-        Ok((remove_from_group(conn, user_id, group.id)?, event))
-    })
+    change_membership(
+        conn,
+        user_id,
+        group,
+        by,
+        EventKind::GroupLeft,
+        remove_from_group,
+    )
 }
 
 /// Creates the group `name`, and logs it.
@@ -393,14 +446,8 @@ pub fn grant_group_permission(
     codename: &str,
     by: &ChangedBy,
 ) -> Result<bool, GrantError> {
-    logged(conn, |conn| {
-        let group = group_named(conn, group)?;
-        let permission = permission_named(conn, codename)?;
-        let event = by
-            .event(EventKind::GroupPermissionGranted)
-            .detail(json!({ "group": group.name, "permission": permission.codename }));
-        Ok((grant_to_group(conn, group.id, permission.id)?, event))
-    })
+    let kind = EventKind::GroupPermissionGranted;
+    change_group_permission(conn, group, codename, by, kind, grant_to_group)
 }
 
 /// Takes the permission `codename` from `group`, and logs it.
@@ -410,14 +457,8 @@ pub fn revoke_group_permission(
     codename: &str,
     by: &ChangedBy,
 ) -> Result<bool, GrantError> {
-    logged(conn, |conn| {
-        let group = group_named(conn, group)?;
-        let permission = permission_named(conn, codename)?;
-        let event = by
-            .event(EventKind::GroupPermissionRevoked)
-            .detail(json!({ "group": group.name, "permission": permission.codename }));
-        Ok((revoke_from_group(conn, group.id, permission.id)?, event))
-    })
+    let kind = EventKind::GroupPermissionRevoked;
+    change_group_permission(conn, group, codename, by, kind, revoke_from_group)
 }
 
 /// Makes `user_id` staff or not, and logs it.

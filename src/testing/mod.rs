@@ -165,14 +165,12 @@ pub async fn spawn_sibling<S>(
     settings.database_url = app.state.settings.database_url.clone();
     let state = AppState::new(settings).await.expect("the app state builds");
     let service = test::init_service(build_app(&state)).await;
-    TestApp {
-        service: Rc::new(service),
+    new_browser(
+        service,
         state,
-        cookies: RefCell::default(),
-        peer: Cell::default(),
-        _dir: Rc::clone(&app._dir),
-        _postgres: Rc::clone(&app._postgres),
-    }
+        Rc::clone(&app._dir),
+        Rc::clone(&app._postgres),
+    )
 }
 
 /// Builds the app from a state prepared by the test (in `dir`).
@@ -183,13 +181,24 @@ pub async fn spawn_app_from(
     impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
 > {
     let service = test::init_service(build_app(&state)).await;
+    new_browser(service, state, Rc::new(dir), Rc::new(None))
+}
+
+/// A browser with no cookies yet on `service`, holding the test's database
+/// (`dir`, and `postgres` on PostgreSQL) for as long as it lives.
+fn new_browser<S>(
+    service: S,
+    state: AppState,
+    dir: Rc<TempDir>,
+    postgres: Rc<Option<PostgresDatabase>>,
+) -> TestApp<S> {
     TestApp {
         service: Rc::new(service),
         state,
         cookies: RefCell::default(),
         peer: Cell::default(),
-        _dir: Rc::new(dir),
-        _postgres: Rc::new(None),
+        _dir: dir,
+        _postgres: postgres,
     }
 }
 

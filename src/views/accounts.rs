@@ -533,10 +533,8 @@ pub async fn password_submit(
         });
     }
 
-    let (hasher, old_user) = (Arc::clone(auth.hasher()), user.clone());
-    let new_hash = auth
-        .hashing()
-        .run(move || user_manager::prepare_password(&hasher, &old_user, &new.new_password1))
+    let new_hash = new
+        .hash_for(&auth, &user)
         .await?
         .map_err(|err| AppError::Unexpected(err.into()))?;
     let letters = letters.into_inner();

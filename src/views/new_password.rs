@@ -2,11 +2,18 @@
 //! password reset forms share (Django's `SetPasswordForm`). The form field
 //! names are fixed by the HTTP contract.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
-use crate::auth::{
-    user_fields::FieldErrors,
-    validators::{ValidationError, validate_password},
+use crate::{
+    auth::{
+        AuthContext, User,
+        user_fields::FieldErrors,
+        user_manager::{self, AccountError},
+        validators::{ValidationError, validate_password},
+    },
+    errors::AppError,
 };
 
 /// What both forms post for the new password.
@@ -31,5 +38,21 @@ impl NewPassword {
             errors.add_validation([ValidationError::PasswordMismatch]);
         }
         errors
+    }
+
+    /// The new password checked and hashed for `user`, on the hashing
+    /// threads with no connection held. The outer error is the full
+    /// hashing queue (`503`); the inner one what the checks found.
+    pub async fn hash_for(
+        self,
+        auth: &AuthContext,
+        user: &User,
+    ) -> Result<Result<String, AccountError>, AppError> {
+        let (hasher, user) = (Arc::clone(auth.hasher()), user.clone());
+        let password = self.new_password1;
+        Ok(auth
+            .hashing()
+            .run(move || user_manager::prepare_password(&hasher, &user, &password))
+            .await?)
     }
 }

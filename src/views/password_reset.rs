@@ -15,8 +15,6 @@
 //!    sign them in itself (nor does Django by default): the link may have
 //!    been opened on a shared or someone else's device.
 
-use std::sync::Arc;
-
 use actix_session::SessionExt;
 use actix_web::{
     HttpRequest, HttpResponse,
@@ -337,13 +335,7 @@ pub async fn set_password(
         .map(keep_link_private);
     }
 
-    // Hashed with no connection held.
-    let (hasher, for_hash) = (Arc::clone(auth.hasher()), user.clone());
-    let new_hash = match auth
-        .hashing()
-        .run(move || user_manager::prepare_password(&hasher, &for_hash, &new.new_password1))
-        .await?
-    {
+    let new_hash = match new.hash_for(&auth, &user).await? {
         Ok(hash) => hash,
         Err(user_manager::AccountError::Invalid(problems)) => {
             errors.add_validation(problems);

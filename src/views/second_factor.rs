@@ -51,11 +51,20 @@ pub(crate) fn passkey_error(err: PasskeyError) -> AppError {
     }
 }
 
-/// A ceremony's options as JSON for `passkeys.js`, never cached.
-pub(crate) fn ceremony_options(options: &impl Serialize) -> HttpResponse {
-    HttpResponse::Ok()
+/// Keeps a begun `ceremony` in the session (its finish takes it back) and
+/// answers its options as JSON for `passkeys.js`, never cached: the one end
+/// of every passkey ceremony's begin.
+pub(crate) fn answer_ceremony(
+    req: &HttpRequest,
+    ceremony: Ceremony,
+    options: &impl Serialize,
+) -> Result<HttpResponse, AppError> {
+    ceremony
+        .store(&req.get_session())
+        .map_err(|err| AppError::Unexpected(err.into()))?;
+    Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(options)
+        .json(options))
 }
 
 #[derive(Template)]
@@ -272,10 +281,7 @@ pub(crate) async fn begin_verify(
             "there is no passkey on this account".into(),
         ));
     };
-    ceremony
-        .store(&req.get_session())
-        .map_err(|err| AppError::Unexpected(err.into()))?;
-    Ok(ceremony_options(&options))
+    answer_ceremony(req, ceremony, &options)
 }
 
 /// `POST /login/passkey/begin`: starts a sign-in with whichever passkey
@@ -285,10 +291,7 @@ pub async fn passkey_begin(
     factors: web::Data<Factors>,
 ) -> Result<HttpResponse, AppError> {
     let (options, ceremony) = factors.passkeys.begin_sign_in().map_err(passkey_error)?;
-    ceremony
-        .store(&req.get_session())
-        .map_err(|err| AppError::Unexpected(err.into()))?;
-    Ok(ceremony_options(&options))
+    answer_ceremony(&req, ceremony, &options)
 }
 
 /// What the passkey sign-in form posts.

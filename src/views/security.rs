@@ -31,7 +31,7 @@ use crate::{
     paths,
     views::{
         Message, display_time, messages, render,
-        second_factor::{ceremony_options, passkey_error},
+        second_factor::{answer_ceremony, passkey_error},
         see_other,
         site_header::SiteHeader,
         throttled::refused,
@@ -390,10 +390,7 @@ pub async fn passkey_register_begin(
             .map_err(passkey_error)
     })
     .await?;
-    ceremony
-        .store(&req.get_session())
-        .map_err(|err| AppError::Unexpected(err.into()))?;
-    Ok(ceremony_options(&options))
+    answer_ceremony(&req, ceremony, &options)
 }
 
 /// What the add-a-passkey form posts.
