@@ -379,34 +379,10 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     // The browser posts with `Origin: http://localhost:PORT`, so SITE_URL
     // must name the port this server really got.
-    let (listener, base) = local_listener("localhost");
-    let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &base)]);
-    let app = Application::serve_on(AppState::new(settings).await.expect("state"), listener)
-        .expect("serve");
-    actix_web::rt::spawn(app.run_until_stopped());
-
-    let driver_port = free_port();
-    let _driver = Driver(
-        Command::new(chromedriver)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver runs"),
-    );
-    let driver_url = format!("http://127.0.0.1:{driver_port}");
-    let started = Instant::now();
-    while TcpListener::bind(("127.0.0.1", driver_port)).is_ok() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "chromedriver did not start"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    std::fs::create_dir_all(&shots).expect("a screenshot folder");
-    let pages = Pages { base, shots };
+    let site = local_listener("localhost");
+    let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &site.1)]);
+    let state = AppState::new(settings).await.expect("state");
+    let (_driver, driver_url, pages) = open_site(state, site, chromedriver).await;
     let laptop = browser(&driver_url).await;
 
     // An anonymous visitor of the profile is sent to sign in.
@@ -530,15 +506,32 @@ async fn start_driver(chromedriver: PathBuf) -> (Driver, String) {
     (driver, format!("http://127.0.0.1:{driver_port}"))
 }
 
+/// Serves `state` on `listener` (whose address is `base`), starts
+/// chromedriver and readies the screenshot folder: what every test here
+/// does once its users exist. Keep the `Driver`: dropping it stops
+/// chromedriver.
+async fn open_site(
+    state: AppState,
+    (listener, base): (std::net::TcpListener, String),
+    chromedriver: PathBuf,
+) -> (Driver, String, Pages) {
+    let app = Application::serve_on(state, listener).expect("serve");
+    actix_web::rt::spawn(app.run_until_stopped());
+    let (driver, driver_url) = start_driver(chromedriver).await;
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("a screenshot folder");
+    (driver, driver_url, Pages { base, shots })
+}
+
 #[actix_web::test]
 async fn a_person_who_forgot_the_password_resets_it_from_the_login_page() {
     let Some(chromedriver) = chromedriver() else {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (listener, base) = local_listener("localhost");
+    let site = local_listener("localhost");
     // test_settings sends mail to `dir/mail`, one .eml file per mail.
-    let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &base)]);
+    let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &site.1)]);
     let state = AppState::new(settings).await.expect("state");
     let hash = state.hasher.hash(PASSWORD).expect("a hash");
     models::create(
@@ -546,13 +539,7 @@ async fn a_person_who_forgot_the_password_resets_it_from_the_login_page() {
         &NewUser::new("ada", &hash, false).with_email("ada@example.com", true),
     )
     .expect("ada's account");
-    let app = Application::serve_on(state, listener).expect("serve");
-    actix_web::rt::spawn(app.run_until_stopped());
-    let (_driver, driver_url) = start_driver(chromedriver).await;
-
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    std::fs::create_dir_all(&shots).expect("a screenshot folder");
-    let pages = Pages { base, shots };
+    let (_driver, driver_url, pages) = open_site(state, site, chromedriver).await;
     let client = browser(&driver_url).await;
 
     // From the login page, "Forgot your password?".
@@ -638,8 +625,8 @@ async fn a_staff_member_finds_a_user_and_signs_them_out_everywhere() {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (listener, base) = local_listener("localhost");
-    let settings = test_settings(&dir, &[("SITE_URL", &base)]);
+    let site = local_listener("localhost");
+    let settings = test_settings(&dir, &[("SITE_URL", &site.1)]);
     let state = AppState::new(settings).await.expect("state");
     let hash = state.hasher.hash(PASSWORD).expect("a hash");
     {
@@ -648,12 +635,7 @@ async fn a_staff_member_finds_a_user_and_signs_them_out_everywhere() {
         models::create(&mut conn, &NewUser::new("root", &hash, true)).expect("the superuser");
         models::create(&mut conn, &NewUser::new("mallory", &hash, false)).expect("the user");
     }
-    let app = Application::serve_on(state, listener).expect("serve");
-    actix_web::rt::spawn(app.run_until_stopped());
-    let (_driver, driver_url) = start_driver(chromedriver).await;
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    std::fs::create_dir_all(&shots).expect("a screenshot folder");
-    let pages = Pages { base, shots };
+    let (_driver, driver_url, pages) = open_site(state, site, chromedriver).await;
 
     // The user, signed in on another device.
     let phone = browser(&driver_url).await;
@@ -777,8 +759,8 @@ async fn a_person_adds_a_passkey_and_signs_in_with_it_from_the_login_page() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     // WebAuthn needs a secure context: http://localhost is one, and the
     // relying party id (SITE_URL's host) must be the page's host.
-    let (listener, base) = local_listener("localhost");
-    let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &base)]);
+    let site = local_listener("localhost");
+    let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &site.1)]);
     let state = AppState::new(settings).await.expect("state");
     let hash = state.hasher.hash(PASSWORD).expect("a hash");
     models::create(
@@ -786,13 +768,7 @@ async fn a_person_adds_a_passkey_and_signs_in_with_it_from_the_login_page() {
         &NewUser::new("lin", &hash, false),
     )
     .expect("lin's account");
-    let app = Application::serve_on(state, listener).expect("serve");
-    actix_web::rt::spawn(app.run_until_stopped());
-    let (_driver, driver_url) = start_driver(chromedriver).await;
-
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    std::fs::create_dir_all(&shots).expect("a screenshot folder");
-    let pages = Pages { base, shots };
+    let (_driver, driver_url, pages) = open_site(state, site, chromedriver).await;
     let client = browser(&driver_url).await;
     // A platform authenticator that keeps discoverable credentials and
     // verifies its user (as a fingerprint would) without asking.
@@ -898,8 +874,8 @@ async fn every_page_passes_axe_in_both_colour_schemes_at_desktop_and_phone_width
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (listener, base) = local_listener("localhost");
-    let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &base)]);
+    let site = local_listener("localhost");
+    let settings = test_settings(&dir, &[("DEBUG", "true"), ("SITE_URL", &site.1)]);
     let state = AppState::new(settings).await.expect("state");
     let hash = state.hasher.hash(PASSWORD).expect("a hash");
     let mut conn = state.pool.get().expect("a connection");
@@ -911,11 +887,7 @@ async fn every_page_passes_axe_in_both_colour_schemes_at_desktop_and_phone_width
     // A superuser, for the staff area (and the header's "Staff" link).
     models::create(&mut conn, &NewUser::new("ada", &hash, true)).expect("ada's account");
     drop(conn);
-    let app = Application::serve_on(state, listener).expect("serve");
-    actix_web::rt::spawn(app.run_until_stopped());
-    let (_driver, driver_url) = start_driver(chromedriver).await;
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    let pages = Pages { base, shots };
+    let (_driver, driver_url, pages) = open_site(state, site, chromedriver).await;
 
     let visitor = browser(&driver_url).await;
     for (name, path) in VISITOR_PAGES {
