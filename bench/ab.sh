@@ -6,8 +6,8 @@
 #   bench/ab.sh BEFORE_BINARY AFTER_BINARY [ROUNDS]
 #   DATABASE=postgres bench/ab.sh …     # on a fresh PostgreSQL database each run
 #
-# Prints one RESULT line per run (req/s, p50 ms, p99 ms, errors) and the
-# median req/s of each binary.
+# Prints one RESULT line per run (req/s, p50 ms, p99 ms, errors, requests)
+# and the median req/s of each binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
