@@ -1,12 +1,33 @@
-"""Turns bench/run.sh's measurements into bench/RESULTS.md."""
+"""Turns bench/run.sh's measurements into the generated part of bench/RESULTS.md.
+
+    python3 bench/report.py ROWS DURATION WARMUP PAGE_BYTES RESULTS
+
+ROWS is run.sh's tab-separated file: `load` rows (engine, scenario,
+connections, req/s, p50 ms, p99 ms, errors, requests, CPU ms, requests the
+CPU served, shared) and `mem` rows (engine, what, kB). RESULTS is read first,
+for the previous table (the regression check) and for the hand-written
+sections around the generated part, then rewritten.
+"""
 
 import datetime
+import math
 import os
 import platform
+import statistics
 import sys
 
-rows_path, duration, warmup, page_bytes = sys.argv[1:5]
-rows = [line.rstrip("\n").split("\t") for line in open(rows_path) if line.strip()]
+START = "<!-- bench/run.sh: generated from here -->"
+END = "<!-- bench/run.sh: generated up to here -->"
+TITLE = "# Porter benchmark results"
+HEADER = "| engine | scenario | connections | req/s |"
+
+# Targets.
+PROFILE_SHARE = 0.35  # db engine's GET /profile req/s, share of the baseline's
+PROFILE_P99 = 2.0  # db engine's GET /profile p99, times the baseline's
+POSTGRES_TAIL = 5.0  # @postgres GET /profile p99, times its own p50
+STORM_P99 = 3.0  # GET /profile p99 during the login storm, times its calm p99
+MEMORY_LIMITS = (("after start-up", 12), ("under page load", 16), ("login storm peak", 48))
+MIN_NOISE = 1.10  # a drop smaller than this ratio is never called a regression
 
 
 def cpu_model():
@@ -19,75 +40,307 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def measure(engine, scenario, conns):
-    for row in rows:
-        if row[0] == engine and row[1] == scenario and row[2] == str(conns):
-            rps, p50, p99, errors = row[3].split()
-            return float(rps), float(p50), float(p99), int(errors)
-    return None
+def significant(x, digits=3):
+    """`x` with `digits` significant figures, never in scientific notation."""
+    if x <= 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(x)))
+    return f"{x:.{decimals}f}"
 
 
-base32 = measure("baseline", "GET /profile (static page)", 32)
-out = []
-out.append("# Porter benchmark results\n")
-out.append(
-    f"Run on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC with `bench/run.sh`, "
-    f"on {os.cpu_count()} cores ({cpu_model()}), the load generator (wrk, 1 thread) "
-    f"sharing them with the server. Each scenario: {warmup} s warm-up, then {duration} s measured. "
-    f"SQLite database (PostgreSQL for the engines marked `@postgres`), release build, "
-    f"`RUST_LOG=warn`. Pages of {page_bytes.strip()} bytes.\n"
-)
-out.append("Figures are from one run on a shared machine: read them as ratios, not absolutes.\n")
-out.append("| engine | scenario | connections | req/s | p50 ms | p99 ms | errors | req/s vs baseline |")
-out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-rss = {}
-for engine, scenario, conns, values in rows:
-    if scenario == "peak RSS":
-        rss[engine] = int(values) / 1024
-        continue
-    rps, p50, p99, errors = values.split()
-    ratio = f"{float(rps) / base32[0]:.0%}" if base32 and engine != "baseline" else ""
+class Row:
+    """One table row: a scenario's runs, the median of each column."""
+
+    def __init__(self, engine, scenario, conns):
+        self.engine, self.scenario, self.conns = engine, scenario, conns
+        self.runs = []  # (req/s, p50, p99, errors, CPU ms per request)
+        self.shared = False
+
+    def add(self, rps, p50, p99, errors, requests, cpu_ms, cpu_requests, shared):
+        per_request = float(cpu_ms) / int(cpu_requests) if int(cpu_requests) else 0.0
+        self.runs.append((float(rps), float(p50), float(p99), int(errors), per_request))
+        self.shared = self.shared or shared == "1"
+
+    def median(self, column):
+        return statistics.median(run[column] for run in self.runs)
+
+    @property
+    def rps(self):
+        return self.median(0)
+
+    @property
+    def p50(self):
+        return self.median(1)
+
+    @property
+    def p99(self):
+        return self.median(2)
+
+    @property
+    def errors(self):
+        return sum(run[3] for run in self.runs)
+
+    @property
+    def cpu(self):
+        return self.median(4)
+
+    @property
+    def noise(self):
+        """max/min req/s over the runs."""
+        rates = [run[0] for run in self.runs]
+        return max(rates) / min(rates) if min(rates) > 0 else math.inf
+
+
+def read_rows(path):
+    rows, memory = {}, {}
+    for line in open(path):
+        if not line.strip():
+            continue
+        kind, *fields = line.rstrip("\n").split("\t")
+        if kind == "load":
+            engine, scenario, conns, *values = fields
+            key = (engine, scenario, conns)
+            rows.setdefault(key, Row(*key)).add(*values)
+        elif kind == "mem":
+            engine, what, kb = fields
+            memory.setdefault(engine, {})[what] = int(kb) / 1024
+    return rows, memory
+
+
+def previous_table(text):
+    """req/s per (engine, scenario, connections) from a results file's table."""
+    table, columns = {}, None
+    for line in text.splitlines():
+        if line.startswith(HEADER) and columns is None:
+            columns = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            continue
+        if columns is None:
+            continue
+        if not line.startswith("|"):
+            if table:
+                break
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != len(columns) or cells[0].startswith("---"):
+            continue
+        cell = dict(zip(columns, cells))
+        try:
+            rps = float(cell["req/s"].replace(",", ""))
+        except ValueError:
+            continue
+        table[(cell["engine"], cell["scenario"], cell["connections"])] = rps
+    return table
+
+
+def merge(old, generated):
+    """The new results file: `generated` between the markers, the rest kept.
+
+    Without markers, the old file is taken to be an older run.sh's output
+    followed by hand-written sections: the generated part (up to the first
+    heading after `## Targets`) is dropped and the rest kept after the end
+    marker."""
+    block = f"{START}\n\n{generated.strip()}\n\n{END}"
+    if START in old and END in old and old.index(START) < old.index(END):
+        before, rest = old.split(START, 1)
+        return before + block + rest.split(END, 1)[1]
+    lines = old.splitlines(keepends=True)
+    rest = lines
+    targets = next((i for i, line in enumerate(lines) if line.startswith("## Targets")), None)
+    if targets is not None:
+        following = (i for i in range(targets + 1, len(lines)) if lines[i].startswith("## "))
+        rest = lines[next(following, len(lines)) :]
+    rest = "".join(rest).strip("\n")
+    return f"{TITLE}\n\n{block}\n" + (f"\n{rest}\n" if rest else "")
+
+
+def main():
+    rows_path, duration, warmup, page_bytes, results_path = sys.argv[1:6]
+    rows, memory = read_rows(rows_path)
+    try:
+        old = open(results_path).read()
+    except FileNotFoundError:
+        old = ""
+    previous = previous_table(old)
+
+    def row(engine, scenario, conns=32):
+        return rows.get((engine, scenario, str(conns)))
+
+    base32 = row("baseline", "GET /profile (static page)")
+    engines = list(dict.fromkeys(key[0] for key in rows if key[0] != "baseline"))
+    noisy = [r for r in rows.values() if len(r.runs) > 1]
+    noise = max([r.noise for r in noisy] + [MIN_NOISE])
+
+    out = []
     out.append(
-        f"| {engine} | {scenario} | {conns} | {float(rps):,.0f} | {float(p50):.2f} | "
-        f"{float(p99):.2f} | {errors} | {ratio} |"
+        f"Run on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC with `bench/run.sh`, "
+        f"on {os.cpu_count()} cores ({cpu_model()}), the load generator (wrk, 1 thread) "
+        f"sharing them with the server. Each scenario: {warmup} s warm-up, then {duration} s measured. "
+        f"SQLite database (PostgreSQL for the engines marked `@postgres`), release build, "
+        f"`RUST_LOG=warn`. Pages of {page_bytes.strip()} bytes.\n"
     )
-out.append("")
-out.append(
-    "Peak RSS of the server (VmHWM, after every scenario including the login storm): "
-    + ", ".join(f"{engine} {mb:.1f} MB" for engine, mb in rss.items())
-    + ".\n"
-)
+    out.append("Figures are from one run on a shared machine: read them as ratios, not absolutes.\n")
+    out.append(
+        "| engine | scenario | connections | req/s | p50 ms | p99 ms | errors | req/s vs baseline | CPU ms/req |"
+    )
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows.values():
+        ratio = f"{r.rps / base32.rps:.0%}" if base32 and r.engine != "baseline" else ""
+        cpu = significant(r.cpu) + (" †" if r.shared else "")
+        out.append(
+            f"| {r.engine} | {r.scenario} | {r.conns} | {r.rps:,.0f} | {r.p50:.2f} | "
+            f"{r.p99:.2f} | {r.errors} | {ratio} | {cpu} |"
+        )
+    out.append("")
+    out.append(
+        "CPU ms/req: the server process's user and system CPU time over the measured run "
+        "(`/proc/PID/stat`), divided by the requests completed in it; wrk, PostgreSQL and "
+        "Redis are not counted. † The login-storm window: GET /profile and the storm's "
+        "POST /login ran together, so both rows show the same figure, the window's CPU "
+        "divided by the requests of both loads completed within it (the storm's counted "
+        "response by response)."
+    )
+    if noisy:
+        out.append(
+            "Rows run more than once (see Run-to-run noise) show the median of each column; "
+            "their errors are the sum over the runs."
+        )
+    out.append("")
 
-checks = []
-profile = measure("db", "GET /profile", 32)
-storm = measure("db", "GET /profile during login storm", 32)
-if base32 and profile:
-    ratio = profile[0] / base32[0]
-    checks.append((ratio >= 0.20, f"authenticated `GET /profile` (db engine, SQLite) serves {ratio:.0%} of the baseline's req/s (target: at least 20%)"))
-    p99_ratio = profile[2] / base32[2]
-    checks.append((p99_ratio <= 3.0, f"`GET /profile` p99 at 32 connections is {p99_ratio:.2f}× the baseline's p99 (target: at most 3×)"))
-engines = list(dict.fromkeys(row[0] for row in rows if row[0] != "baseline"))
-for engine in engines:
-    calm = measure(engine, "GET /profile", 32)
-    busy = measure(engine, "GET /profile during login storm", 32)
-    if calm and busy:
-        ratio = busy[2] / calm[2]
-        checks.append((ratio <= 3.0 and busy[3] == 0, f"{engine}: `GET /profile` p99 during the login storm is {ratio:.2f}× its p99 without it, with {busy[3]} errors (target: at most 3×, no errors)"))
-for where in ("", "@postgres"):
-    plain = measure(f"db{where}", "GET /profile", 32)
-    cached = measure(f"cached_db{where}", "GET /profile", 32)
-    if plain and cached:
-        ratio = cached[0] / plain[0]
-        database = "PostgreSQL" if where else "SQLite"
-        checks.append((ratio >= 1.0 or not where, f"cached_db serves authenticated `GET /profile` at {ratio:.2f}× db's req/s on {database} (target on PostgreSQL: faster than db)"))
-errors = sum(int(values.split()[3]) for _, scenario, _, values in rows if scenario != "peak RSS")
-checks.append((errors == 0, f"errors across every scenario: {errors} (target: 0)"))
-if rss:
-    peak = max(rss.values())
-    checks.append((peak < 64, f"highest peak RSS: {peak:.1f} MB (target: under 64 MB)"))
+    out.append("## Memory\n")
+    out.append(
+        "The server's resident memory, MiB: after start-up is VmRSS once it has answered its "
+        "first `/healthz` (the baseline: its first `/profile`); under page load is the peak "
+        "(VmHWM, reset after the sign-in) over the GET scenarios; login storm peak is the peak, "
+        "reset again, over `POST /login` and the storm; the last column is VmRSS 3 s after "
+        "the storm ended.\n"
+    )
+    out.append("| server | after start-up | under page load | login storm peak | 3 s after the storm |")
+    out.append("| --- | ---: | ---: | ---: | ---: |")
+    for engine, figures in memory.items():
+        cells = [
+            f"{figures[what]:.1f}" if what in figures else ""
+            for what in ("after start-up", "under page load", "login storm peak", "3 s after the storm")
+        ]
+        out.append(f"| {engine} | " + " | ".join(cells) + " |")
+    out.append("")
 
-out.append("## Targets\n")
-for ok, text in checks:
-    out.append(f"- [{'x' if ok else ' '}] {'met' if ok else 'MISSED'}: {text}")
-out.append("")
-print("\n".join(out))
+    out.append("## Run-to-run noise\n")
+    if noisy:
+        out.append(
+            "The same scenario run again in the same go, each after its own warm-up: "
+            "req/s over the runs.\n"
+        )
+        out.append("| engine | scenario | connections | runs | min req/s | median | max | max/min |")
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in noisy:
+            rates = [run[0] for run in r.runs]
+            out.append(
+                f"| {r.engine} | {r.scenario} | {r.conns} | {len(rates)} | {min(rates):,.0f} | "
+                f"{statistics.median(rates):,.0f} | {max(rates):,.0f} | {r.noise:.2f} |"
+            )
+    else:
+        out.append("No scenario ran more than once (NOISE_RUNS=1).")
+    out.append("")
+
+    checks = []  # (met, text, details)
+
+    def check(ok, text, details=()):
+        checks.append((ok, text, list(details)))
+
+    profile = row("db", "GET /profile")
+    if base32 and profile:
+        ratio = profile.rps / base32.rps
+        check(
+            ratio >= PROFILE_SHARE,
+            f"authenticated `GET /profile` (db engine, SQLite, 32 connections) serves {ratio:.0%} "
+            f"of the baseline's req/s (target: at least {PROFILE_SHARE:.0%})",
+        )
+        ratio = profile.p99 / base32.p99
+        check(
+            ratio <= PROFILE_P99,
+            f"its p99 is {ratio:.2f}× the baseline's p99 at 32 connections "
+            f"(target: at most {PROFILE_P99:g}×)",
+        )
+    for engine, informative in (("db@postgres", False), ("cached_db@postgres", True)):
+        r = row(engine, "GET /profile")
+        if r:
+            ratio = r.p99 / r.p50
+            check(
+                ratio <= POSTGRES_TAIL,
+                f"{engine}: `GET /profile` p99 at 32 connections is {ratio:.2f}× its p50 "
+                f"(target: at most {POSTGRES_TAIL:g}×{'; informative' if informative else ''})",
+            )
+    for engine in engines:
+        calm = row(engine, "GET /profile")
+        busy = row(engine, "GET /profile during login storm")
+        if calm and busy:
+            ratio = busy.p99 / calm.p99
+            check(
+                ratio <= STORM_P99 and busy.errors == 0,
+                f"{engine}: `GET /profile` p99 during the login storm is {ratio:.2f}× its p99 "
+                f"without it, with {busy.errors} errors (target: at most {STORM_P99:g}×, no errors)",
+            )
+    for engine in engines:
+        figures = memory.get(engine, {})
+        parts, ok = [], True
+        for what, limit in MEMORY_LIMITS:
+            if what not in figures:
+                ok = False
+                parts.append(f"{what} not measured")
+                continue
+            missed = figures[what] > limit
+            ok = ok and not missed
+            parts.append(f"{figures[what]:.1f} MiB {what}{' (MISSED)' if missed else ''}")
+        limits = ", ".join(f"{what} at most {limit} MiB" for what, limit in MEMORY_LIMITS)
+        check(ok, f"{engine}: memory {', '.join(parts)} (target: {limits})")
+    for where in ("", "@postgres"):
+        plain = row(f"db{where}", "GET /profile")
+        cached = row(f"cached_db{where}", "GET /profile")
+        if plain and cached:
+            ratio = cached.rps / plain.rps
+            database = "PostgreSQL" if where else "SQLite"
+            check(
+                ratio >= 1.0 or not where,
+                f"cached_db serves authenticated `GET /profile` at {ratio:.2f}× db's req/s on "
+                f"{database} (target on PostgreSQL: faster than db)",
+            )
+    errors = sum(r.errors for r in rows.values())
+    check(errors == 0, f"errors across every scenario: {errors} (target: 0)")
+
+    slower, new = [], []
+    for key, r in rows.items():
+        before = previous.get(key)
+        if before is None:
+            new.append(r)
+        elif r.rps <= 0 or before / r.rps > noise:
+            slower.append((r, before))
+    compared = len(rows) - len(new)
+    details = [
+        f"slower: {r.engine} {r.scenario} ({r.conns} connections): {before:,.0f} → {r.rps:,.0f} req/s "
+        f"({r.rps / before:.2f}×)"
+        for r, before in slower
+    ]
+    if new:
+        details.append("new: " + "; ".join(f"{r.engine} {r.scenario} ({r.conns})" for r in new))
+    check(
+        not slower,
+        f"no scenario slower than in the previous results by more than this run's noise "
+        f"({noise:.2f}×: the largest max/min of the noise runs, at least {MIN_NOISE:.2f}×): "
+        f"{compared} rows compared, {len(slower)} slower, {len(new)} new"
+        + ("" if previous else " (no previous table)"),
+        details,
+    )
+
+    out.append("## Targets\n")
+    for ok, text, details in checks:
+        out.append(f"- [{'x' if ok else ' '}] {'met' if ok else 'MISSED'}: {text}")
+        out.extend(f"  - {detail}" for detail in details)
+
+    merged = merge(old, "\n".join(out))
+    temporary = f"{results_path}.tmp"
+    with open(temporary, "w") as f:
+        f.write(merged)
+    os.replace(temporary, results_path)
+
+
+main()

@@ -2,28 +2,58 @@
 # Porter's benchmark: builds in release mode, serves each session engine on
 # a fresh SQLite database (and `db` and `cached_db` again on a fresh
 # PostgreSQL database, where cached_db earns its keep), and drives it with
-# wrk. Writes bench/RESULTS.md.
+# wrk. Beside req/s and latency it measures the server's CPU time per
+# request and its memory (after start-up, under page load, during a login
+# storm and after it). Writes the generated part of bench/RESULTS.md.
 #
-#   bench/run.sh                  # every scenario, 10 s each
+#   bench/run.sh                  # build, then every scenario, 10 s each
 #   DURATION=5 bench/run.sh       # shorter runs
 #   ENGINES="cached_db cached_db@postgres" RESULTS=/tmp/r.md bench/run.sh
 #                                 # some engines only, results elsewhere
+#   BIN_DIR=/tmp/bench-bin bench/run.sh
+#                                 # no build: BIN_DIR/porter and
+#                                 # BIN_DIR/examples/baseline as they are
 #
-# Needs: cargo, curl, python3, Redis on 127.0.0.1:6379 (for the redis and
+# Settings (environment):
+#   DURATION    seconds measured per scenario (10)
+#   WARMUP      seconds of warm-up before each (2)
+#   NOISE_RUNS  how many times the baseline's and the db engine's
+#               `GET /profile` at 32 connections run, to measure the
+#               run-to-run noise; the table shows their median (3)
+#   ENGINES     engines to serve, ENGINE@postgres for PostgreSQL
+#               ("db cookie redis cached_db db@postgres cached_db@postgres")
+#   RESULTS     the results file (bench/RESULTS.md). Only the part between
+#               the two `bench/run.sh: generated` marker lines is replaced;
+#               its previous table is the reference for the regression check
+#   BIN_DIR     use the release binaries in this folder instead of building
+#   REDIS_URL   (redis://127.0.0.1:6379)
+#   BENCH_POSTGRES_URL  an administrative connection to PostgreSQL, where
+#               each @postgres engine gets a fresh database
+#               (postgres://postgres@127.0.0.1:5432/postgres)
+#
+# Needs: cargo (unless BIN_DIR), curl, python3, Linux's /proc (CPU and
+# memory figures; resetting the memory peak writes /proc/PID/clear_refs, so
+# run it as the servers' owner), Redis at REDIS_URL (for the redis and
 # cached_db engines), psql and PostgreSQL at BENCH_POSTGRES_URL (for the
 # @postgres rows, skipped without them); installs wrk from the system's
 # packages when it is missing.
 set -euo pipefail
+# BIN_DIR may be relative to where the script was started from.
+if [ -n "${BIN_DIR:-}" ]; then
+    BIN_DIR="$(cd "$BIN_DIR" && pwd)"
+fi
 cd "$(dirname "$0")/.."
 
 DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-2}"
+NOISE_RUNS="${NOISE_RUNS:-3}"
 PORT=18080
 BASE_PORT=18090
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 BENCH_POSTGRES_URL="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 ENGINES="${ENGINES:-db cookie redis cached_db db@postgres cached_db@postgres}"
 RESULTS="${RESULTS:-bench/RESULTS.md}"
+CLK_TCK="$(getconf CLK_TCK)"
 PG_DATABASES=()
 WORK="$(mktemp -d)"
 ROWS="$WORK/rows.tsv"
@@ -45,10 +75,19 @@ if ! command -v wrk >/dev/null; then
     apt-get update -qq && apt-get install -y -qq wrk
 fi
 
-echo "== building (release)"
-cargo build --release --quiet --bin porter --example baseline
-PORTER=target/release/porter
-BASELINE=target/release/examples/baseline
+if [ -n "${BIN_DIR:-}" ]; then
+    PORTER="$BIN_DIR/porter"
+    BASELINE="$BIN_DIR/examples/baseline"
+    for bin in "$PORTER" "$BASELINE"; do
+        [ -x "$bin" ] || { echo "BIN_DIR: $bin is missing or not executable" >&2; exit 1; }
+    done
+    echo "== using the binaries in $BIN_DIR"
+else
+    echo "== building (release)"
+    cargo build --release --quiet --bin porter --example baseline
+    PORTER=target/release/porter
+    BASELINE=target/release/examples/baseline
+fi
 
 # A queue of password work longer than the storm's 32 connections: the storm
 # measures hashing under load, not refusals (see HASHING_QUEUE in README).
@@ -57,24 +96,68 @@ SECRET_KEY="$("$PORTER" secret generate)"
 export SECRET_KEY
 export BENCH_USER=bench BENCH_USERS=64 BENCH_PASSWORD=bench-passphrase-2026
 
-# wrk's script for a scenario: an optional request script, then the report.
+# wrk's script for a scenario: optional request scripts, then the report.
 script_for() {
     local out="$WORK/script-$RANDOM.lua"
-    [ -n "$1" ] && cat "$1" >"$out"
+    : >"$out"
+    for part in "$@"; do
+        [ -n "$part" ] && cat "$part" >>"$out"
+    done
     cat bench/report.lua >>"$out"
     echo "$out"
+}
+
+# The server's user+system CPU time so far, in clock ticks: fields 14 and 15
+# of /proc/PID/stat, counted after the command name (which may hold spaces).
+cpu_ticks() {
+    sed 's/.*) //' "/proc/$SERVER_PID/stat" | awk '{ print $12 + $13 }'
+}
+
+# memory ENGINE WHAT FIELD: records the server's VmRSS or VmHWM, in kB.
+memory() {
+    local kb
+    kb="$(awk -v field="$3:" '$1 == field { print $2 }' "/proc/$SERVER_PID/status")"
+    echo "   $1 memory, $2: $(awk -v kb="$kb" 'BEGIN { printf "%.1f", kb / 1024 }') MiB ($3)"
+    printf 'mem\t%s\t%s\t%s\n' "$1" "$2" "$kb" >>"$ROWS"
+}
+
+# Forgets the server's peak RSS (VmHWM), so that the next reading covers only
+# what follows.
+reset_peak() {
+    echo 5 >"/proc/$SERVER_PID/clear_refs"
+}
+
+# measure CONNS URL SCRIPT HEADER: warm up, then one measured run; sets
+# RESULT (req/s, p50 ms, p99 ms, errors, requests) and TICKS, the server's
+# CPU ticks over the measured run.
+measure() {
+    local conns="$1" url="$2" script="$3" header="$4" before line
+    wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$script" -H "$header" "$url" >/dev/null
+    before="$(cpu_ticks)"
+    line="$(wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$script" -H "$header" "$url" | grep '^RESULT')"
+    TICKS=$(($(cpu_ticks) - before))
+    RESULT="${line#RESULT }"
+}
+
+# record ENGINE SCENARIO CONNS RESULT TICKS CPU_REQUESTS SHARED: one row of
+# the table. The CPU per request is TICKS over CPU_REQUESTS; SHARED is 1
+# when those ticks served two loads at once.
+record() {
+    local engine="$1" scenario="$2" conns="$3" result="$4" ticks="$5" cpu_requests="$6" shared="$7"
+    local cpu_ms per_request
+    cpu_ms="$(awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", t * 1000 / hz }')"
+    per_request="$(awk -v ms="$cpu_ms" -v n="$cpu_requests" 'BEGIN { printf "%.4f", n > 0 ? ms / n : 0 }')"
+    echo "   $engine $scenario c=$conns: RESULT $result, CPU $cpu_ms ms, $per_request ms/req"
+    # shellcheck disable=SC2086 # the result's fields become columns
+    printf 'load\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$engine" "$scenario" "$conns" \
+        $result "$cpu_ms" "$cpu_requests" "$shared" >>"$ROWS"
 }
 
 # run ENGINE SCENARIO CONNECTIONS URL [LUA] [HEADER]: warm up, measure, record.
 run() {
     local engine="$1" scenario="$2" conns="$3" url="$4" lua="${5:-}" header="${6:-X-Bench: 1}"
-    local script
-    script="$(script_for "$lua")"
-    wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$script" -H "$header" "$url" >/dev/null
-    local line
-    line="$(wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$script" -H "$header" "$url" | grep '^RESULT')"
-    echo "   $engine $scenario c=$conns: $line"
-    printf '%s\t%s\t%s\t%s\n' "$engine" "$scenario" "$conns" "${line#RESULT }" >>"$ROWS"
+    measure "$conns" "$url" "$(script_for "$lua")" "$header"
+    record "$engine" "$scenario" "$conns" "$RESULT" "$TICKS" "$(awk '{ print $5 }' <<<"$RESULT")" 0
 }
 
 wait_for() {
@@ -101,6 +184,18 @@ sign_in() {
     [ -n "$SID" ] || { echo "could not sign in" >&2; exit 1; }
 }
 
+# Appended to the storm's wrk script: one byte in BENCH_TALLY per response,
+# so that the logins completed within another scenario's window can be
+# counted (the storm runs at tens of requests a second: the writes cost
+# nothing that shows).
+cat >"$WORK/tally.lua" <<'EOF'
+local tally = io.open(os.getenv("BENCH_TALLY"), "a")
+response = function(status, headers, body)
+  tally:write(".")
+  tally:flush()
+end
+EOF
+
 PAGE_BYTES=""
 for engine in $ENGINES; do
     # ENGINE@postgres: the same engine on a fresh PostgreSQL database.
@@ -125,6 +220,7 @@ for engine in $ENGINES; do
     "$PORTER" serve >"$WORK/server-$engine.log" 2>&1 &
     SERVER_PID=$!
     wait_for "http://127.0.0.1:$PORT/healthz"
+    memory "$engine" "after start-up" VmRSS
     sign_in
     export BENCH_CSRF_COOKIE="$CSRF_COOKIE" BENCH_CSRF_TOKEN="$CSRF_TOKEN"
     if [ -z "$PAGE_BYTES" ]; then
@@ -132,25 +228,45 @@ for engine in $ENGINES; do
     fi
     session="Cookie: sessionid=$SID"
 
+    # Page load: the GET scenarios. The peak is reset after the sign-in,
+    # whose password hash would otherwise set it.
+    reset_peak
     run "$engine" "GET /login (anonymous)" 32 "http://127.0.0.1:$PORT/login"
-    run "$engine" "GET /profile" 32 "http://127.0.0.1:$PORT/profile" "" "$session"
+    profile_runs=1
+    [ "$engine" = db ] && profile_runs="$NOISE_RUNS"
+    for _ in $(seq 1 "$profile_runs"); do
+        run "$engine" "GET /profile" 32 "http://127.0.0.1:$PORT/profile" "" "$session"
+    done
     run "$engine" "GET /profile" 256 "http://127.0.0.1:$PORT/profile" "" "$session"
     run "$engine" "GET /healthz" 32 "http://127.0.0.1:$PORT/healthz"
-    run "$engine" "POST /login" 32 "http://127.0.0.1:$PORT/login" bench/login.lua
+    memory "$engine" "under page load" VmHWM
 
-    # GET /profile while 32 clients log in continuously.
-    storm="$(script_for bench/login.lua)"
-    wrk -t1 -c32 -d"$((DURATION + WARMUP + 2))s" -s "$storm" "http://127.0.0.1:$PORT/login" \
+    # Logins: POST /login alone, then GET /profile while 32 clients log in
+    # continuously.
+    reset_peak
+    run "$engine" "POST /login" 32 "http://127.0.0.1:$PORT/login" bench/login.lua
+    tally="$WORK/storm-$engine.tally"
+    : >"$tally"
+    BENCH_TALLY="$tally" wrk -t1 -c32 -d"$((DURATION + WARMUP + 2))s" \
+        -s "$(script_for bench/login.lua "$WORK/tally.lua")" "http://127.0.0.1:$PORT/login" \
         >"$WORK/storm-$engine.txt" &
     storm_pid=$!
     sleep 1
-    run "$engine" "GET /profile during login storm" 32 "http://127.0.0.1:$PORT/profile" "" "$session"
+    profile_script="$(script_for "")"
+    wrk -t1 -c32 -d"${WARMUP}s" -s "$profile_script" -H "$session" "http://127.0.0.1:$PORT/profile" >/dev/null
+    logins_before="$(stat -c %s "$tally")"
+    measure 32 "http://127.0.0.1:$PORT/profile" "$profile_script" "$session"
+    logins=$(($(stat -c %s "$tally") - logins_before))
+    # Both loads share the window's CPU: per request of either load.
+    window_requests=$(($(awk '{ print $5 }' <<<"$RESULT") + logins))
+    record "$engine" "GET /profile during login storm" 32 "$RESULT" "$TICKS" "$window_requests" 1
     wait "$storm_pid"
     storm_line="$(grep '^RESULT' "$WORK/storm-$engine.txt")"
-    printf '%s\t%s\t%s\t%s\n' "$engine" "POST /login (the storm)" 32 "${storm_line#RESULT }" >>"$ROWS"
+    record "$engine" "POST /login (the storm)" 32 "${storm_line#RESULT }" "$TICKS" "$window_requests" 1
+    memory "$engine" "login storm peak" VmHWM
+    sleep 3
+    memory "$engine" "3 s after the storm" VmRSS
 
-    rss_kb="$(awk '/VmHWM/ { print $2 }' "/proc/$SERVER_PID/status")"
-    printf '%s\t%s\t%s\t%s\n' "$engine" "peak RSS" "-" "$rss_kb" >>"$ROWS"
     kill "$SERVER_PID"
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
@@ -159,12 +275,19 @@ done
 echo "== baseline: a bare actix-web handler, $PAGE_BYTES bytes"
 "$BASELINE" "127.0.0.1:$BASE_PORT" "$PAGE_BYTES" &
 SERVER_PID=$!
+# The baseline has no /healthz: its first answered /profile stands for it.
 wait_for "http://127.0.0.1:$BASE_PORT/profile"
-run baseline "GET /profile (static page)" 32 "http://127.0.0.1:$BASE_PORT/profile"
+memory baseline "after start-up" VmRSS
+reset_peak
+for _ in $(seq 1 "$NOISE_RUNS"); do
+    run baseline "GET /profile (static page)" 32 "http://127.0.0.1:$BASE_PORT/profile"
+done
 run baseline "GET /profile (static page)" 256 "http://127.0.0.1:$BASE_PORT/profile"
+memory baseline "under page load" VmHWM
 kill "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=""
 
-python3 bench/report.py "$ROWS" "$DURATION" "$WARMUP" "$PAGE_BYTES" >"$RESULTS"
+python3 bench/report.py "$ROWS" "$DURATION" "$WARMUP" "$PAGE_BYTES" "$RESULTS"
 echo "== wrote $RESULTS"
-sed -n '/## Targets/,$p' "$RESULTS"
+sed -n '/^## Memory/,/^<!-- bench\/run.sh: generated up to here -->/p' "$RESULTS"
