@@ -149,9 +149,17 @@ measure() {
     wrk -t1 -c"$conns" -d"${WARMUP}s" -s "$script" -H "$header" "$url" >/dev/null
     [ "${LOGINS:-0}" = 1 ] && forget_login_attempts
     before="$(cpu_ticks)"
-    line="$(wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$script" -H "$header" "$url" | grep '^RESULT')"
+    wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$script" -H "$header" "$url" >"$WORK/wrk.txt"
     TICKS=$(($(cpu_ticks) - before))
+    show_errors "$WORK/wrk.txt"
+    line="$(grep '^RESULT' "$WORK/wrk.txt")"
     RESULT="${line#RESULT }"
+}
+
+# show_errors WRK_OUTPUT: wrk's own account of the errors (socket errors,
+# timeouts included, and statuses other than 2xx and 3xx), when it has any.
+show_errors() {
+    grep -E 'Socket errors|Non-2xx' "$1" | sed 's/^ */   wrk: /' || true
 }
 
 # record ENGINE SCENARIO CONNS RESULT TICKS CPU_REQUESTS SHARED: one row of
@@ -277,6 +285,7 @@ for engine in $ENGINES; do
     window_requests=$(($(awk '{ print $5 }' <<<"$RESULT") + logins))
     record "$engine" "GET /profile during login storm" 32 "$RESULT" "$TICKS" "$window_requests" 1
     wait "$storm_pid"
+    show_errors "$WORK/storm-$engine.txt"
     storm_line="$(grep '^RESULT' "$WORK/storm-$engine.txt")"
     record "$engine" "POST /login (the storm)" 32 "${storm_line#RESULT }" "$TICKS" "$window_requests" 1
     memory "$engine" "login storm peak" VmHWM
