@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use actix_web::http::StatusCode;
 use porter::urls;
 
 use crate::{
@@ -98,6 +99,7 @@ async fn each_get_page_runs_only_the_queries_it_needs() {
     );
     let form = opened.location().expect("to the form").to_owned();
     let res = visitor.get(&form).await;
+    assert_eq!(res.status, StatusCode::OK, "the new-password form");
     // The session holding the token, and the user, to check it again.
     counts.check("visitor", "/password/reset/{uid}/{token}", &form, &res, 2);
 
@@ -140,11 +142,17 @@ async fn each_get_page_runs_only_the_queries_it_needs() {
     ] {
         let res = app.get(route).await;
         counts.check("signed-in", route, route, &res, queries);
+        assert_eq!(
+            res.status,
+            StatusCode::OK,
+            "signed-in {route}: the page itself"
+        );
         assert!(res.loaded_user(), "signed-in {route}");
     }
     two_factor::start_setup(&app).await;
     let res = app.get("/security/totp").await;
     // ... the TOTP device being set up, whose secret the page shows.
+    assert_eq!(res.status, StatusCode::OK, "the set-up page itself");
     counts.check("signed-in", "/security/totp", "/security/totp", &res, 3);
 
     // Half signed in: the password was right, the second factor is asked.
@@ -153,6 +161,7 @@ async fn each_get_page_runs_only_the_queries_it_needs() {
     two_factor::enable_two_factor(&phone, &bob).await;
     assert_eq!(bob.login(&phone).await.location(), Some("/login/verify"));
     let res = phone.get("/login/verify").await;
+    assert_eq!(res.status, StatusCode::OK, "the code form itself");
     // The session that holds the half sign-in (the user is not loaded:
     // not signed in yet), and the user's passkeys: whether to offer one.
     counts.check("half-signed-in", "/login/verify", "/login/verify", &res, 2);
@@ -175,6 +184,7 @@ async fn each_get_page_runs_only_the_queries_it_needs() {
         ("/staff/events", "/staff/events".to_owned(), 4),
     ] {
         let res = staff.get(&path).await;
+        assert_eq!(res.status, StatusCode::OK, "staff {path}");
         counts.check("staff", route, &path, &res, queries);
     }
 
@@ -211,6 +221,6 @@ async fn force_login_signs_in_without_the_form() {
     TestUser::create(&app, "alice");
     app.force_login("alice").await;
     let page = app.get("/profile").await;
-    assert_eq!(page.status, actix_web::http::StatusCode::OK);
+    assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.query_count(), 2);
 }
