@@ -1,14 +1,20 @@
 //! Several instances behind a load balancer: two real Porter servers on
 //! different ports share one PostgreSQL database and one Redis. A session
 //! made on one is honoured, ended and invalidated on the other, and the two
-//! agree on every listing and revocation, for every engine. Needs PostgreSQL and Redis (see
-//! `tests/api/services.rs`).
+//! agree on every listing and revocation, for every engine; a revocation
+//! made through one is seen by the other on the very next request, however
+//! warm. Needs PostgreSQL and Redis (see `tests/api/services.rs`).
 
 use std::{cell::RefCell, collections::BTreeMap, time::Duration};
 
 use awc::{Client, http::StatusCode};
 use porter::{
-    auth::models::{self, NewUser},
+    auth::{
+        grants,
+        guards::login_url,
+        models::{self, NewUser},
+        permissions,
+    },
     settings::Settings,
     startup::{AppState, Application},
 };
@@ -315,6 +321,156 @@ async fn two_instances_share_sessions(engine: &str) {
             "{engine}: A lists this one alone"
         );
     }
+}
+
+/// Signs `name` in on the instance at `base`, through the login form.
+async fn sign_in(browser: &Browser, base: &str, name: &str, password: &str) {
+    let page = browser
+        .submit(
+            &format!("{base}/login"),
+            &format!("{base}/login"),
+            &[("username", name), ("password", password)],
+        )
+        .await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/profile"),
+        "{name} signs in"
+    );
+}
+
+/// Loads `url` twice and insists on `status` both times: whatever the
+/// instance could cache about this browser is now warm.
+async fn warm(browser: &Browser, url: &str, status: StatusCode) {
+    for _ in 0..2 {
+        assert_eq!(browser.get(url).await.status, status, "before: {url}");
+    }
+}
+
+/// A revocation made through B is seen by A on the very next request,
+/// though A has just served the same browser twice (so anything A could
+/// cache about it is warm): a permission revoked in B's staff area, a
+/// password changed on B's page, a session revoked from B's "your
+/// sessions". Both instances live in this test's process, so a cache in a
+/// process-wide static that B's own writes invalidate would slip past
+/// here; `tests/api/revocation_seen.rs` changes the database from a
+/// separate process (the `porter` CLI) for that.
+async fn a_revocation_on_b_is_seen_by_a_warm_session_on_a(engine: &str) {
+    if !services::available("postgres") || !services::available("redis") {
+        return;
+    }
+    let _turn = ONE_PAIR_AT_A_TIME.lock().await;
+    let database = PostgresDatabase::create();
+    let namespace = RedisNamespace::new();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let settings =
+        |site_url: &str| instance_settings(&dir, &database, &namespace, engine, site_url);
+    let a = start(settings).await;
+    let b = start(settings).await;
+
+    // alice: staff holding `users.view`; root: a superuser.
+    let state = AppState::new(settings(&a)).await.expect("state");
+    let hash = state.hasher.hash(PASSWORD).expect("hash");
+    let alice_id = {
+        let mut conn = state.pool.get().expect("connection");
+        let alice = models::create(&mut conn, &NewUser::new("alice", &hash, false)).expect("user");
+        models::set_staff(&mut conn, alice.id, true).expect("staff");
+        let view = grants::find_permission(&mut conn, permissions::VIEW_USERS.codename)
+            .expect("a query")
+            .expect("synced");
+        grants::grant_to_user(&mut conn, alice.id, view.id).expect("grant");
+        let root = models::create(&mut conn, &NewUser::new("root", &hash, false)).expect("user");
+        models::set_superuser(&mut conn, root.id, true).expect("superuser");
+        alice.id
+    };
+    let to_login = login_url("/profile");
+
+    // A permission revoked in B's staff area: A's next staff page is 403.
+    let laptop = Browser::new();
+    sign_in(&laptop, &a, "alice", PASSWORD).await;
+    warm(&laptop, &format!("{a}/staff/users"), StatusCode::OK).await;
+    let admin = Browser::new();
+    sign_in(&admin, &b, "root", PASSWORD).await;
+    let her_page = format!("{b}/staff/users/{alice_id}");
+    let revoked = admin
+        .submit(
+            &her_page,
+            &format!("{her_page}/permissions/revoke"),
+            &[("permission", permissions::VIEW_USERS.codename)],
+        )
+        .await;
+    assert_eq!(
+        revoked.status,
+        StatusCode::SEE_OTHER,
+        "{engine}: revoked on B"
+    );
+    let refused = laptop.get(&format!("{a}/staff/users")).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::FORBIDDEN,
+        "{engine}: revoked on B, refused on A at once"
+    );
+    assert!(refused.body.contains("Permission denied"), "{engine}");
+
+    // The password changed on B's page: A's next request signs her out.
+    warm(&laptop, &format!("{a}/profile"), StatusCode::OK).await;
+    let phone = Browser::new();
+    sign_in(&phone, &b, "alice", PASSWORD).await;
+    let new_password = "a new instance passphrase";
+    let changed = phone
+        .submit(
+            &format!("{b}/password"),
+            &format!("{b}/password"),
+            &[
+                ("old_password", PASSWORD),
+                ("new_password1", new_password),
+                ("new_password2", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(changed.location.as_deref(), Some("/profile"), "{engine}");
+    let next = laptop.get(&format!("{a}/profile")).await;
+    assert_eq!(
+        (next.status, next.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some(to_login.as_str())),
+        "{engine}: the password changed on B signs A's session out at once"
+    );
+
+    // A session revoked from B's "your sessions": A's next request is
+    // signed out.
+    sign_in(&laptop, &a, "alice", new_password).await;
+    warm(&laptop, &format!("{a}/profile"), StatusCode::OK).await;
+    let others = revoke_paths(&phone.get(&format!("{b}/sessions")).await.body);
+    assert_eq!(
+        others.len(),
+        1,
+        "{engine}: the laptop's session, listed on B"
+    );
+    let ended = phone
+        .submit(&format!("{b}/sessions"), &format!("{b}{}", others[0]), &[])
+        .await;
+    assert_eq!(ended.location.as_deref(), Some("/sessions"), "{engine}");
+    let next = laptop.get(&format!("{a}/profile")).await;
+    assert_eq!(
+        (next.status, next.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some(to_login.as_str())),
+        "{engine}: the session revoked on B is signed out on A at once"
+    );
+    assert_eq!(
+        phone.get(&format!("{a}/profile")).await.status,
+        StatusCode::OK,
+        "{engine}: the revoking session stays"
+    );
+}
+
+#[actix_web::test]
+async fn a_revocation_on_one_db_instance_is_seen_by_the_other_on_the_next_request() {
+    a_revocation_on_b_is_seen_by_a_warm_session_on_a("db").await;
+}
+
+#[actix_web::test]
+async fn a_revocation_on_one_cached_db_instance_is_seen_by_the_other_on_the_next_request() {
+    a_revocation_on_b_is_seen_by_a_warm_session_on_a("cached_db").await;
 }
 
 /// The revoke URLs on a "your sessions" page, one per other session.

@@ -9,7 +9,8 @@ use actix_web::http::StatusCode;
 
 use crate::helpers::{TEST_SECRET_KEY, TEST_SITE_URL, TestUser, spawn_app};
 
-fn porter(database_url: &str, args: &[&str], stdin: &str) -> Output {
+/// Runs the real `porter` binary, a separate process, against `database_url`.
+pub(crate) fn porter(database_url: &str, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_porter"))
         .args(args)
         .env("DATABASE_URL", database_url)
@@ -35,7 +36,7 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

@@ -27,6 +27,7 @@ mod password_reset;
 mod permissions;
 mod query_counts;
 mod remember_me;
+mod revocation_seen;
 mod route_table;
 mod security_log;
 mod services;
