@@ -19,8 +19,9 @@
 //! SQLite and PostgreSQL), [`csrf`] (with [`origin`]), [`flash`] (one-time
 //! messages), [`mail`] (the outbox and its sender, for password resets,
 //! address confirmations and notices), [`cookie_header`] (bad cookies),
-//! [`security_headers`], [`client_ip`], [`metrics`] (what a request spent)
-//! and [`telemetry`] (a span and `Server-Timing` per request),
+//! [`security_headers`], [`client_ip`], [`metrics`] (what a request spent),
+//! [`telemetry`] (a span and `Server-Timing` per request), [`allocator`]
+//! (mimalloc, with argon2's working memory given back after each hash),
 //! [`security_log`] (rate-limited security events; the security log users
 //! and staff read is [`auth::audit`]), the factors beyond the password in
 //! [`auth`] (passkeys, TOTP, recovery codes, sudo mode), [`errors`] (error
@@ -28,8 +29,9 @@
 //! Porter) and, with the `testing` feature, `testing` (helpers for tests,
 //! Porter's and forks').
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+pub mod allocator;
 pub mod auth;
 pub mod checks;
 pub mod cli;

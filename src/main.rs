@@ -9,11 +9,10 @@ use porter::{
     telemetry,
 };
 
-/// mimalloc returns memory to the system promptly; glibc's allocator keeps
-/// an arena per thread, and the 19 MiB each argon2 hash takes would stay
-/// resident once per thread that ever hashed (see bench/RESULTS.md).
+/// mimalloc, with argon2's 19 MiB blocks mapped from the system and given
+/// back after each hash (see `porter::allocator` and bench/RESULTS.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: porter::allocator::PorterAllocator = porter::allocator::PorterAllocator;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
