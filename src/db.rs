@@ -10,6 +10,11 @@
 //! moves the work onto actix's blocking thread pool (Diesel is synchronous)
 //! and counts the queries it ran for the request's `Server-Timing` header.
 //!
+//! Lookups by a unique key end in `get_result`, not `first`: `first` adds
+//! `LIMIT ?`, and SQLite re-prepares (parses and plans again) a statement
+//! whose `LIMIT` is a bound parameter every time it runs, which defeats
+//! Diesel's statement cache on the hot path (see bench/RESULTS.md).
+//!
 //! The pool survives its server going away (a PostgreSQL restart, a
 //! failover): a connection that finds the server gone is discarded, the
 //! others are checked once before their next use, and errors that mean

@@ -72,7 +72,7 @@ pub fn find_active_by_email(conn: &mut DbConnection, email: &str) -> QueryResult
         .filter(users::email_key.eq(email_key(email)))
         .filter(users::is_active.eq(true))
         .select(User::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

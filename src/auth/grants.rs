@@ -78,7 +78,7 @@ pub fn find_permission(
     permissions::table
         .filter(permissions::codename.eq(codename))
         .select(StoredPermission::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -95,7 +95,7 @@ pub fn find_group(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Gro
     groups::table
         .filter(groups::name.eq(name))
         .select(Group::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -108,7 +108,7 @@ pub fn create_group(conn: &mut DbConnection, name: &str) -> QueryResult<Group> {
         groups::table
             .filter(groups::name.eq(name))
             .select(Group::as_select())
-            .first(conn)
+            .get_result(conn)
     })
 }
 

@@ -171,7 +171,7 @@ pub fn find_by_id(conn: &mut DbConnection, id: i32) -> QueryResult<Option<User>>
     users::table
         .find(id)
         .select(User::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -182,7 +182,7 @@ pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<
     users::table
         .filter(users::username_key.eq(username_key(username)))
         .select(User::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -195,7 +195,7 @@ pub fn create(conn: &mut DbConnection, new_user: &NewUser<'_>) -> QueryResult<Us
         users::table
             .filter(users::username_key.eq(&new_user.username_key))
             .select(User::as_select())
-            .first(conn)
+            .get_result(conn)
     })
 }
 

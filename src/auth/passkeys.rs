@@ -479,7 +479,7 @@ fn find_by_credential_id(
     passkeys::table
         .filter(passkeys::credential_id.eq(credential_id))
         .select(StoredPasskey::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

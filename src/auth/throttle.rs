@@ -414,7 +414,7 @@ fn reserve_one(
                     login_attempts::last_failure_at,
                     login_attempts::locked_until,
                 ))
-                .first(conn)
+                .get_result(conn)
                 .optional()?;
         let Some((seen, last_at, locked_until)) = row else {
             let inserted = diesel::insert_into(login_attempts::table)

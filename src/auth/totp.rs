@@ -260,7 +260,7 @@ pub fn find(conn: &mut DbConnection, user_id: i32) -> QueryResult<Option<TotpDev
     totp_devices::table
         .find(user_id)
         .select(TotpDevice::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -58,7 +58,7 @@ pub fn find_live_by_key_hash(
         .filter(sessions::key_hash.eq(key_hash))
         .filter(sessions::expires_at.gt(now()))
         .select(StoredSession::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
@@ -130,7 +130,7 @@ pub fn find_by_key_hash(
     sessions::table
         .filter(sessions::key_hash.eq(key_hash))
         .select(StoredSession::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 
