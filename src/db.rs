@@ -63,6 +63,23 @@ mod connection {
     }
 }
 
+/// Runs `$body` with `$inner` bound to the connection's own type, SQLite or
+/// PostgreSQL: for the queries every signed-in request runs. Through the
+/// [`DbConnection`] enum, Diesel writes a query's SQL text anew on every
+/// run, even when its prepared statement is cached, which cost more of the
+/// server's time on `/profile` than SQLite spent answering (see
+/// bench/RESULTS.md). The body is written once and compiled for each
+/// database.
+#[macro_export]
+macro_rules! on_each_database {
+    ($conn:expr, |$inner:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Sqlite($inner) => $body,
+            $crate::db::DbConnection::Postgresql($inner) => $body,
+        }
+    };
+}
+
 /// A pool of [`DbConnection`]s: r2d2's, which it derefs to, with a
 /// checkout that fails fast while the server is known to be unreachable.
 #[derive(Clone, Debug)]

@@ -168,11 +168,14 @@ impl<'a> NewUser<'a> {
 
 /// The user with this id.
 pub fn find_by_id(conn: &mut DbConnection, id: i32) -> QueryResult<Option<User>> {
-    users::table
-        .find(id)
-        .select(User::as_select())
-        .get_result(conn)
-        .optional()
+    // Every signed-in request runs this one.
+    crate::on_each_database!(conn, |conn| {
+        users::table
+            .find(id)
+            .select(User::as_select())
+            .get_result(conn)
+            .optional()
+    })
 }
 
 /// The user with this username, however it is spelled: compared by

@@ -54,12 +54,15 @@ pub fn find_live_by_key_hash(
     conn: &mut DbConnection,
     key_hash: &str,
 ) -> QueryResult<Option<StoredSession>> {
-    sessions::table
-        .filter(sessions::key_hash.eq(key_hash))
-        .filter(sessions::expires_at.gt(now()))
-        .select(StoredSession::as_select())
-        .get_result(conn)
-        .optional()
+    // Every request with a session cookie runs this one.
+    crate::on_each_database!(conn, |conn| {
+        sessions::table
+            .filter(sessions::key_hash.eq(key_hash))
+            .filter(sessions::expires_at.gt(now()))
+            .select(StoredSession::as_select())
+            .get_result(conn)
+            .optional()
+    })
 }
 
 /// Inserts a session. Fails with a unique violation when the key is taken:
