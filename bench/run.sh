@@ -31,7 +31,7 @@
 #               each @postgres engine gets a fresh database
 #               (postgres://postgres@127.0.0.1:5432/postgres)
 #
-# Needs: cargo (unless BIN_DIR), curl, python3, sqlite3 (to clear the login
+# Needs: cargo (unless BIN_DIR), curl, python3 (also to clear the login
 # throttle between runs), Linux's /proc (CPU and memory figures; resetting
 # the memory peak writes /proc/PID/clear_refs, so run it as the servers'
 # owner), Redis at REDIS_URL (for the redis and cached_db engines), psql and
@@ -135,7 +135,10 @@ reset_peak() {
 forget_login_attempts() {
     case "$DATABASE_URL" in
         postgres*) psql -q "$DATABASE_URL" -c "DELETE FROM login_attempts" >/dev/null ;;
-        *) sqlite3 -cmd ".timeout 5000" "${DATABASE_URL#sqlite://}" "DELETE FROM login_attempts" >/dev/null ;;
+        *) python3 -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=5)
+db.execute("DELETE FROM login_attempts")
+db.commit()' "${DATABASE_URL#sqlite://}" ;;
     esac
 }
 

@@ -442,15 +442,19 @@ pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
     Ok(DbPool { pool, health })
 }
 
-/// How many blocking threads each server worker gets. SQLite answers in
-/// microseconds from this process, so two per worker keep its connections
-/// busy; more only add context switches and per-thread memory (measured in
-/// `bench/`). A PostgreSQL query waits on the network, so more threads
-/// overlap those waits.
+/// How many blocking threads each server worker gets. Few, because on a
+/// small machine thread switches cost more than the queries (measured in
+/// `bench/`, see RESULTS.md). SQLite answers in microseconds from this
+/// process: one thread per worker keeps up and stays awake while requests
+/// queue, where a second one mostly adds wake-ups (1 serves about 10% more
+/// than 2). A PostgreSQL query waits on the network, so two threads overlap
+/// those waits; more did not serve more, and each one more made the slowest
+/// requests slower (p99 7 ms with 2, 28 ms with 8, on 2 cores shared with
+/// PostgreSQL's own processes).
 pub fn blocking_threads_per_worker(database_url: &str) -> usize {
     match DatabaseUrl::parse(database_url) {
-        Ok(DatabaseUrl::Postgres(_)) => 8,
-        _ => 2,
+        Ok(DatabaseUrl::Postgres(_)) => 2,
+        _ => 1,
     }
 }
 
