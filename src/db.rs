@@ -543,7 +543,10 @@ pub async fn ping(pool: &DbPool) -> Result<(), DbError> {
     let pool = pool.clone();
     run_blocking(move || {
         let mut conn = pool.get_timeout(PING_TIMEOUT)?;
-        conn.batch_execute("SELECT 1")?;
+        // A prepared statement Diesel keeps, not SQL text parsed on every
+        // ping: load balancers call this often.
+        let one = diesel::dsl::select(1.into_sql::<diesel::sql_types::Integer>());
+        on_each_database!(&mut *conn, |conn| one.execute(conn))?;
         Ok(())
     })
     .await?
