@@ -86,9 +86,8 @@ unsafe impl GlobalAlloc for PorterAllocator {
         if is_huge(&layout) {
             // SAFETY: `ptr` is a mapping of `layout.size()` bytes made by
             // `map`, and the caller no longer uses it.
-            unsafe {
-                libc::munmap(ptr.cast(), layout.size());
-            }
+            let unmapped = unsafe { libc::munmap(ptr.cast(), layout.size()) };
+            debug_assert_eq!(unmapped, 0, "munmap of a block this allocator mapped");
         } else {
             // SAFETY: the caller's guarantees, passed on.
             unsafe { MiMalloc.dealloc(ptr, layout) }
@@ -123,10 +122,12 @@ mod tests {
 
     #[test]
     fn huge_blocks_are_zeroed_and_keep_their_contents_across_the_line() {
-        let small = Layout::from_size_align(1024, 8).expect("layout");
+        // One alignment throughout: a block is freed with the layout it
+        // has, and `realloc` keeps the alignment.
+        let small = Layout::from_size_align(1024, 64).expect("layout");
         let huge = Layout::from_size_align(HUGE_BLOCK * 2, 64).expect("layout");
-        // SAFETY: each block is used within its size and freed once, with
-        // the layout it has at that moment.
+        // SAFETY: each block is checked for null, used within its size and
+        // freed once, with the layout it has at that moment.
         unsafe {
             let block = PorterAllocator.alloc_zeroed(huge);
             assert!(!block.is_null());
@@ -138,6 +139,7 @@ mod tests {
             block.write_bytes(7, 1024);
             // Shrink across the line: into mimalloc, contents kept.
             let block = PorterAllocator.realloc(block, huge, small.size());
+            assert!(!block.is_null());
             assert!(
                 std::slice::from_raw_parts(block, small.size())
                     .iter()
@@ -145,6 +147,7 @@ mod tests {
             );
             // Grow across the line: into a mapping, contents kept.
             let block = PorterAllocator.realloc(block, small, huge.size());
+            assert!(!block.is_null());
             assert!(
                 std::slice::from_raw_parts(block, small.size())
                     .iter()

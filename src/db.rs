@@ -53,7 +53,8 @@ mod connection {
     use diesel::{pg::PgConnection, sqlite::SqliteConnection};
 
     /// A connection to whichever database `DATABASE_URL` names. Queries are
-    /// written against this type; only `db` matches on the variant.
+    /// written against this type; only `db` matches on the variant, and the
+    /// few hot queries that go through [`on_each_database!`](crate::on_each_database).
     #[derive(diesel::MultiConnection)]
     pub enum DbConnection {
         /// PostgreSQL, for sites running several instances.

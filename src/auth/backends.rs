@@ -83,7 +83,8 @@ impl fmt::Debug for Credentials {
 /// A source of users: Django's authentication backend.
 ///
 /// Both methods block (they query the database and may hash passwords); the
-/// dance calls them on the blocking pool.
+/// dance calls them off the async workers: `authenticate` on the hashing
+/// threads, `get_user` on the blocking pool.
 pub trait AuthBackend: Send + Sync + 'static {
     /// The name stored in the session as `_auth_user_backend`: a stable
     /// identifier, not a Rust path, so that renaming the crate or moving the

@@ -2,7 +2,8 @@
 //!
 //! Passwords are stored as PHC strings (`$argon2id$v=19$m=19456,t=2,p=1$…`),
 //! which carry their own parameters and salt. Hashing is slow on purpose, so
-//! every call here must run on the blocking pool, never on an async worker.
+//! every call here runs on the hashing threads ([`HashingPool`]), never on
+//! an async worker.
 
 use std::{
     fmt,
@@ -144,8 +145,9 @@ pub const QUEUE_PER_THREAD: usize = 16;
 ///
 /// Argon2 is slow on purpose and takes 19 MiB a go. On threads of their own,
 /// a burst of logins queues here while a core stays free for every other
-/// request, and the memory each hash needs is reused by the same few threads
-/// instead of being spread over the whole blocking pool. The queue is
+/// request, and no more hashes run at once than there are threads, so no
+/// more than that many 19 MiB blocks are resident (each is given back when
+/// its hash is done: see `porter::allocator`). The queue is
 /// bounded: past it, work is refused at once ([`HashingPoolError::Busy`],
 /// a `503` with `Retry-After`) rather than left to wait without end.
 pub struct HashingPool {

@@ -158,7 +158,10 @@ pub fn delete_for_user(
         let mine = sessions::table
             .filter(sessions::id.eq(id))
             .filter(sessions::user_id.eq(user_id));
-        let key_hash = mine.select(sessions::key_hash).first(conn).optional()?;
+        let key_hash = mine
+            .select(sessions::key_hash)
+            .get_result(conn)
+            .optional()?;
         diesel::delete(mine).execute(conn)?;
         Ok(key_hash)
     })
