@@ -330,10 +330,21 @@ impl DbConnectionManager {
                 SqliteConnection::establish(path).map(DbConnection::Sqlite)
             }
             DatabaseUrl::Postgres(url) => {
+                prepare_tls();
                 PgConnection::establish(&with_connect_timeout(url)).map(DbConnection::Postgresql)
             }
         }
     }
+}
+
+/// Readies OpenSSL, which libpq speaks TLS through, before a PostgreSQL
+/// connection is made; only the first call does anything. Initialised by
+/// libpq instead, OpenSSL frees its global state when the process exits,
+/// while the pool's threads may still be closing connections over TLS: an
+/// occasional crash on the way out (`free(): invalid pointer`), seen at the
+/// end of a test run. Initialised here, it skips that clean-up.
+pub fn prepare_tls() {
+    openssl_sys::init();
 }
 
 /// `url` with libpq's `connect_timeout`, unless it sets its own.

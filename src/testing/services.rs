@@ -90,6 +90,7 @@ impl PostgresDatabase {
     pub fn create() -> Self {
         let admin = postgres_admin_url();
         let name = unique_name("porter_test");
+        crate::db::prepare_tls();
         let mut conn = PgConnection::establish(&admin).expect("connect to PostgreSQL");
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
@@ -106,6 +107,7 @@ impl PostgresDatabase {
 
 impl Drop for PostgresDatabase {
     fn drop(&mut self) {
+        crate::db::prepare_tls();
         if let Ok(mut conn) = PgConnection::establish(&postgres_admin_url()) {
             let _ = diesel::sql_query(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
