@@ -156,18 +156,56 @@ async fn start(settings: impl FnOnce(&str) -> Settings) -> String {
 /// ask more of the server than its 100.
 static ONE_PAIR_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn two_instances_share_sessions(engine: &str) {
-    if !services::available("postgres") || !services::available("redis") {
-        return;
+/// Two instances of one engine on one fresh PostgreSQL database (and one
+/// Redis namespace), A and B by base URL; `None` when the services are
+/// missing (a failure under CI=true).
+struct Pair {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+    database: PostgresDatabase,
+    namespace: RedisNamespace,
+    dir: tempfile::TempDir,
+    engine: String,
+    a: String,
+    b: String,
+}
+
+impl Pair {
+    async fn start(engine: &str) -> Option<Self> {
+        if !services::available("postgres") || !services::available("redis") {
+            return None;
+        }
+        let mut pair = Self {
+            _turn: ONE_PAIR_AT_A_TIME.lock().await,
+            database: PostgresDatabase::create(),
+            namespace: RedisNamespace::new(),
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            engine: engine.to_owned(),
+            a: String::new(),
+            b: String::new(),
+        };
+        pair.a = start(|site_url| pair.settings(site_url)).await;
+        pair.b = start(|site_url| pair.settings(site_url)).await;
+        Some(pair)
     }
-    let _turn = ONE_PAIR_AT_A_TIME.lock().await;
-    let database = PostgresDatabase::create();
-    let namespace = RedisNamespace::new();
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let settings =
-        |site_url: &str| instance_settings(&dir, &database, &namespace, engine, site_url);
-    let a = start(settings).await;
-    let b = start(settings).await;
+
+    /// An instance's settings, serving at `site_url`.
+    fn settings(&self, site_url: &str) -> Settings {
+        instance_settings(
+            &self.dir,
+            &self.database,
+            &self.namespace,
+            &self.engine,
+            site_url,
+        )
+    }
+}
+
+async fn two_instances_share_sessions(engine: &str) {
+    let Some(pair) = Pair::start(engine).await else {
+        return;
+    };
+    let (a, b) = (pair.a.clone(), pair.b.clone());
+    let settings = |site_url: &str| pair.settings(site_url);
 
     let state = AppState::new(settings(&a)).await.expect("state");
     let hash = state.hasher.hash(PASSWORD).expect("hash");
@@ -356,17 +394,11 @@ async fn warm(browser: &Browser, url: &str, status: StatusCode) {
 /// here; `tests/api/revocation_seen.rs` changes the database from a
 /// separate process (the `porter` CLI) for that.
 async fn a_revocation_on_b_is_seen_by_a_warm_session_on_a(engine: &str) {
-    if !services::available("postgres") || !services::available("redis") {
+    let Some(pair) = Pair::start(engine).await else {
         return;
-    }
-    let _turn = ONE_PAIR_AT_A_TIME.lock().await;
-    let database = PostgresDatabase::create();
-    let namespace = RedisNamespace::new();
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let settings =
-        |site_url: &str| instance_settings(&dir, &database, &namespace, engine, site_url);
-    let a = start(settings).await;
-    let b = start(settings).await;
+    };
+    let (a, b) = (pair.a.clone(), pair.b.clone());
+    let settings = |site_url: &str| pair.settings(site_url);
 
     // alice: staff holding `users.view`; root: a superuser.
     let state = AppState::new(settings(&a)).await.expect("state");
