@@ -24,7 +24,6 @@ use std::io::{BufRead, IsTerminal};
 use actix_session::storage::{SessionKey, SessionStore};
 use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
-use diesel::Connection;
 use serde_json::Value;
 
 use crate::{
@@ -428,7 +427,7 @@ fn createuser(
         &password,
         superuser,
     )?;
-    let user = conn.transaction(|conn| {
+    let user = db::transaction(&mut conn, |conn| {
         let mut user = user_manager::insert_user(conn, &account)?;
         if staff && !user.is_staff {
             models::set_staff(conn, user.id, true)?;
@@ -496,7 +495,7 @@ fn set_active(settings: &Settings, name: &str, is_active: bool) -> anyhow::Resul
     let user = find_user(&mut *pool.get()?, name)?;
     let by = grants::ChangedBy::command_line();
     if is_active {
-        pool.get()?.transaction(|conn| {
+        db::transaction(&mut *pool.get()?, |conn| {
             models::set_active(conn, user.id, true)?;
             audit::record(conn, &by.event(EventKind::UserActivated).about(user.id))
         })?;
@@ -682,7 +681,7 @@ fn twofactor_reset(settings: &Settings, name: &str) -> anyhow::Result<()> {
     let event = grants::ChangedBy::command_line()
         .event(EventKind::TwoFactorReset)
         .about(user.id);
-    let outcome = conn.transaction(|conn| {
+    let outcome = db::transaction(&mut conn, |conn| {
         let outcome = crate::auth::two_factor::reset(conn, user.id)?;
         audit::record(conn, &event)?;
         diesel::QueryResult::Ok(outcome)

@@ -298,6 +298,25 @@ impl Pages {
         }
     }
 
+    /// Asserts that `client` is at `expected` (path and query); otherwise
+    /// fails with what the page says, so that a wrong turn shows its cause
+    /// (an error list, a refusal, an error page).
+    async fn assert_at(&self, client: &Client, expected: &str) {
+        let path = self.path(client).await;
+        if path != expected {
+            let said = client
+                .execute(
+                    "return document.body ? document.body.innerText : ''",
+                    vec![],
+                )
+                .await
+                .ok()
+                .and_then(|text| text.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            panic!("expected to be at {expected}, but at {path}, which says:\n{said}");
+        }
+    }
+
     async fn text(&self, client: &Client) -> String {
         client.source().await.expect("the page source")
     }
@@ -387,7 +406,7 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
 
     // An anonymous visitor of the profile is sent to sign in.
     pages.visit(&laptop, "/profile").await;
-    assert_eq!(pages.path(&laptop).await, "/login?next=/profile");
+    pages.assert_at(&laptop, "/login?next=/profile").await;
     pages.shot(&laptop, "01-login").await;
 
     // Sign up: signed in at once.
@@ -404,7 +423,7 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
         .await;
     pages.shot(&laptop, "02-signup").await;
     pages.submit(&laptop, "main form").await;
-    assert_eq!(pages.path(&laptop).await, "/profile");
+    pages.assert_at(&laptop, "/profile").await;
     pages
         .assert_shows(&laptop, "Your account has been created")
         .await;
@@ -412,7 +431,7 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
 
     // Sign out.
     pages.submit(&laptop, "form[action='/logout']").await;
-    assert_eq!(pages.path(&laptop).await, "/");
+    pages.assert_at(&laptop, "/").await;
     pages
         .assert_shows(&laptop, "You have been signed out.")
         .await;
@@ -424,7 +443,7 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
         .fill(&laptop, &[("username", "grace"), ("password", PASSWORD)])
         .await;
     pages.submit(&laptop, "form.stacked").await;
-    assert_eq!(pages.path(&laptop).await, "/profile");
+    pages.assert_at(&laptop, "/profile").await;
     pages.assert_shows(&laptop, "grace").await;
 
     // A second browser signs in too; the first revokes it.
@@ -434,7 +453,7 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
         .fill(&phone, &[("username", "grace"), ("password", PASSWORD)])
         .await;
     pages.submit(&phone, "form.stacked").await;
-    assert_eq!(pages.path(&phone).await, "/profile");
+    pages.assert_at(&phone, "/profile").await;
 
     pages.visit(&laptop, "/sessions").await;
     pages.shot(&laptop, "05-sessions").await;
@@ -462,7 +481,7 @@ async fn a_person_signs_up_signs_in_changes_password_and_revokes_a_session() {
         )
         .await;
     pages.submit(&laptop, "main form").await;
-    assert_eq!(pages.path(&laptop).await, "/profile");
+    pages.assert_at(&laptop, "/profile").await;
     pages
         .assert_shows(&laptop, "Your password was changed")
         .await;
@@ -559,7 +578,7 @@ async fn a_person_who_forgot_the_password_resets_it_from_the_login_page() {
     pages.fill(&client, &[("email", "ada@example.com")]).await;
     pages.shot(&client, "09-forgot-password").await;
     pages.submit(&client, "main form").await;
-    assert_eq!(pages.path(&client).await, "/password/reset/done");
+    pages.assert_at(&client, "/password/reset/done").await;
     pages.assert_shows(&client, "Check your mail").await;
 
     // The server's worker writes the mail; read the link from it.
@@ -600,7 +619,7 @@ async fn a_person_who_forgot_the_password_resets_it_from_the_login_page() {
         .await;
     pages.shot(&client, "10-choose-new-password").await;
     pages.submit(&client, "main form").await;
-    assert_eq!(pages.path(&client).await, "/login");
+    pages.assert_at(&client, "/login").await;
     pages
         .assert_shows(&client, "Your password has been set")
         .await;
@@ -610,7 +629,7 @@ async fn a_person_who_forgot_the_password_resets_it_from_the_login_page() {
         .fill(&client, &[("username", "ada"), ("password", NEW_PASSWORD)])
         .await;
     pages.submit(&client, "form.stacked").await;
-    assert_eq!(pages.path(&client).await, "/profile");
+    pages.assert_at(&client, "/profile").await;
     pages
         .assert_shows(&client, "ada@example.com (confirmed)")
         .await;
@@ -644,7 +663,7 @@ async fn a_staff_member_finds_a_user_and_signs_them_out_everywhere() {
         .fill(&phone, &[("username", "mallory"), ("password", PASSWORD)])
         .await;
     pages.submit(&phone, "form.stacked").await;
-    assert_eq!(pages.path(&phone).await, "/profile");
+    pages.assert_at(&phone, "/profile").await;
 
     // The staff member signs in and follows the header's link.
     let desk = browser(&driver_url).await;
@@ -659,12 +678,12 @@ async fn a_staff_member_finds_a_user_and_signs_them_out_everywhere() {
         .click()
         .await
         .expect("clicking");
-    assert_eq!(pages.path(&desk).await, "/staff/users");
+    pages.assert_at(&desk, "/staff/users").await;
 
     // Finds the user and opens their page.
     pages.fill(&desk, &[("q", "mall")]).await;
     pages.submit(&desk, "form.search").await;
-    assert_eq!(pages.path(&desk).await, "/staff/users?q=mall");
+    pages.assert_at(&desk, "/staff/users?q=mall").await;
     pages.shot(&desk, "09-staff-users").await;
     desk.find(Locator::LinkText("mallory"))
         .await
@@ -792,7 +811,7 @@ async fn a_person_adds_a_passkey_and_signs_in_with_it_from_the_login_page() {
         .fill(&client, &[("username", "lin"), ("password", PASSWORD)])
         .await;
     pages.submit(&client, "form.stacked").await;
-    assert_eq!(pages.path(&client).await, "/profile");
+    pages.assert_at(&client, "/profile").await;
     pages.visit(&client, "/security").await;
     pages.fill(&client, &[("name", "Headless")]).await;
     pages.shot(&client, "12-security").await;
@@ -830,7 +849,7 @@ async fn a_person_adds_a_passkey_and_signs_in_with_it_from_the_login_page() {
         "form[data-passkey=sign-in] button",
     )
     .await;
-    assert_eq!(pages.path(&client).await, "/security");
+    pages.assert_at(&client, "/security").await;
     pages.assert_shows(&client, "Headless").await;
     pages.shot(&client, "14-signed-in-with-a-passkey").await;
 
@@ -949,7 +968,7 @@ async fn every_page_passes_axe_in_both_colour_schemes_at_desktop_and_phone_width
         .fill(&member, &[("username", "grace"), ("password", PASSWORD)])
         .await;
     pages.submit(&member, "form.stacked").await;
-    assert_eq!(pages.path(&member).await, "/profile");
+    pages.assert_at(&member, "/profile").await;
     // A second session, so that "your sessions" lists one to revoke.
     pages.visit(&visitor, "/login").await;
     pages

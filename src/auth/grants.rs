@@ -20,7 +20,7 @@ use super::{
     models,
 };
 use crate::{
-    db::{DbConnection, DbError},
+    db::{DbConnection, DbError, transaction},
     errors::AppError,
     schema::{group_permissions, groups, permissions, user_groups, user_permissions, users},
 };
@@ -55,7 +55,7 @@ fn insert_link(
     conn: &mut DbConnection,
     insert: impl FnOnce(&mut DbConnection) -> QueryResult<usize>,
 ) -> QueryResult<bool> {
-    match conn.transaction(insert) {
+    match transaction(conn, insert) {
         Ok(rows) => Ok(rows > 0),
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
         Err(err) => Err(err),
@@ -101,7 +101,7 @@ pub fn find_group(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Gro
 
 /// Creates a group; a taken name is a unique violation.
 pub fn create_group(conn: &mut DbConnection, name: &str) -> QueryResult<Group> {
-    conn.transaction(|conn| {
+    transaction(conn, |conn| {
         diesel::insert_into(groups::table)
             .values(groups::name.eq(name))
             .execute(conn)?;
@@ -291,7 +291,7 @@ fn logged(
     conn: &mut DbConnection,
     change: impl FnOnce(&mut DbConnection) -> Result<(bool, NewEvent), GrantError>,
 ) -> Result<bool, GrantError> {
-    conn.transaction(|conn| {
+    transaction(conn, |conn| {
         let (changed, event) = change(conn)?;
         if changed {
             audit::record(conn, &event)?;
@@ -423,7 +423,7 @@ pub fn leave_group(
 
 /// Creates the group `name`, and logs it.
 pub fn new_group(conn: &mut DbConnection, name: &str, by: &ChangedBy) -> Result<Group, GrantError> {
-    conn.transaction(|conn| {
+    transaction(conn, |conn| {
         let group = match create_group(conn, name) {
             Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
                 return Err(GrantError::GroupExists(name.into()));

@@ -7,8 +7,6 @@ use actix_identity::{Identity, IdentityExt};
 use actix_session::SessionExt;
 use actix_web::{HttpMessage, HttpRequest};
 
-use diesel::Connection;
-
 use super::{
     AuthContext, AuthError, Authenticated, LazyUser,
     audit::{self, EventKind, NewEvent, Origin},
@@ -18,7 +16,7 @@ use super::{
 };
 use crate::{
     csrf,
-    db::{DbError, with_conn},
+    db::{DbError, transaction, with_conn},
 };
 
 /// Signs `authenticated.user` in on this request's session.
@@ -57,7 +55,7 @@ pub async fn login(
         .detail(serde_json::json!({ "backend": authenticated.backend }));
     // The sign-in's one write and its line in the security log, together.
     let last_login = with_conn(auth.pool(), move |conn| {
-        conn.transaction(|conn| {
+        transaction(conn, |conn| {
             let at = models::set_last_login(conn, user_id)?;
             audit::record(conn, &event)?;
             Ok(at)

@@ -15,7 +15,7 @@ use time::PrimitiveDateTime;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::{
-    db::{DbConnection, now},
+    db::{DbConnection, now, transaction},
     schema::users,
 };
 
@@ -191,7 +191,7 @@ pub fn find_by_username(conn: &mut DbConnection, username: &str) -> QueryResult<
 
 /// Creates a user and returns it. A taken username is a unique violation.
 pub fn create(conn: &mut DbConnection, new_user: &NewUser<'_>) -> QueryResult<User> {
-    conn.transaction(|conn| {
+    transaction(conn, |conn| {
         diesel::insert_into(users::table)
             .values(new_user)
             .execute(conn)?;

@@ -22,7 +22,7 @@ use diesel::prelude::*;
 
 use super::models::User;
 use crate::{
-    db::DbConnection,
+    db::{DbConnection, transaction},
     schema::{group_permissions, groups, permissions, user_groups, user_permissions, users},
 };
 
@@ -102,7 +102,7 @@ pub fn declared(codename: &str) -> Option<Permission> {
 /// still be granted and revoked), as Django leaves stale permissions to
 /// the operator. Returns how many rows changed.
 pub fn sync(conn: &mut DbConnection) -> QueryResult<usize> {
-    conn.transaction(|conn| {
+    transaction(conn, |conn| {
         let stored: Vec<(String, String)> = permissions::table
             .select((permissions::codename, permissions::name))
             .load(conn)?;

@@ -15,7 +15,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::{
-    db::{DbConnection, now},
+    db::{DbConnection, now, transaction},
     schema::recovery_codes,
     settings::SecretKey,
 };
@@ -72,7 +72,7 @@ impl RecoveryCodes {
     /// shown once (`xxxxx-xxxxx`).
     pub fn regenerate(&self, conn: &mut DbConnection, user_id: i32) -> QueryResult<Vec<String>> {
         let codes: Vec<String> = (0..CODE_COUNT).map(|_| new_code()).collect();
-        conn.transaction(|conn| {
+        transaction(conn, |conn| {
             delete_all(conn, user_id)?;
             for code in &codes {
                 diesel::insert_into(recovery_codes::table)

@@ -21,10 +21,10 @@ use actix_session::SessionExt;
 use actix_web::HttpRequest;
 
 use super::{AuthContext, AuthError, User, models, session_user::update_session_auth_hash};
-use diesel::{Connection, QueryResult};
+use diesel::QueryResult;
 
 use crate::{
-    db::{DbConnection, DbError, DbPool, with_conn},
+    db::{DbConnection, DbError, DbPool, transaction, with_conn},
     sessions::{SessionBackend, by_user, current_key_hash},
 };
 
@@ -46,7 +46,7 @@ async fn bump_generation(
     also: AlsoInTransaction,
 ) -> Result<Option<User>, AuthError> {
     Ok(with_conn(pool, move |conn| {
-        conn.transaction(|conn| {
+        transaction(conn, |conn| {
             let user = models::bump_session_generation(conn, user_id)?;
             also(conn)?;
             QueryResult::Ok(user)

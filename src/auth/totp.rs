@@ -19,7 +19,7 @@ use time::PrimitiveDateTime;
 use totp_rs::{Builder, Secret, Totp};
 
 use crate::{
-    db::{DbConnection, now},
+    db::{DbConnection, now, transaction},
     schema::totp_devices,
     settings::SecretKey,
 };
@@ -184,7 +184,7 @@ impl TotpKeys {
         secret: &NewSecret,
     ) -> Result<bool, TotpError> {
         let sealed = self.encrypt(&secret.bytes)?;
-        conn.transaction(|conn| {
+        transaction(conn, |conn| {
             if find(conn, user_id)?.is_some_and(|device| device.confirmed_at.is_some()) {
                 return Ok(false);
             }

@@ -3,11 +3,9 @@
 //! as app data ([`Factors`]); and the one way to take them all off an
 //! account ([`reset`]), for staff helping a user who lost every factor.
 
-use diesel::Connection;
-
 use super::{passkeys::Passkeys, recovery_codes::RecoveryCodes, totp::TotpKeys};
 use crate::{
-    db::DbConnection,
+    db::{DbConnection, transaction},
     settings::{SecretKey, Settings},
 };
 
@@ -54,7 +52,7 @@ pub struct ResetOutcome {
 /// the caller records who did it. A password reset by mail does *not* do
 /// this: a stolen mailbox must not undo the second factor.
 pub fn reset(conn: &mut DbConnection, user_id: i32) -> diesel::QueryResult<ResetOutcome> {
-    conn.transaction(|conn| {
+    transaction(conn, |conn| {
         Ok(ResetOutcome {
             totp_removed: super::totp::delete(conn, user_id)? > 0,
             recovery_codes_removed: super::recovery_codes::delete_all(conn, user_id)?,

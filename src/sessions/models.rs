@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use time::PrimitiveDateTime;
 
-pub use crate::db::now;
+pub use crate::db::{now, transaction};
 use crate::{db::DbConnection, schema::sessions};
 
 /// A stored session.
@@ -154,7 +154,7 @@ pub fn delete_for_user(
     user_id: i32,
     id: i32,
 ) -> QueryResult<Option<String>> {
-    conn.transaction(|conn| {
+    transaction(conn, |conn| {
         let mine = sessions::table
             .filter(sessions::id.eq(id))
             .filter(sessions::user_id.eq(user_id));
@@ -174,7 +174,7 @@ pub fn delete_others_for_user(
     user_id: i32,
     keep: Option<&str>,
 ) -> QueryResult<Vec<String>> {
-    conn.transaction(|conn| {
+    transaction(conn, |conn| {
         let hashes: Vec<String> = sessions::table
             .filter(sessions::user_id.eq(user_id))
             .select(sessions::key_hash)

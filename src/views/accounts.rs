@@ -7,7 +7,6 @@ use actix_session::SessionExt;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_flash_messages::{FlashMessage, IncomingFlashMessages};
 use askama::Template;
-use diesel::Connection;
 use serde::Deserialize;
 
 use crate::{
@@ -26,7 +25,7 @@ use crate::{
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
-    db::{DbError, with_conn},
+    db::{DbError, transaction, with_conn},
     errors::AppError,
     mail::{Letters, MailError, Outbox, outbox},
     metrics::RequestMetrics,
@@ -541,7 +540,7 @@ pub async fn password_submit(
     let event = NewEvent::new(EventKind::PasswordChanged, Origin::of(&req)).by_user(user.id);
     let user = with_conn(auth.pool(), move |conn| {
         // The notice and the log line go with the change, or nothing does.
-        conn.transaction(|conn| {
+        transaction(conn, |conn| {
             models::set_password_hash(conn, user.id, &new_hash)?;
             audit::record(conn, &event)?;
             let user = models::User {

@@ -10,7 +10,6 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
-use diesel::Connection;
 use serde::Deserialize;
 
 use crate::{
@@ -24,7 +23,7 @@ use crate::{
         user_manager::{self, AccountError, NewAccount},
     },
     csrf::CsrfToken,
-    db::{DbError, with_conn},
+    db::{DbError, transaction, with_conn},
     errors::AppError,
     mail::{Letters, MailError, Outbox, outbox},
     paths,
@@ -144,7 +143,7 @@ pub async fn submit(
     let (user_id, new_address, current) = (user.id, email.clone(), user.email.clone());
     let event = NewEvent::new(EventKind::EmailChangeRequested, Origin::of(&req)).by_user(user_id);
     let queued = with_conn(auth.pool(), move |conn| {
-        conn.transaction(|conn| {
+        transaction(conn, |conn| {
             if email_address::taken_by_another(conn, &new_address, user_id)? {
                 return Ok(Err(EmailError::Taken));
             }
@@ -220,7 +219,7 @@ pub async fn confirm(
     let shown = address.clone();
     let event = NewEvent::new(EventKind::EmailConfirmed, Origin::of(&req)).by_user(user_id);
     let outcome = with_conn(auth.pool(), move |conn| {
-        conn.transaction(|conn| {
+        transaction(conn, |conn| {
             let outcome = email_address::confirm(conn, user_id, &address)?;
             if outcome.is_ok() {
                 audit::record(conn, &event)?;
@@ -274,7 +273,7 @@ pub fn create_account(
     tokens: &TokenGenerator,
     letters: &Letters,
 ) -> Result<User, SignupError> {
-    conn.transaction(|conn| {
+    transaction(conn, |conn| {
         let user = user_manager::insert_user(conn, account)?;
         let Some(email) = account.fields().email() else {
             return Ok(user);

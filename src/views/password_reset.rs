@@ -23,7 +23,6 @@ use actix_web::{
 };
 use actix_web_flash_messages::FlashMessage;
 use askama::Template;
-use diesel::Connection;
 use serde::Deserialize;
 
 use crate::{
@@ -39,7 +38,7 @@ use crate::{
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
-    db::with_conn,
+    db::{transaction, with_conn},
     errors::AppError,
     mail::{MailError, outbox},
     metrics::RequestMetrics,
@@ -117,7 +116,7 @@ pub async fn request_submit(
     drop(throttled::reserve(&throttle, &scopes, "password reset requests").await?);
     let (tokens, letters) = (tokens.into_inner(), letters.into_inner());
     with_conn(auth.pool(), move |conn| {
-        conn.transaction(|conn| {
+        transaction(conn, |conn| {
             let found = email_address::find_active_by_email(conn, &email)?;
             let (user, to) = match &found {
                 Some(user) => (user.clone(), user.email.clone().unwrap_or(email.clone())),
@@ -353,7 +352,7 @@ pub async fn set_password(
     let changed = user.clone();
     let event = NewEvent::new(EventKind::PasswordReset, Origin::of(&req)).by_user(user.id);
     let replaced = with_conn(auth.pool(), move |conn| {
-        conn.transaction(|conn| {
+        transaction(conn, |conn| {
             // Only if the password is still the one the link was made
             // for: the same link used twice at once resets it once.
             if !models::replace_password_hash(conn, changed.id, &changed.password, &new_hash)? {

@@ -12,7 +12,6 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_flash_messages::{FlashMessage, IncomingFlashMessages};
 use askama::Template;
-use diesel::Connection;
 use serde::Deserialize;
 
 use crate::{
@@ -24,7 +23,7 @@ use crate::{
         permissions::{self, UserPermissions},
     },
     csrf::CsrfToken,
-    db::{DbError, with_conn},
+    db::{DbError, transaction, with_conn},
     errors::AppError,
     mail::{MailError, outbox},
     paths,
@@ -306,7 +305,7 @@ pub async fn activate(
     let by = changed_by(&me, &req);
     let user_id = user.id;
     with_conn(auth.pool(), move |conn| {
-        conn.transaction(|conn| {
+        transaction(conn, |conn| {
             models::set_active(conn, user_id, true)?;
             audit::record(conn, &by.event(EventKind::UserActivated).about(user_id))
         })
@@ -550,7 +549,7 @@ pub async fn reset_two_factor(
         .about(user.id);
     let user_id = user.id;
     with_conn(auth.pool(), move |conn| {
-        conn.transaction(|conn| {
+        transaction(conn, |conn| {
             crate::auth::two_factor::reset(conn, user_id)?;
             audit::record(conn, &event)
         })
@@ -588,7 +587,7 @@ pub async fn send_password_reset(
         .about(user.id);
     let (tokens, letters, for_mail) = (tokens.into_inner(), letters.into_inner(), user.clone());
     with_conn(auth.pool(), move |conn| {
-        conn.transaction(|conn| {
+        transaction(conn, |conn| {
             let mail = letters.password_reset(
                 &to,
                 &for_mail.username,
