@@ -441,10 +441,11 @@ pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
         // SQLite allows one writer at a time; a few connections are plenty
         // and keep lock contention short.
         DatabaseUrl::Sqlite(_) => (4, None, SQLITE_CHECKOUT_TIMEOUT),
-        // Opened as the load asks for them rather than all at start-up: each
-        // one costs memory here and a backend process on the server, and the
-        // few blocking threads rarely use more than a handful. Those above
-        // `min_idle` close after r2d2's idle timeout (10 minutes).
+        // Opened as the load asks for them rather than all sixteen at
+        // start-up: each costs memory here and a backend process on the
+        // server, and the few blocking threads rarely use more than a
+        // handful. r2d2 keeps two idle ones ready and closes any left idle
+        // for ten minutes.
         DatabaseUrl::Postgres(_) => (16, Some(2), POSTGRES_CHECKOUT_TIMEOUT),
     };
     let pool = Pool::builder()
@@ -553,8 +554,11 @@ where
 /// defers the lock to the first write, and a transaction that reads first
 /// (a check, then the change it allows) fails at once with "database is
 /// locked" if another connection committed in between: its snapshot is
-/// stale, and SQLite cannot wait that out. PostgreSQL has no such failure;
-/// there it is an ordinary transaction. Nested, it is a savepoint.
+/// stale, and SQLite cannot wait that out. On PostgreSQL it is an ordinary
+/// transaction (READ COMMITTED), where a check made inside it does not stop
+/// another connection's change: write conditionally instead (`UPDATE …
+/// WHERE` the value checked, as `models::replace_password_hash` does).
+/// Nested, it is a savepoint.
 pub fn transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -698,11 +702,12 @@ mod tests {
     use super::*;
 
     /// Two connections to one SQLite file. The first reads in a
-    /// transaction; the second commits a write; the first then writes what
-    /// its read allowed. With a deferred `BEGIN` that last write fails at
-    /// once ("database is locked"): the first's snapshot is stale.
+    /// transaction; the second tries to write, without waiting; the first
+    /// then writes what its read allowed. With a deferred `BEGIN` the
+    /// second write gets in, and the first one's then fails at once
+    /// ("database is locked"): its snapshot is stale.
     #[test]
-    fn a_transaction_that_reads_first_survives_a_write_committed_meanwhile() {
+    fn a_transaction_that_reads_first_keeps_other_writers_out_until_it_ends() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("porter.db").display());
         let pool = connect(&url).expect("a database");
@@ -710,28 +715,39 @@ mod tests {
         conn.batch_execute("CREATE TABLE marks (n INTEGER)")
             .expect("a table");
         let (read, has_read) = std::sync::mpsc::channel();
-        let (wrote, has_written) = std::sync::mpsc::channel();
+        let (tried, has_tried) = std::sync::mpsc::channel();
         let other = {
             let pool = pool.clone();
             std::thread::spawn(move || {
                 has_read.recv().expect("the first connection read");
                 let mut conn = pool.get().expect("a second connection");
-                // Waits for the first transaction where it holds the lock.
-                conn.batch_execute("INSERT INTO marks VALUES (2)")
-                    .expect("the other write");
-                let _ = wrote.send(());
+                conn.batch_execute("PRAGMA busy_timeout = 0")
+                    .expect("no waiting");
+                let got_in = conn.batch_execute("INSERT INTO marks VALUES (2)").is_ok();
+                tried.send(got_in).expect("the first connection waits");
+                conn.batch_execute("PRAGMA busy_timeout = 5000")
+                    .expect("waiting again");
+                if !got_in {
+                    conn.batch_execute("INSERT INTO marks VALUES (2)")
+                        .expect("the other write, once the lock is free");
+                }
             })
         };
 
+        let mut other_got_in = None;
         let outcome = transaction(&mut conn, |conn| {
             conn.batch_execute("SELECT count(*) FROM marks")?;
             read.send(()).expect("the other thread waits");
-            // Time for the other write to commit, where it can.
-            let _ = has_written.recv_timeout(Duration::from_millis(300));
+            other_got_in = Some(has_tried.recv().expect("the other write was tried"));
             conn.batch_execute("INSERT INTO marks VALUES (1)")
         });
 
         assert!(outcome.is_ok(), "the transaction failed: {outcome:?}");
+        assert_eq!(
+            other_got_in,
+            Some(false),
+            "another write got in mid-transaction"
+        );
         other.join().expect("the other write succeeded");
         let rolled_back: Result<(), diesel::result::Error> = transaction(&mut conn, |conn| {
             conn.batch_execute("INSERT INTO marks VALUES (3)")?;

@@ -97,6 +97,13 @@ impl From<DbError> for AppError {
     }
 }
 
+/// A query's error inside a view's transaction ([`crate::db::transaction`]).
+impl From<diesel::result::Error> for AppError {
+    fn from(err: diesel::result::Error) -> Self {
+        DbError::from(err).into()
+    }
+}
+
 impl AppError {
     /// An unexpected failure described by `message`.
     pub fn unexpected(message: &'static str) -> Self {

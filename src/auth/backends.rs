@@ -169,7 +169,12 @@ impl AuthBackend for ModelBackend {
         // Made with older costs: replace it while the password is at hand,
         // as Django's `check_password(setter=…)` does.
         let upgraded = self.hasher.hash(password)?;
-        models::set_password_hash(&mut *pool.get()?, user.id, &upgraded)?;
+        // Only over the hash just checked: a password changed or reset while
+        // this one was hashing stays changed, and this login, made with the
+        // password it replaced, fails.
+        if !models::replace_password_hash(&mut *pool.get()?, user.id, &user.password, &upgraded)? {
+            return Ok(None);
+        }
         tracing::info!(
             user.id = user.id,
             "password rehashed with the current argon2 settings"

@@ -269,13 +269,17 @@ pub fn find_confirmed(conn: &mut DbConnection, user_id: i32) -> QueryResult<Opti
     Ok(find(conn, user_id)?.filter(|device| device.confirmed_at.is_some()))
 }
 
-/// Marks the device confirmed: from now on, the password alone does not
-/// sign in. Only an unconfirmed device is confirmed (`Ok(false)` otherwise).
-pub fn confirm(conn: &mut DbConnection, user_id: i32) -> QueryResult<bool> {
+/// Marks `device` confirmed: from now on, the password alone does not
+/// sign in. Only if it is still the unconfirmed device with that secret
+/// (`Ok(false)` otherwise).
+pub fn confirm(conn: &mut DbConnection, device: &TotpDevice) -> QueryResult<bool> {
     let updated = diesel::update(
         totp_devices::table
-            .find(user_id)
-            .filter(totp_devices::confirmed_at.is_null()),
+            .find(device.user_id)
+            .filter(totp_devices::confirmed_at.is_null())
+            // The secret the code was checked against: setup begun again in
+            // another tab replaced it, and that one was never proven.
+            .filter(totp_devices::secret.eq(&device.secret)),
     )
     .set(totp_devices::confirmed_at.eq(now()))
     .execute(conn)?;

@@ -26,7 +26,7 @@ use crate::{
     },
     client_ip::client_ip_text,
     csrf::CsrfToken,
-    db::{DbError, with_conn},
+    db::{DbError, transaction, with_conn},
     errors::AppError,
     paths,
     views::{
@@ -303,22 +303,27 @@ pub async fn totp_confirm(
         user.username.clone(),
         factors.clone().into_inner(),
     );
+    // The code, the confirmation and the codes at once: a device turned
+    // off meanwhile gets no codes, and setup begun again in another tab
+    // (a new secret) is not confirmed by a code for the old one.
     let codes = with_conn(auth.pool(), move |conn| {
-        if !inner
-            .totp
-            .verify_and_use(conn, &device, &username, &code)
-            .map_err(totp_error)?
-        {
-            return Ok(None);
-        }
-        if !totp::confirm(conn, device.user_id).map_err(DbError::from)? {
-            return Ok(None);
-        }
-        let codes = inner
-            .recovery
-            .regenerate(conn, device.user_id)
-            .map_err(DbError::from)?;
-        Ok::<_, AppError>(Some(codes))
+        transaction(conn, |conn| {
+            if !inner
+                .totp
+                .verify_and_use(conn, &device, &username, &code)
+                .map_err(totp_error)?
+            {
+                return Ok(None);
+            }
+            if !totp::confirm(conn, &device).map_err(DbError::from)? {
+                return Ok(None);
+            }
+            let codes = inner
+                .recovery
+                .regenerate(conn, device.user_id)
+                .map_err(DbError::from)?;
+            Ok::<_, AppError>(Some(codes))
+        })
     })
     .await?;
     let Some(codes) = codes else {
@@ -344,8 +349,10 @@ pub async fn totp_disable(
 ) -> Result<HttpResponse, AppError> {
     let user_id = user.id;
     with_conn(auth.pool(), move |conn| {
-        totp::delete(conn, user_id)?;
-        recovery_codes::delete_all(conn, user_id).map_err(DbError::from)
+        transaction(conn, |conn| {
+            totp::delete(conn, user_id)?;
+            recovery_codes::delete_all(conn, user_id).map_err(DbError::from)
+        })
     })
     .await?;
     tracing::info!(user.id = user.id, "two-factor sign-in turned off");
@@ -361,11 +368,15 @@ pub async fn recovery_codes_regenerate(
     factors: web::Data<Factors>,
 ) -> Result<HttpResponse, AppError> {
     let (user_id, factors) = (user.id, factors.into_inner());
+    // In one transaction with the check, so that a device turned off
+    // meanwhile is not left with codes.
     let codes = with_conn(auth.pool(), move |conn| {
-        if totp::find_confirmed(conn, user_id)?.is_none() {
-            return Ok(None);
-        }
-        Ok::<_, DbError>(Some(factors.recovery.regenerate(conn, user_id)?))
+        transaction(conn, |conn| {
+            if totp::find_confirmed(conn, user_id)?.is_none() {
+                return Ok(None);
+            }
+            Ok::<_, DbError>(Some(factors.recovery.regenerate(conn, user_id)?))
+        })
     })
     .await?;
     match codes {

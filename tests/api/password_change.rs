@@ -1,7 +1,13 @@
 //! Changing the password keeps this session and ends every other, on every
 //! engine.
 
-use actix_web::http::StatusCode;
+use std::time::Duration;
+
+use actix_web::{http::StatusCode, web};
+use porter::auth::{
+    hashers::PasswordHasher,
+    models::{self, NewUser},
+};
 
 use crate::helpers::{TestUser, spawn_app_with};
 
@@ -91,4 +97,58 @@ async fn the_password_page_requires_login() {
     let app = spawn_app_with(&[]).await;
     let res = app.get("/password").await;
     assert_eq!(res.location(), Some("/login?next=/password"));
+}
+
+/// A login that finds the password hashed with older costs hashes it again
+/// and stores the new hash. Stored over whatever is there, a password
+/// changed while it hashed would be put back to the old one; it is stored
+/// only over the hash the login checked, and that login fails.
+#[actix_web::test]
+async fn a_login_upgrading_an_old_hash_does_not_undo_a_change_made_meanwhile() {
+    // New hashes take many passes, so the login's upgrade takes a while.
+    let app = spawn_app_with(&[("ARGON2_ITERATIONS", "12")]).await;
+    let older_costs = argon2::Params::new(8 * 1024, 1, 1, None).expect("valid costs");
+    let old_hash = PasswordHasher::new(older_costs)
+        .expect("a hasher")
+        .hash("the old passphrase")
+        .expect("a hash");
+    let ada = models::create(
+        &mut app.state.pool.get().expect("a connection"),
+        &NewUser::new("ada", &old_hash, false),
+    )
+    .expect("ada's account");
+    let new_hash = app.state.hasher.hash("the new passphrase").expect("a hash");
+    let token = app.get("/login").await.csrf_token();
+
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("username", "ada"),
+        ("password", "the old passphrase"),
+    ];
+    let login = app.post_form("/login", &fields);
+    // Another process changes the password while the login hashes.
+    let change = async {
+        actix_web::rt::time::sleep(Duration::from_millis(60)).await;
+        let pool = app.state.pool.clone();
+        web::block(move || {
+            models::set_password_hash(&mut pool.get().expect("a connection"), ada.id, &new_hash)
+        })
+        .await
+    };
+    let (login, changed) = tokio::join!(login, change);
+    changed.expect("the blocking pool").expect("the change");
+
+    let stored = models::find_by_id(&mut app.state.pool.get().expect("a connection"), ada.id)
+        .expect("a query")
+        .expect("ada")
+        .password;
+    assert!(
+        app.state.hasher.verify("the new passphrase", &stored),
+        "the login's upgrade put the old password back"
+    );
+    assert_eq!(
+        login.status,
+        StatusCode::OK,
+        "signed in with a password replaced meanwhile"
+    );
 }
