@@ -176,7 +176,9 @@ def main():
         f"on {os.cpu_count()} cores ({cpu_model()}), the load generator (wrk, 1 thread) "
         f"sharing them with the server. Each scenario: {warmup} s warm-up, then {duration} s measured. "
         f"SQLite database (PostgreSQL for the engines marked `@postgres`), release build, "
-        f"`RUST_LOG=warn`. Pages of {page_bytes.strip()} bytes.\n"
+        f"`RUST_LOG=warn`. Pages of {page_bytes.strip()} bytes. wrk waits "
+        f"{os.environ.get('LOGIN_TIMEOUT', '5s')} for a login (its default, 2 s, for a page) "
+        "before counting it as an error.\n"
     )
     out.append("Figures are from one run on a shared machine: read them as ratios, not absolutes.\n")
     out.append(
