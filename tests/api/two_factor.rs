@@ -8,7 +8,10 @@ use actix_web::{
     dev::{Service, ServiceResponse},
     http::StatusCode,
 };
-use porter::{auth::SessionKeys, views::second_factor::INVALID_CODE};
+use porter::{
+    auth::{SessionKeys, totp},
+    views::second_factor::INVALID_CODE,
+};
 use totp_rs::{Builder, Secret};
 
 use crate::helpers::{Request, TestApp, TestUser, spawn_app};
@@ -135,6 +138,32 @@ async fn turning_two_factor_on_needs_a_valid_code() {
     );
     let tablet = app.new_browser();
     assert_eq!(alice.login(&tablet).await.location(), Some("/login/verify"));
+}
+
+/// Set-up begun again (in another tab, say) replaces the secret while a
+/// code for the first one is being checked: that code confirms the device
+/// it was checked against, not the new secret the user never scanned.
+#[actix_web::test]
+async fn a_code_checked_against_a_replaced_secret_does_not_turn_on_the_new_one() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    start_setup(&app).await;
+    let mut conn = app.state.pool.get().expect("a connection");
+    let checked = totp::find(&mut conn, alice.id)
+        .expect("a query")
+        .expect("the device in set-up");
+
+    start_setup(&app).await;
+    let confirmed = totp::confirm(&mut conn, &checked).expect("a query");
+
+    assert!(!confirmed, "the replaced secret's device was confirmed");
+    let device = totp::find(&mut conn, alice.id)
+        .expect("a query")
+        .expect("the new device in set-up");
+    assert_eq!(device.confirmed_at, None, "the new secret was turned on");
+    let phone = app.new_browser();
+    assert_eq!(alice.login(&phone).await.location(), Some("/profile"));
 }
 
 #[actix_web::test]
