@@ -9,6 +9,8 @@
 //! Everything that touches the database goes through [`run_blocking`], which
 //! moves the work onto actix's blocking thread pool (Diesel is synchronous)
 //! and counts the queries it ran for the request's `Server-Timing` header.
+//! Every transaction goes through [`transaction`], which on SQLite takes the
+//! write lock when it begins.
 //!
 //! Lookups by a unique key end in `get_result`, not `first`: `first` adds
 //! `LIMIT ?`, and SQLite re-prepares (parses and plans again) a statement
