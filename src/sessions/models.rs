@@ -7,8 +7,11 @@ use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 use time::PrimitiveDateTime;
 
-pub use crate::db::{now, transaction};
-use crate::{db::DbConnection, schema::sessions};
+pub use crate::db::now;
+use crate::{
+    db::{DbConnection, transaction},
+    schema::sessions,
+};
 
 /// A stored session.
 #[derive(Debug, Clone, Queryable, Selectable)]
