@@ -538,10 +538,16 @@ pub async fn password_submit(
         .map_err(|err| AppError::Unexpected(err.into()))?;
     let letters = letters.into_inner();
     let event = NewEvent::new(EventKind::PasswordChanged, Origin::of(&req)).by_user(user.id);
-    let user = with_conn(auth.pool(), move |conn| {
+    let changed = with_conn(auth.pool(), move |conn| {
         // The notice and the log line go with the change, or nothing does.
         transaction(conn, |conn| {
-            models::set_password_hash(conn, user.id, &new_hash)?;
+            // Only over the password the old one was checked against: a
+            // reset or another change that landed while this request hashed
+            // is not overwritten by a change made with the password it
+            // replaced.
+            if !models::replace_password_hash(conn, user.id, &user.password, &new_hash)? {
+                return Ok(None);
+            }
             audit::record(conn, &event)?;
             let user = models::User {
                 password: new_hash,
@@ -550,10 +556,21 @@ pub async fn password_submit(
             if let Some(to) = user.confirmed_email() {
                 outbox::enqueue(conn, &letters.password_changed(to, &user.username)?)?;
             }
-            Ok::<_, MailError>(user)
+            Ok::<_, MailError>(Some(user))
         })
     })
     .await?;
+    let Some(user) = changed else {
+        // This session's auth hash no longer matches the stored password:
+        // the next request is signed out anyway, so say why now.
+        auth::logout(&req, &auth).await;
+        FlashMessage::error(
+            "Your password was changed elsewhere while this change was being made, so this \
+             change was not saved. Please sign in with your current password.",
+        )
+        .send();
+        return Ok(see_other(paths::LOGIN));
+    };
     outbox.wake();
     let session = req.get_session();
     auth::update_session_auth_hash(&session, &auth, &user)?;

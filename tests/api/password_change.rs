@@ -152,3 +152,57 @@ async fn a_login_upgrading_an_old_hash_does_not_undo_a_change_made_meanwhile() {
         "signed in with a password replaced meanwhile"
     );
 }
+
+/// `POST /password` checks the old password, hashes the new one and then
+/// stores it. A reset (or any change from elsewhere) that lands while it
+/// hashes must not be overwritten by a change made with the password it
+/// replaced: the change is refused and the visitor asked to sign in again.
+#[actix_web::test]
+async fn a_password_change_does_not_overwrite_a_reset_made_meanwhile() {
+    // Many passes: the change's two hashes take a while.
+    let app = spawn_app_with(&[("ARGON2_ITERATIONS", "12")]).await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    let reset_hash = app
+        .state
+        .hasher
+        .hash("the reset passphrase")
+        .expect("a hash");
+    let id = alice.id;
+    let token = app.get("/password").await.csrf_token();
+
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("old_password", alice.password.as_str()),
+        ("new_password1", "a brand new passphrase"),
+        ("new_password2", "a brand new passphrase"),
+    ];
+    let change = app.post_form("/password", &fields);
+    // Another process sets the password while the change hashes.
+    let reset = async {
+        actix_web::rt::time::sleep(Duration::from_millis(60)).await;
+        let pool = app.state.pool.clone();
+        web::block(move || {
+            models::set_password_hash(&mut pool.get().expect("a connection"), id, &reset_hash)
+        })
+        .await
+    };
+    let (change, reset) = tokio::join!(change, reset);
+    reset.expect("the blocking pool").expect("the reset");
+
+    let stored = models::find_by_id(&mut app.state.pool.get().expect("a connection"), id)
+        .expect("a query")
+        .expect("alice")
+        .password;
+    assert!(
+        app.state.hasher.verify("the reset passphrase", &stored),
+        "the change overwrote the reset"
+    );
+    assert_eq!(change.location(), Some("/login"), "{}", change.body);
+    let login = app.get("/login").await;
+    assert!(
+        login.body.contains("Your password was changed elsewhere"),
+        "{}",
+        login.body
+    );
+}
