@@ -71,8 +71,9 @@ mod connection {
 /// [`DbConnection`] enum, Diesel writes a query's SQL text anew on every
 /// run, even when its prepared statement is cached, which cost more of the
 /// server's time on `/profile` than SQLite spent answering (see
-/// bench/RESULTS.md). The body is written once and compiled for each
-/// database.
+/// bench/RESULTS.md). Also for the odd statement both databases have but
+/// [`DbConnection`] cannot express (an upsert). The body is written once
+/// and compiled for each database.
 #[macro_export]
 macro_rules! on_each_database {
     ($conn:expr, |$inner:ident| $body:expr) => {

@@ -188,15 +188,32 @@ impl TotpKeys {
             if find(conn, user_id)?.is_some_and(|device| device.confirmed_at.is_some()) {
                 return Ok(false);
             }
-            diesel::delete(totp_devices::table.find(user_id)).execute(conn)?;
-            diesel::insert_into(totp_devices::table)
-                .values((
-                    totp_devices::user_id.eq(user_id),
-                    totp_devices::secret.eq(&sealed),
-                    totp_devices::last_step.eq(0_i64),
-                ))
-                .execute(conn)?;
-            Ok(true)
+            // One statement, not a delete then an insert: on PostgreSQL two
+            // set-ups at once would both find nothing to delete, and the
+            // second insert would break the key (a 500). The `WHERE` keeps a
+            // device confirmed meanwhile. Both databases have `ON CONFLICT
+            // ... DO UPDATE ... WHERE`; the type standing for either does
+            // not, hence `on_each_database!`.
+            let stored = crate::on_each_database!(conn, |conn| {
+                let upsert = diesel::insert_into(totp_devices::table)
+                    .values((
+                        totp_devices::user_id.eq(user_id),
+                        totp_devices::secret.eq(&sealed),
+                        totp_devices::last_step.eq(0_i64),
+                    ))
+                    .on_conflict(totp_devices::user_id)
+                    .do_update()
+                    .set((
+                        totp_devices::secret.eq(&sealed),
+                        totp_devices::last_step.eq(0_i64),
+                    ));
+                diesel::query_dsl::methods::FilterDsl::filter(
+                    upsert,
+                    totp_devices::confirmed_at.is_null(),
+                )
+                .execute(conn)
+            })?;
+            Ok(stored == 1)
         })
     }
 

@@ -166,6 +166,36 @@ async fn a_code_checked_against_a_replaced_secret_does_not_turn_on_the_new_one()
     assert_eq!(alice.login(&phone).await.location(), Some("/profile"));
 }
 
+/// Set-up begun in several tabs at once: each answers with the set-up page
+/// (never an error), and one secret, unconfirmed, is left to scan.
+#[actix_web::test]
+async fn set_up_begun_several_times_at_once_leaves_one_device_to_confirm() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    let token = app.get("/security").await.csrf_token();
+    let form = [("csrf_token", token.as_str())];
+    for round in 0..4 {
+        let attempts = (0..8).map(|_| app.post_form("/security/totp/setup", &form));
+        for res in futures_util::future::join_all(attempts).await {
+            assert_eq!(
+                res.location(),
+                Some("/security/totp"),
+                "round {round}: {} {}",
+                res.status,
+                res.body
+            );
+        }
+    }
+    let device = totp::find(&mut app.state.pool.get().expect("a connection"), alice.id)
+        .expect("a query")
+        .expect("a device in set-up");
+    assert_eq!(device.confirmed_at, None);
+    let page = app.get("/security/totp").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("<code class=\"secret\">"));
+}
+
 #[actix_web::test]
 async fn the_password_alone_reaches_login_verify_not_the_profile() {
     let app = spawn_app().await;
