@@ -42,6 +42,7 @@ use diesel::{
     sqlite::SqliteConnection,
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use scheduled_thread_pool::ScheduledThreadPool;
 use thiserror::Error;
 
 use crate::metrics::{Queries, RequestMetrics};
@@ -442,8 +443,9 @@ pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
 
     let (max_size, min_idle, checkout_timeout) = match url {
         // SQLite allows one writer at a time; a few connections are plenty
-        // and keep lock contention short.
-        DatabaseUrl::Sqlite(_) => (4, None, SQLITE_CHECKOUT_TIMEOUT),
+        // and keep lock contention short. One is opened at start-up, the
+        // others when the load asks (a millisecond each, on this file).
+        DatabaseUrl::Sqlite(_) => (4, Some(1), SQLITE_CHECKOUT_TIMEOUT),
         // Opened as the load asks for them rather than all sixteen at
         // start-up: each costs memory here and a backend process on the
         // server, and the few blocking threads rarely use more than a
@@ -459,6 +461,14 @@ pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
         // a query only on connections made suspect by a failure.
         .test_on_check_out(true)
         .connection_customizer(Box::new(ConnectionSetup))
+        // r2d2 opens and reaps connections on its own threads: one does,
+        // where its default three each cost a stack and an allocator heap.
+        .thread_pool(Arc::new(
+            ScheduledThreadPool::builder()
+                .num_threads(1)
+                .thread_name_pattern("r2d2-worker-{}")
+                .build(),
+        ))
         .build(manager)?;
     Ok(DbPool { pool, health })
 }
