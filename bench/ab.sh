@@ -19,7 +19,8 @@ PORT=18180
 WORK="$(mktemp -d)"
 SERVER_PID=""
 trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
-export DEBUG=false COOKIE_SECURE=false RUST_LOG=warn SESSION_ENGINE=db BIND="127.0.0.1:$PORT"
+export DEBUG=false COOKIE_SECURE=false RUST_LOG=warn SESSION_ENGINE=db BIND="127.0.0.1:$PORT" \
+    SITE_URL="http://127.0.0.1:$PORT"
 
 # run BINARY LABEL: one measured run on a fresh database; appends to results.
 run() {
