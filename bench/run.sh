@@ -13,6 +13,9 @@
 #   BIN_DIR=/tmp/bench-bin bench/run.sh
 #                                 # no build: BIN_DIR/porter and
 #                                 # BIN_DIR/examples/baseline as they are
+#                                 # (build them with scripts/build-release.sh
+#                                 # --example baseline to measure what a
+#                                 # production build holds)
 #
 # Settings (environment):
 #   DURATION    seconds measured per scenario (10)
@@ -35,10 +38,10 @@
 #               each @postgres engine gets a fresh database
 #               (postgres://postgres@127.0.0.1:5432/postgres)
 #
-# Needs: cargo (unless BIN_DIR), curl, python3 (also to clear the login
-# throttle between runs), Linux's /proc (CPU and memory figures; resetting
-# the memory peak writes /proc/PID/clear_refs, so run it as the servers'
-# owner), Redis at REDIS_URL (for the redis and cached_db engines), psql and
+# Needs: cargo and valgrind (unless BIN_DIR; see scripts/build-release.sh),
+# curl, python3 (also to clear the login throttle between runs), Linux's
+# /proc (CPU and memory figures; resetting the memory peak writes
+# /proc/PID/clear_refs, so run it as the servers' owner), Redis at REDIS_URL (for the redis and cached_db engines), psql and
 # PostgreSQL at BENCH_POSTGRES_URL (for the @postgres rows, skipped without
 # them); installs wrk from the system's packages when it is missing.
 set -euo pipefail
@@ -88,10 +91,10 @@ if [ -n "${BIN_DIR:-}" ]; then
     done
     echo "== using the binaries in $BIN_DIR"
 else
-    echo "== building (release)"
-    cargo build --release --quiet --bin porter --example baseline
-    PORTER=target/release/porter
-    BASELINE=target/release/examples/baseline
+    echo "== building (release, as scripts/build-release.sh builds for production)"
+    scripts/build-release.sh --example baseline
+    PORTER="${CARGO_TARGET_DIR:-target}/release/porter"
+    BASELINE="${CARGO_TARGET_DIR:-target}/release/examples/baseline"
 fi
 
 # A queue of password work longer than the storm's 32 connections: the storm
