@@ -532,11 +532,13 @@ pub async fn password_submit(
         });
     }
 
+    let typed = new.new_password1.clone();
     let new_hash = new
         .hash_for(&auth, &user)
         .await?
         .map_err(|err| AppError::Unexpected(err.into()))?;
     let letters = letters.into_inner();
+    let user_id = user.id;
     let event = NewEvent::new(EventKind::PasswordChanged, Origin::of(&req)).by_user(user.id);
     let changed = with_conn(auth.pool(), move |conn| {
         // The notice and the log line go with the change, or nothing does.
@@ -561,8 +563,16 @@ pub async fn password_submit(
     })
     .await?;
     let Some(user) = changed else {
-        // This session's auth hash no longer matches the stored password:
-        // the next request is signed out anyway, so say why now.
+        if is_current_password(&auth, user_id, typed).await? {
+            // The same change sent twice (a double click, two tabs): the
+            // first landed, kept its session and ended the others.
+            FlashMessage::success("Your password was changed. Your other sessions are signed out.")
+                .send();
+            return Ok(see_other(paths::PROFILE));
+        }
+        // Another password landed meanwhile (a reset, a change elsewhere):
+        // this session no longer matches it and its next request would be
+        // signed out, so sign it out now and say why.
         auth::logout(&req, &auth).await;
         FlashMessage::error(
             "Your password was changed elsewhere while this change was being made, so this \
@@ -583,4 +593,26 @@ pub async fn password_submit(
     sessions::by_user::revoke_others(&backend, user.id, sessions::current_key_hash(&req)).await?;
     FlashMessage::success("Your password was changed. Your other sessions are signed out.").send();
     Ok(see_other(paths::PROFILE))
+}
+
+/// Whether `password` is the user's stored password now: a password change
+/// that lost its compare-and-set asks whether the change that won was the
+/// same one.
+async fn is_current_password(
+    auth: &AuthContext,
+    user_id: i32,
+    password: String,
+) -> Result<bool, AppError> {
+    let stored = with_conn(auth.pool(), move |conn| {
+        models::find_by_id(conn, user_id).map_err(DbError::from)
+    })
+    .await?;
+    let Some(stored) = stored.map(|user| user.password) else {
+        return Ok(false);
+    };
+    let hasher = Arc::clone(auth.hasher());
+    Ok(auth
+        .hashing()
+        .run(move || hasher.verify(&password, &stored))
+        .await?)
 }

@@ -205,4 +205,40 @@ async fn a_password_change_does_not_overwrite_a_reset_made_meanwhile() {
         "{}",
         login.body
     );
+    app.get("/profile")
+        .await
+        .assert_redirects_to_login("/profile");
+}
+
+/// The same change sent twice at once (a double click): one lands, and the
+/// other, finding the password already the one it was setting, answers as
+/// the first did instead of signing the visitor out.
+#[actix_web::test]
+async fn the_same_password_change_sent_twice_at_once_keeps_the_visitor_signed_in() {
+    let app = spawn_app_with(&[("ARGON2_ITERATIONS", "12")]).await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    let token = app.get("/password").await.csrf_token();
+    let fields = [
+        ("csrf_token", token.as_str()),
+        ("old_password", alice.password.as_str()),
+        ("new_password1", "a brand new passphrase"),
+        ("new_password2", "a brand new passphrase"),
+    ];
+
+    let (first, second) = tokio::join!(
+        app.post_form("/password", &fields),
+        app.post_form("/password", &fields)
+    );
+
+    assert_eq!(first.location(), Some("/profile"), "{}", first.body);
+    assert_eq!(second.location(), Some("/profile"), "{}", second.body);
+    let profile = app.get("/profile").await;
+    assert_eq!(profile.status, StatusCode::OK, "signed out by the second");
+    let tablet = app.new_browser();
+    let new = TestUser {
+        password: "a brand new passphrase".into(),
+        ..alice
+    };
+    assert_eq!(new.login(&tablet).await.location(), Some("/profile"));
 }
