@@ -441,17 +441,21 @@ pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
     migrate(&mut setup)?;
     drop(setup);
 
-    let (max_size, min_idle, checkout_timeout) = match url {
+    // The last figure: the threads r2d2 opens and reaps connections on.
+    let (max_size, min_idle, checkout_timeout, pool_threads) = match url {
         // SQLite allows one writer at a time; a few connections are plenty
         // and keep lock contention short. One is opened at start-up, the
-        // others when the load asks (a millisecond each, on this file).
-        DatabaseUrl::Sqlite(_) => (4, Some(1), SQLITE_CHECKOUT_TIMEOUT),
+        // others when the load asks (a millisecond each, on this file), on
+        // one thread: r2d2's default three each cost a stack and an
+        // allocator heap.
+        DatabaseUrl::Sqlite(_) => (4, Some(1), SQLITE_CHECKOUT_TIMEOUT, 1),
         // Opened as the load asks for them rather than all sixteen at
         // start-up: each costs memory here and a backend process on the
         // server, and the few blocking threads rarely use more than a
         // handful. r2d2 keeps two idle ones ready and closes any left idle
-        // for ten minutes.
-        DatabaseUrl::Postgres(_) => (16, Some(2), POSTGRES_CHECKOUT_TIMEOUT),
+        // for ten minutes. r2d2's three threads: a connect to a server that
+        // stalls (up to its connect timeout) holds only one of them.
+        DatabaseUrl::Postgres(_) => (16, Some(2), POSTGRES_CHECKOUT_TIMEOUT, 3),
     };
     let pool = Pool::builder()
         .max_size(max_size)
@@ -461,11 +465,9 @@ pub fn connect(database_url: &str) -> Result<DbPool, DbError> {
         // a query only on connections made suspect by a failure.
         .test_on_check_out(true)
         .connection_customizer(Box::new(ConnectionSetup))
-        // r2d2 opens and reaps connections on its own threads: one does,
-        // where its default three each cost a stack and an allocator heap.
         .thread_pool(Arc::new(
             ScheduledThreadPool::builder()
-                .num_threads(1)
+                .num_threads(pool_threads)
                 .thread_name_pattern("r2d2-worker-{}")
                 .build(),
         ))
