@@ -91,6 +91,12 @@ if [ -n "${BIN_DIR:-}" ]; then
     done
     echo "== using the binaries in $BIN_DIR"
 else
+    # What production runs: a binary laid out by callgrind's run, which
+    # needs valgrind (a plain build would measure more memory).
+    command -v valgrind >/dev/null || {
+        echo "bench: valgrind is needed to build as scripts/build-release.sh does (or set BIN_DIR)" >&2
+        exit 1
+    }
     echo "== building (release, as scripts/build-release.sh builds for production)"
     scripts/build-release.sh --example baseline
     PORTER="${CARGO_TARGET_DIR:-target}/release/porter"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the release binary as `cargo build --release` does, then links it
-# again with the code that start-up and page requests run laid out together.
+# Builds the release binary as `cargo build --release` does, then builds it
+# again with the code that start-up and page requests run laid out
+# together, and its relocations packed.
 #
 #   scripts/build-release.sh                     # target/release/porter
 #   scripts/build-release.sh --example baseline  # more cargo arguments
@@ -8,21 +9,25 @@
 # Why: the kernel maps a binary's code into memory 64 KiB around each page
 # first run (fault-around). Start-up and a page request run about 3 MiB of
 # functions spread over the whole 15 MiB of code, so 9 MiB of it became
-# resident. Laid out together, they take about 3 MiB: the server starts
-# in about 10 MiB instead of 15 (bench/RESULTS.md, "Memory").
+# resident. Laid out together, they take about 3.5 MiB. With the packed
+# relocations (DT_RELR: 15 KiB for the loader to read at start instead of
+# 1.2 MiB), the server starts in about 11 MiB instead of 16
+# (bench/RESULTS.md, "Memory, looked at again").
 #
-# How: pass 1 builds. Then the binary runs under valgrind's callgrind, on a
+# How: pass 1 builds. Then the binary runs under valgrind's callgrind on a
 # scratch SQLite database with the db and cookie engines (and on Redis and
-# PostgreSQL where they answer,
-# at REDIS_URL and BENCH_POSTGRES_URL as for bench/run.sh): start-up, a
-# sign-in, the signed-in and anonymous pages. The names of the functions
-# that ran go to `target/release/porter.symbol-order`, and pass 2 links
-# again in that order (PORTER_SYMBOL_ORDER, read by build.rs). Names from
-# another build do not match, hence both passes every time; a function the
-# run missed only stays where it was.
+# PostgreSQL where they answer, at REDIS_URL and BENCH_POSTGRES_URL as for
+# bench/run.sh): start-up, a sign-in, the signed-in and anonymous pages. The
+# names of the functions that ran go to `target/release/porter.symbol-order`,
+# and pass 2 builds again (the link-time optimisation, a few minutes) with
+# lld laying them out in that order (PORTER_SYMBOL_ORDER, read by
+# build.rs). Names from another build do not match, hence both passes every
+# time; a function the runs missed only stays where the compiler put it.
 #
-# Needs valgrind and curl, and the lld linker (Rust's default on x86-64
-# Linux). Without valgrind it stops after pass 1, with a warning.
+# Needs curl, readelf, valgrind and the lld linker (Rust's default on x86-64
+# Linux); without valgrind or lld it keeps pass 1's binary, with a warning.
+# Relocations are packed only where this machine's glibc is 2.36 or later
+# (Debian 12, Ubuntu 24.04): the binary then needs as much where it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,10 +36,15 @@ BINARY="$TARGET_DIR/release/porter"
 ORDER="$BINARY.symbol-order"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 BENCH_POSTGRES_URL="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-PORT=18290
+PORT="${ORDER_PORT:-18290}"
 WORK="$(mktemp -d)"
 PG_DATABASE=""
+SERVER=""
 cleanup() {
+    if [ -n "$SERVER" ]; then
+        kill "$SERVER" 2>/dev/null || true
+        wait "$SERVER" 2>/dev/null || true
+    fi
     if [ -n "$PG_DATABASE" ]; then
         psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $PG_DATABASE WITH (FORCE)" \
             >/dev/null 2>&1 || true
@@ -45,16 +55,37 @@ cleanup() {
 }
 trap cleanup EXIT
 
+fail() {
+    echo "build-release: $*" >&2
+    [ -f "$WORK/server.log" ] && tail -20 "$WORK/server.log" >&2
+    exit 1
+}
+
+# glibc 2.36 brought DT_RELR; `getconf` prints "glibc 2.36".
+glibc="$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{ print $2 }')"
+if [ -n "$glibc" ] && [ "$(printf '%s\n2.36\n' "$glibc" | sort -V | head -1)" = 2.36 ]; then
+    export PORTER_PACK_RELOCATIONS=1
+else
+    echo "warning: glibc ${glibc:-not found} (before 2.36): relocations are not packed" >&2
+fi
+
 echo "== pass 1: cargo build --release $*"
 cargo build --release --quiet --bin porter "$@"
 if ! command -v valgrind >/dev/null; then
-    echo "warning: no valgrind; $BINARY is linked in the compiler's order" >&2
+    echo "warning: no valgrind; $BINARY is laid out in the compiler's order" >&2
+    exit 0
+fi
+if ! readelf -p .comment "$BINARY" 2>/dev/null | grep -q 'Linker: LLD'; then
+    echo "warning: $BINARY was not linked by lld; it stays in the compiler's order" >&2
     exit 0
 fi
 
 # profile ENGINE DATABASE_URL: one run of the server under callgrind.
 profile() {
     local engine="$1" url="http://127.0.0.1:$PORT" form token
+    if curl -s -o /dev/null "$url/healthz"; then
+        fail "port $PORT is taken (set ORDER_PORT)"
+    fi
     export DEBUG=false COOKIE_SECURE=false RUST_LOG=error SESSION_ENGINE="$engine" \
         DATABASE_URL="$2" REDIS_URL REDIS_KEY_PREFIX="porter:order:$$:" \
         BIND="127.0.0.1:$PORT" SITE_URL="$url"
@@ -64,26 +95,29 @@ profile() {
     valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no \
         --callgrind-out-file="$WORK/callgrind.$engine.out" "$BINARY" serve \
         >"$WORK/server.log" 2>&1 &
-    local server=$!
-    for _ in $(seq 1 600); do
-        curl -fs -o /dev/null "$url/healthz" && break
+    SERVER=$!
+    until curl -fs -o /dev/null "$url/healthz"; do
+        kill -0 "$SERVER" 2>/dev/null || fail "the $engine server did not start"
         sleep 0.2
     done
     local jar="$WORK/jar"
     rm -f "$jar"
-    form="$(curl -fs -c "$jar" "$url/login")"
+    form="$(curl -fs -c "$jar" "$url/login")" || fail "GET /login failed"
     token="$(grep -o 'name="csrf_token" value="[0-9a-f]*"' <<<"$form" | head -1 | cut -d'"' -f4)"
     curl -fs -b "$jar" -c "$jar" -o /dev/null \
-        --data "csrf_token=$token&username=order&password=order-passphrase-2026" "$url/login"
+        --data "csrf_token=$token&username=order&password=order-passphrase-2026" "$url/login" \
+        || fail "POST /login failed"
+    grep -q sessionid "$jar" || fail "the sign-in on the $engine engine did not sign in"
     for page in /profile /profile /healthz /security /password /sessions /email; do
         curl -s -b "$jar" -o /dev/null "$url$page"
     done
     for page in /login /profile /healthz; do
         curl -s -o /dev/null "$url$page"
     done
-    kill -INT "$server"
-    wait "$server" || true
-    [ -s "$WORK/callgrind.$engine.out" ] || { cat "$WORK/server.log" >&2; exit 1; }
+    kill -INT "$SERVER"
+    wait "$SERVER" || true
+    SERVER=""
+    [ -s "$WORK/callgrind.$engine.out" ] || fail "callgrind wrote nothing for $engine"
 }
 
 echo "== profiling start-up and pages under callgrind"
@@ -105,7 +139,7 @@ for engine in db cookie redis cached_db; do
     if [ -f "$WORK/callgrind.$engine.out" ]; then cat "$WORK/callgrind.$engine.out"; fi
 done | sed -n 's/^fn=\(([0-9]*) \)\{0,1\}//p' | sed "s/'[0-9]*$//" \
     | grep -v '^0x' | awk '!seen[$0]++' >"$ORDER"
-echo "== pass 2: linking $(wc -l <"$ORDER") functions together"
+echo "== pass 2: building again with $(wc -l <"$ORDER") functions laid out together"
 PORTER_SYMBOL_ORDER="$(cd "$(dirname "$ORDER")" && pwd)/$(basename "$ORDER")" \
     cargo build --release --quiet --bin porter "$@"
-echo "== built $BINARY"
+echo "== built $BINARY (a later plain cargo build --release builds it again without the order)"
