@@ -316,8 +316,9 @@ def main():
     # run on another (or a busier) machine compares what Porter costs, not
     # how fast the CPU is. Without a baseline on either side, req/s as is.
     base_key = ("baseline", "GET /profile (static page)", "32")
-    scale_now = base32.rps if base32 else 1.0
-    scale_before = previous.get(base_key, 1.0) if base32 else 1.0
+    scaled = bool(base32) and base_key in previous
+    scale_now = base32.rps if scaled else 1.0
+    scale_before = previous[base_key] if scaled else 1.0
     slower, new = [], []
     for key, r in rows.items():
         before = previous.get(key)
@@ -328,15 +329,16 @@ def main():
     compared = len(rows) - len(new)
     details = [
         f"slower: {r.engine} {r.scenario} ({r.conns} connections): {before:,.0f} → {r.rps:,.0f} req/s, "
-        f"{(r.rps / scale_now) / (before / scale_before):.2f}× relative to the baseline"
+        f"{(r.rps / scale_now) / (before / scale_before):.2f}×"
+        + (" relative to the baseline" if scaled else "")
         for r, before in slower
     ]
     if new:
         details.append("new: " + "; ".join(f"{r.engine} {r.scenario} ({r.conns})" for r in new))
     check(
         not slower,
-        f"no scenario slower, relative to the baseline of its own run, than in the previous "
-        f"results by more than this run's noise "
+        f"no scenario slower{', relative to the baseline of its own run,' if scaled else ''} "
+        f"than in the previous results by more than this run's noise "
         f"({noise:.2f}×: the largest max/min of the noise runs, at least {MIN_NOISE:.2f}×): "
         f"{compared} rows compared, {len(slower)} slower, {len(new)} new"
         + ("" if previous else " (no previous table)"),

@@ -207,6 +207,8 @@ impl TotpKeys {
                         totp_devices::secret.eq(&sealed),
                         totp_devices::last_step.eq(0_i64),
                     ));
+                // An upsert's `WHERE` is `FilterDsl`'s; `QueryDsl::filter`,
+                // in the prelude, is for queries.
                 diesel::query_dsl::methods::FilterDsl::filter(
                     upsert,
                     totp_devices::confirmed_at.is_null(),
