@@ -196,6 +196,54 @@ async fn set_up_begun_several_times_at_once_leaves_one_device_to_confirm() {
     assert!(page.body.contains("<code class=\"secret\">"));
 }
 
+/// Set-up begun again while two-factor sign-in is on is refused, and the
+/// device the authenticator app holds stays as it was.
+#[actix_web::test]
+async fn set_up_begun_while_two_factor_is_on_changes_nothing() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    let (authenticator, recovery_codes) = enable_two_factor(&app, &alice).await;
+    let before = totp::find(&mut app.state.pool.get().expect("a connection"), alice.id)
+        .expect("a query")
+        .expect("the device");
+    assert_eq!(alice.login(&app).await.location(), Some("/login/verify"));
+    let verified = app
+        .submit_form(
+            "/login/verify",
+            "/login/verify",
+            &[("code", &recovery_codes[0])],
+        )
+        .await;
+    assert_eq!(verified.location(), Some("/profile"), "{}", verified.body);
+
+    let res = app
+        .submit_form("/security", "/security/totp/setup", &[])
+        .await;
+
+    assert_eq!(res.location(), Some("/security"), "{}", res.body);
+    assert!(
+        app.get("/security")
+            .await
+            .body
+            .contains("Two-factor sign-in is already on.")
+    );
+    let after = totp::find(&mut app.state.pool.get().expect("a connection"), alice.id)
+        .expect("a query")
+        .expect("the device");
+    assert_eq!(after.confirmed_at, before.confirmed_at);
+    // The app's codes still sign in: the secret was not replaced.
+    let phone = app.new_browser();
+    assert_eq!(alice.login(&phone).await.location(), Some("/login/verify"));
+    let verified = phone
+        .submit_form(
+            "/login/verify",
+            "/login/verify",
+            &[("code", &authenticator.code(1))],
+        )
+        .await;
+    assert_eq!(verified.location(), Some("/profile"), "{}", verified.body);
+}
+
 #[actix_web::test]
 async fn the_password_alone_reaches_login_verify_not_the_profile() {
     let app = spawn_app().await;
