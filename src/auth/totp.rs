@@ -19,7 +19,7 @@ use time::PrimitiveDateTime;
 use totp_rs::{Builder, Secret, Totp};
 
 use crate::{
-    db::{DbConnection, now, transaction},
+    db::{DbConnection, now},
     schema::totp_devices,
     settings::SecretKey,
 };
@@ -184,39 +184,34 @@ impl TotpKeys {
         secret: &NewSecret,
     ) -> Result<bool, TotpError> {
         let sealed = self.encrypt(&secret.bytes)?;
-        transaction(conn, |conn| {
-            if find(conn, user_id)?.is_some_and(|device| device.confirmed_at.is_some()) {
-                return Ok(false);
-            }
-            // One statement, not a delete then an insert: on PostgreSQL two
-            // set-ups at once would both find nothing to delete, and the
-            // second insert would break the key (a 500). The `WHERE` keeps a
-            // device confirmed meanwhile. Both databases have `ON CONFLICT
-            // ... DO UPDATE ... WHERE`; the type standing for either does
-            // not, hence `on_each_database!`.
-            let stored = crate::on_each_database!(conn, |conn| {
-                let upsert = diesel::insert_into(totp_devices::table)
-                    .values((
-                        totp_devices::user_id.eq(user_id),
-                        totp_devices::secret.eq(&sealed),
-                        totp_devices::last_step.eq(0_i64),
-                    ))
-                    .on_conflict(totp_devices::user_id)
-                    .do_update()
-                    .set((
-                        totp_devices::secret.eq(&sealed),
-                        totp_devices::last_step.eq(0_i64),
-                    ));
-                // An upsert's `WHERE` is `FilterDsl`'s; `QueryDsl::filter`,
-                // in the prelude, is for queries.
-                diesel::query_dsl::methods::FilterDsl::filter(
-                    upsert,
-                    totp_devices::confirmed_at.is_null(),
-                )
-                .execute(conn)
-            })?;
-            Ok(stored == 1)
-        })
+        // One statement, no check before it: an insert, or an update of an
+        // unconfirmed device; a confirmed one fails the `WHERE` and nothing
+        // changes. A delete then an insert would break the key on
+        // PostgreSQL when two set-ups run at once (a 500). Both databases
+        // have `ON CONFLICT ... DO UPDATE ... WHERE`; the type standing for
+        // either does not, hence `on_each_database!`.
+        let stored = crate::on_each_database!(conn, |conn| {
+            let upsert = diesel::insert_into(totp_devices::table)
+                .values((
+                    totp_devices::user_id.eq(user_id),
+                    totp_devices::secret.eq(&sealed),
+                    totp_devices::last_step.eq(0_i64),
+                ))
+                .on_conflict(totp_devices::user_id)
+                .do_update()
+                .set((
+                    totp_devices::secret.eq(&sealed),
+                    totp_devices::last_step.eq(0_i64),
+                ));
+            // An upsert's `WHERE` is `FilterDsl`'s; `QueryDsl::filter`, in
+            // the prelude, is for queries.
+            diesel::query_dsl::methods::FilterDsl::filter(
+                upsert,
+                totp_devices::confirmed_at.is_null(),
+            )
+            .execute(conn)
+        })?;
+        Ok(stored == 1)
     }
 
     /// The set-up page's QR code and text, for a stored unconfirmed device.
