@@ -501,6 +501,9 @@ pub struct PasswordForm {
     new: NewPassword,
 }
 
+/// What a password change says once it has landed.
+const PASSWORD_CHANGED: &str = "Your password was changed. Your other sessions are signed out.";
+
 /// `POST /password`: checks the old password, sets the new one, keeps this
 /// session signed in and ends every other; a notice goes to the confirmed
 /// address.
@@ -539,7 +542,7 @@ pub async fn password_submit(
         .map_err(|err| AppError::Unexpected(err.into()))?;
     let letters = letters.into_inner();
     let user_id = user.id;
-    let event = NewEvent::new(EventKind::PasswordChanged, Origin::of(&req)).by_user(user.id);
+    let event = NewEvent::new(EventKind::PasswordChanged, Origin::of(&req)).by_user(user_id);
     let changed = with_conn(auth.pool(), move |conn| {
         // The notice and the log line go with the change, or nothing does.
         transaction(conn, |conn| {
@@ -566,8 +569,7 @@ pub async fn password_submit(
         if is_current_password(&auth, user_id, typed).await? {
             // The same change sent twice (a double click, two tabs): the
             // first landed, kept its session and ended the others.
-            FlashMessage::success("Your password was changed. Your other sessions are signed out.")
-                .send();
+            FlashMessage::success(PASSWORD_CHANGED).send();
             return Ok(see_other(paths::PROFILE));
         }
         // Another password landed meanwhile (a reset, a change elsewhere):
@@ -591,7 +593,7 @@ pub async fn password_submit(
     // The auth hash already ends them; deleting what the engine keeps on
     // the server also takes them off "your sessions" at once.
     sessions::by_user::revoke_others(&backend, user.id, sessions::current_key_hash(&req)).await?;
-    FlashMessage::success("Your password was changed. Your other sessions are signed out.").send();
+    FlashMessage::success(PASSWORD_CHANGED).send();
     Ok(see_other(paths::PROFILE))
 }
 
