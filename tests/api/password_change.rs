@@ -9,7 +9,7 @@ use porter::auth::{
     models::{self, NewUser},
 };
 
-use crate::helpers::{TestUser, spawn_app_with};
+use crate::helpers::{TestApp, TestUser, spawn_app_with};
 
 async fn password_change_ends_other_sessions(engine: &str) {
     let settings = [("SESSION_ENGINE", engine)];
@@ -125,25 +125,14 @@ async fn a_login_upgrading_an_old_hash_does_not_undo_a_change_made_meanwhile() {
         ("username", "ada"),
         ("password", "the old passphrase"),
     ];
-    let login = app.post_form("/login", &fields);
     // Another process changes the password while the login hashes.
-    let change = async {
-        actix_web::rt::time::sleep(Duration::from_millis(60)).await;
-        let pool = app.state.pool.clone();
-        web::block(move || {
-            models::set_password_hash(&mut pool.get().expect("a connection"), ada.id, &new_hash)
-        })
-        .await
-    };
-    let (login, changed) = tokio::join!(login, change);
-    changed.expect("the blocking pool").expect("the change");
+    let (login, ()) = tokio::join!(
+        app.post_form("/login", &fields),
+        set_password_elsewhere_soon(&app, ada.id, new_hash)
+    );
 
-    let stored = models::find_by_id(&mut app.state.pool.get().expect("a connection"), ada.id)
-        .expect("a query")
-        .expect("ada")
-        .password;
     assert!(
-        app.state.hasher.verify("the new passphrase", &stored),
+        stored_password_is(&app, ada.id, "the new passphrase"),
         "the login's upgrade put the old password back"
     );
     assert_eq!(
@@ -177,25 +166,14 @@ async fn a_password_change_does_not_overwrite_a_reset_made_meanwhile() {
         ("new_password1", "a brand new passphrase"),
         ("new_password2", "a brand new passphrase"),
     ];
-    let change = app.post_form("/password", &fields);
     // Another process sets the password while the change hashes.
-    let reset = async {
-        actix_web::rt::time::sleep(Duration::from_millis(60)).await;
-        let pool = app.state.pool.clone();
-        web::block(move || {
-            models::set_password_hash(&mut pool.get().expect("a connection"), id, &reset_hash)
-        })
-        .await
-    };
-    let (change, reset) = tokio::join!(change, reset);
-    reset.expect("the blocking pool").expect("the reset");
+    let (change, ()) = tokio::join!(
+        app.post_form("/password", &fields),
+        set_password_elsewhere_soon(&app, id, reset_hash)
+    );
 
-    let stored = models::find_by_id(&mut app.state.pool.get().expect("a connection"), id)
-        .expect("a query")
-        .expect("alice")
-        .password;
     assert!(
-        app.state.hasher.verify("the reset passphrase", &stored),
+        stored_password_is(&app, id, "the reset passphrase"),
         "the change overwrote the reset"
     );
     assert_eq!(change.location(), Some("/login"), "{}", change.body);
@@ -241,4 +219,27 @@ async fn the_same_password_change_sent_twice_at_once_keeps_the_visitor_signed_in
         ..alice
     };
     assert_eq!(new.login(&tablet).await.location(), Some("/profile"));
+}
+
+/// Stores `hash` as user `id`'s password from outside the app (as another
+/// process would), 60 ms from now: while a request started at the same
+/// time is still hashing.
+async fn set_password_elsewhere_soon<S>(app: &TestApp<S>, id: i32, hash: String) {
+    actix_web::rt::time::sleep(Duration::from_millis(60)).await;
+    let pool = app.state.pool.clone();
+    web::block(move || {
+        models::set_password_hash(&mut pool.get().expect("a connection"), id, &hash)
+    })
+    .await
+    .expect("the blocking pool")
+    .expect("the change");
+}
+
+/// Whether user `id`'s stored password is `password`.
+fn stored_password_is<S>(app: &TestApp<S>, id: i32, password: &str) -> bool {
+    let stored = models::find_by_id(&mut app.state.pool.get().expect("a connection"), id)
+        .expect("a query")
+        .expect("the user")
+        .password;
+    app.state.hasher.verify(password, &stored)
 }
