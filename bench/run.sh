@@ -3,8 +3,8 @@
 # a fresh SQLite database (and `db` and `cached_db` again on a fresh
 # PostgreSQL database, where cached_db earns its keep), and drives it with
 # wrk. Beside req/s and latency it measures the server's CPU time per
-# request and its memory (after start-up, under page load, during a login
-# storm and after it). Writes the generated part of bench/RESULTS.md.
+# request and its memory (after start-up, under page load at 32 and at 256
+# connections, during a login storm and after it). Writes the generated part of bench/RESULTS.md.
 #
 #   bench/run.sh                  # build, then every scenario, 10 s each
 #   DURATION=5 bench/run.sh       # shorter runs
@@ -269,8 +269,9 @@ for engine in $ENGINES; do
     fi
     session="Cookie: sessionid=$SID"
 
-    # Page load: the GET scenarios. The peak is reset after the sign-in,
-    # whose password hash would otherwise set it.
+    # Page load: the GET scenarios, at 32 connections, then signed-in pages
+    # at 256 (the peak then covers both). The peak is reset after the
+    # sign-in, whose password hash would otherwise set it.
     reset_peak
     run "$engine" "GET /login (anonymous)" 32 "http://127.0.0.1:$PORT/login"
     profile_runs=1
@@ -278,9 +279,10 @@ for engine in $ENGINES; do
     for _ in $(seq 1 "$profile_runs"); do
         run "$engine" "GET /profile" 32 "http://127.0.0.1:$PORT/profile" "" "$session"
     done
-    run "$engine" "GET /profile" 256 "http://127.0.0.1:$PORT/profile" "" "$session"
     run "$engine" "GET /healthz" 32 "http://127.0.0.1:$PORT/healthz"
-    memory "$engine" "under page load" VmHWM
+    memory "$engine" "page load, 32 connections" VmHWM
+    run "$engine" "GET /profile" 256 "http://127.0.0.1:$PORT/profile" "" "$session"
+    memory "$engine" "page load, 256 connections" VmHWM
 
     # Logins: POST /login alone, then GET /profile while 32 clients log in
     # continuously.
@@ -325,8 +327,9 @@ reset_peak
 for _ in $(seq 1 "$NOISE_RUNS"); do
     run baseline "GET /profile (static page)" 32 "http://127.0.0.1:$BASE_PORT/profile"
 done
+memory baseline "page load, 32 connections" VmHWM
 run baseline "GET /profile (static page)" 256 "http://127.0.0.1:$BASE_PORT/profile"
-memory baseline "under page load" VmHWM
+memory baseline "page load, 256 connections" VmHWM
 kill "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=""
