@@ -335,7 +335,7 @@ impl DbConnectionManager {
             }
             DatabaseUrl::Postgres(url) => {
                 prepare_tls();
-                PgConnection::establish(&with_libpq_defaults(url)).map(DbConnection::Postgresql)
+                PgConnection::establish(&with_connect_timeout(url)).map(DbConnection::Postgresql)
             }
         }
     }
@@ -351,55 +351,13 @@ pub fn prepare_tls() {
     openssl_sys::init();
 }
 
-/// `url` with Porter's defaults for what it leaves to libpq:
-///
-/// * `connect_timeout`: a server that does not answer is given up on
-///   after [`POSTGRES_CONNECT_TIMEOUT_SECS`], not the operating system's
-///   minutes.
-/// * `sslmode=allow` for a server on this machine (a loopback address),
-///   unless the URL or libpq's `PGSSLMODE` chooses: TLS between two processes of one
-///   machine protects nothing, and costs a handshake per connection and
-///   about 2.8 MiB of OpenSSL's code and state in every process. libpq's
-///   own default, `prefer`, tries TLS first; `allow` tries a plain
-///   connection first and TLS only if the server refuses it.
-fn with_libpq_defaults(url: &str) -> String {
-    let mut settings = Vec::new();
-    if !url.contains("connect_timeout=") {
-        settings.push(format!("connect_timeout={POSTGRES_CONNECT_TIMEOUT_SECS}"));
-    }
-    let tls_chosen = url.contains("sslmode=") || crate::settings::libpq_sslmode_is_set();
-    if !tls_chosen && is_on_this_machine(url) {
-        settings.push("sslmode=allow".to_owned());
-    }
-    if settings.is_empty() {
+/// `url` with libpq's `connect_timeout`, unless it sets its own.
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
         return url.to_owned();
     }
     let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}{}", settings.join("&"))
-}
-
-/// Whether a PostgreSQL URL names a loopback address. A URL that names
-/// its hosts in the query (`?host=`) is left to libpq.
-fn is_on_this_machine(url: &str) -> bool {
-    let Ok(url) = url::Url::parse(url) else {
-        return false;
-    };
-    if url
-        .query_pairs()
-        .any(|(key, _)| key == "host" || key == "hostaddr")
-    {
-        return false;
-    }
-    match url.host_str() {
-        Some("localhost") => true,
-        // An IPv6 host keeps its brackets here.
-        Some(host) => host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
+    format!("{url}{separator}connect_timeout={POSTGRES_CONNECT_TIMEOUT_SECS}")
 }
 
 /// The watch a connection of this pool carries, if it has one.
@@ -850,40 +808,16 @@ mod tests {
     #[test]
     fn postgres_connections_give_up_connecting_unless_the_url_says_otherwise() {
         assert_eq!(
-            with_libpq_defaults("postgres://u@db/p"),
+            with_connect_timeout("postgres://u@db/p"),
             "postgres://u@db/p?connect_timeout=2"
         );
         assert_eq!(
-            with_libpq_defaults("postgres://u@db/p?sslmode=require"),
+            with_connect_timeout("postgres://u@db/p?sslmode=require"),
             "postgres://u@db/p?sslmode=require&connect_timeout=2"
         );
         assert_eq!(
-            with_libpq_defaults("postgres://u@db/p?connect_timeout=10"),
+            with_connect_timeout("postgres://u@db/p?connect_timeout=10"),
             "postgres://u@db/p?connect_timeout=10"
         );
-    }
-
-    #[test]
-    fn a_server_on_this_machine_is_asked_for_a_plain_connection_first() {
-        for url in [
-            "postgres://u@127.0.0.1:5432/p",
-            "postgresql://u@localhost/p",
-            "postgres://u@[::1]:5432/p",
-        ] {
-            assert_eq!(
-                with_libpq_defaults(url),
-                format!("{url}?connect_timeout=2&sslmode=allow"),
-                "{url}"
-            );
-        }
-        for url in [
-            "postgres://u@db.example.com/p",
-            "postgres://u@10.0.0.7/p",
-            "postgres://u@127.0.0.1/p?sslmode=require",
-            "postgres://u@localhost/p?host=db.example.com",
-            "postgres:///p",
-        ] {
-            assert!(!with_libpq_defaults(url).contains("sslmode=allow"), "{url}");
-        }
     }
 }

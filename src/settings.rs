@@ -189,13 +189,13 @@ settings! {
             parse: parse_bool,
         }
         /// the database: `sqlite://PATH` (the file is created on first run)
-        /// or `postgres://user:password@host/db`. libpq's settings go in the
-        /// query (`?sslmode=require`); where the URL leaves them out, Porter
-        /// gives up connecting after 2 s (`connect_timeout=2`) and asks a
-        /// server on a loopback address for a plain connection first
-        /// (`sslmode=allow`: TLS within one machine protects nothing and
-        /// costs each process about 2.8 MiB); the URL's own `sslmode` or
-        /// libpq's `PGSSLMODE` win
+        /// or `postgres://user:password@host/db`, with libpq's settings in
+        /// the query (`?sslmode=require`); Porter adds `connect_timeout=2`
+        /// unless the URL sets one. For a server on the same machine, use
+        /// its Unix socket (`postgres:///db?host=/var/run/postgresql`) or
+        /// `?sslmode=disable`: libpq's default (`prefer`) speaks TLS where
+        /// the server offers it, which within one machine protects nothing
+        /// and costs each Porter process about 2.8 MiB
         database_url: String = "DATABASE_URL" {
             default: "sqlite://porter.db",
             parse: parse_database_url,
@@ -591,13 +591,6 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
 
 fn parse_database_url(url: &str) -> Result<String, String> {
     DatabaseUrl::parse(url).map(|_| url.to_owned())
-}
-
-/// Whether libpq's own `PGSSLMODE` is set. Not a Porter setting: read only
-/// so that Porter's default for a loopback server (see `DATABASE_URL`)
-/// never overrides what the operator chose for libpq.
-pub fn libpq_sslmode_is_set() -> bool {
-    std::env::var_os("PGSSLMODE").is_some()
 }
 
 /// `DATABASE_URL` as `DatabaseUrl` shows it: without its password.
