@@ -176,6 +176,11 @@ impl fmt::Debug for HashingPool {
 /// load `/profile`): the page's p99 went from 4.2× to 2.1× its calm p99,
 /// logins from 40 to 36 a second; at ten steps, 22 a second for the same
 /// p99. With no page load, hashing has the core to itself.
+///
+/// Whatever else a job does runs at this priority too: the backend's
+/// lookup of the user and, after a cost change, the write of the new hash.
+/// A lock or pooled connection held meanwhile is held a little longer
+/// while page work runs: keep such work in a job short.
 pub const HASHING_NICE: i32 = 5;
 
 /// Lowers the calling thread's priority by [`HASHING_NICE`] (Linux keeps a
