@@ -32,7 +32,8 @@ MEMORY_LIMITS = (
     ("login storm peak", 48),
 )
 # Shown beside the limits, without one: see "Memory at 256 connections" in
-# RESULTS.md for what actix-web itself keeps per connection and request.
+# RESULTS.md's hand-written part for what actix-web itself keeps per
+# connection and per request.
 MEMORY_AT_256 = "page load, 256 connections"
 MEMORY_COLUMNS = (
     "after start-up",
@@ -227,7 +228,8 @@ def main():
         "The server's resident memory, MiB: after start-up is VmRSS once it has answered its "
         "first `/healthz` (the baseline: its first `/profile`); page load is the peak "
         "(VmHWM, reset after the sign-in) over the GET scenarios at 32 connections, then "
-        "the same peak once signed-in `/profile` has also run at 256; login storm peak is "
+        "the same peak once signed-in `/profile` (the baseline: its page) has also run at 256; "
+        "login storm peak is "
         "the peak, reset again, over `POST /login` and the storm; the last column is VmRSS "
         "3 s after the storm ended.\n"
     )

@@ -37,6 +37,10 @@
 #   BENCH_POSTGRES_URL  an administrative connection to PostgreSQL, where
 #               each @postgres engine gets a fresh database
 #               (postgres://postgres@127.0.0.1:5432/postgres)
+#   BENCH_POSTGRES_OPTIONS  libpq's settings for Porter's connections to
+#               those databases (sslmode=disable: the server is on this
+#               machine, where TLS protects nothing and costs each process
+#               2.8 MiB; see DATABASE_URL in the README)
 #
 # Needs: cargo and valgrind (unless BIN_DIR; see scripts/build-release.sh),
 # curl, python3 (also to clear the login throttle between runs), Linux's
@@ -59,6 +63,7 @@ PORT=18080
 BASE_PORT=18090
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 BENCH_POSTGRES_URL="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+BENCH_POSTGRES_OPTIONS="${BENCH_POSTGRES_OPTIONS:-sslmode=disable}"
 ENGINES="${ENGINES:-db cookie redis cached_db db@postgres cached_db@postgres}"
 RESULTS="${RESULTS:-bench/RESULTS.md}"
 CLK_TCK="$(getconf CLK_TCK)"
@@ -249,7 +254,7 @@ for engine in $ENGINES; do
         db="porter_bench_$$_${engine%@*}"
         psql -q "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $db" >/dev/null
         PG_DATABASES+=("$db")
-        database_url="${BENCH_POSTGRES_URL%/*}/$db"
+        database_url="${BENCH_POSTGRES_URL%/*}/$db${BENCH_POSTGRES_OPTIONS:+?$BENCH_POSTGRES_OPTIONS}"
     fi
     echo "== engine: $engine"
     export SESSION_ENGINE="${engine%@*}" DATABASE_URL="$database_url" \
