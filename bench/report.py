@@ -183,7 +183,9 @@ def main():
     base32 = row("baseline", "GET /profile (static page)")
     engines = list(dict.fromkeys(key[0] for key in rows if key[0] != "baseline"))
     noisy = [r for r in rows.values() if len(r.runs) > 1]
-    noise = max([r.noise for r in noisy] + [MIN_NOISE])
+    # The storm's windows are repeated for their p99, not to measure the
+    # noise: their req/s depends on how the two loads shared the cores.
+    noise = max([r.noise for r in noisy if "storm" not in r.scenario] + [MIN_NOISE])
 
     out = []
     out.append(
@@ -244,15 +246,21 @@ def main():
     if noisy:
         out.append(
             "The same scenario run again in the same go, each after its own warm-up: "
-            "req/s over the runs.\n"
+            "req/s over the runs, and each run's p99. The noise that the regression check "
+            "allows is the largest max/min of the rows other than the storm's, whose req/s "
+            "depends on how the two loads shared the cores.\n"
         )
-        out.append("| engine | scenario | connections | runs | min req/s | median | max | max/min |")
-        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        out.append(
+            "| engine | scenario | connections | runs | min req/s | median | max | max/min "
+            "| p99 ms, each run |"
+        )
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r in noisy:
             rates = [run[0] for run in r.runs]
+            p99s = " / ".join(f"{run[2]:.2f}" for run in r.runs)
             out.append(
                 f"| {r.engine} | {r.scenario} | {r.conns} | {len(rates)} | {min(rates):,.0f} | "
-                f"{statistics.median(rates):,.0f} | {max(rates):,.0f} | {r.noise:.2f} |"
+                f"{statistics.median(rates):,.0f} | {max(rates):,.0f} | {r.noise:.2f} | {p99s} |"
             )
     else:
         out.append("No scenario ran more than once (NOISE_RUNS=1).")
@@ -295,7 +303,8 @@ def main():
             storm_errors = storm.errors if storm else 0
             check(
                 ratio <= STORM_P99 and busy.errors == 0 and storm_errors == 0,
-                f"{engine}: `GET /profile` p99 during the login storm is {ratio:.2f}× its p99 "
+                f"{engine}: `GET /profile` p99 during the login storm (the median of "
+                f"{len(busy.runs)} windows) is {ratio:.2f}× its p99 "
                 f"without it, with {busy.errors} errors, and {storm_errors} in the storm's logins "
                 f"(target: at most {STORM_P99:g}×, no errors)",
             )
@@ -355,7 +364,8 @@ def main():
         not slower,
         f"no scenario slower{', relative to the baseline of its own run,' if scaled else ''} "
         f"than in the previous results by more than this run's noise "
-        f"({noise:.2f}×: the largest max/min of the noise runs, at least {MIN_NOISE:.2f}×): "
+        f"({noise:.2f}×: the largest max/min of the noise runs but the storm's, at least "
+        f"{MIN_NOISE:.2f}×): "
         f"{compared} rows compared, {len(slower)} slower, {len(new)} new"
         + ("" if previous else " (no previous table)"),
         details,
