@@ -14,7 +14,7 @@ use porter::{
 };
 use totp_rs::{Builder, Secret};
 
-use crate::helpers::{Request, TestApp, TestUser, spawn_app};
+use crate::helpers::{Request, TestApp, TestResponse, TestUser, spawn_app};
 
 /// The authenticator app: reads the key the set-up page shows as text.
 pub struct AuthenticatorApp {
@@ -94,6 +94,17 @@ where
     assert_eq!(codes.len(), 10, "ten recovery codes");
     app.logout().await;
     (authenticator, codes)
+}
+
+/// Answers `/login/verify` with `code`, in a browser half signed in.
+async fn enter_code<S, B>(browser: &TestApp<S>, code: &str) -> TestResponse
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: actix_web::body::MessageBody,
+{
+    browser
+        .submit_form("/login/verify", "/login/verify", &[("code", code)])
+        .await
 }
 
 fn recovery_codes_on(page: &str) -> Vec<String> {
@@ -207,13 +218,7 @@ async fn set_up_begun_while_two_factor_is_on_changes_nothing() {
         .expect("a query")
         .expect("the device");
     assert_eq!(alice.login(&app).await.location(), Some("/login/verify"));
-    let verified = app
-        .submit_form(
-            "/login/verify",
-            "/login/verify",
-            &[("code", &recovery_codes[0])],
-        )
-        .await;
+    let verified = enter_code(&app, &recovery_codes[0]).await;
     assert_eq!(verified.location(), Some("/profile"), "{}", verified.body);
 
     let res = app
@@ -234,13 +239,7 @@ async fn set_up_begun_while_two_factor_is_on_changes_nothing() {
     // The app's codes still sign in: the secret was not replaced.
     let phone = app.new_browser();
     assert_eq!(alice.login(&phone).await.location(), Some("/login/verify"));
-    let verified = phone
-        .submit_form(
-            "/login/verify",
-            "/login/verify",
-            &[("code", &authenticator.code(1))],
-        )
-        .await;
+    let verified = enter_code(&phone, &authenticator.code(1)).await;
     assert_eq!(verified.location(), Some("/profile"), "{}", verified.body);
 }
 
@@ -260,13 +259,7 @@ async fn the_password_alone_reaches_login_verify_not_the_profile() {
         .assert_redirects_to_login("/profile");
     assert!(app.get("/").await.body.contains("Sign in"));
 
-    let verified = app
-        .submit_form(
-            "/login/verify",
-            "/login/verify",
-            &[("code", &authenticator.code(1))],
-        )
-        .await;
+    let verified = enter_code(&app, &authenticator.code(1)).await;
     assert_eq!(verified.status, StatusCode::SEE_OTHER, "{}", verified.body);
     assert_eq!(verified.location(), Some("/sessions"), "next is kept");
     assert_ne!(
@@ -285,19 +278,11 @@ async fn a_wrong_code_is_refused_and_then_throttled() {
     alice.login(&app).await;
 
     for _ in 0..5 {
-        let res = app
-            .submit_form("/login/verify", "/login/verify", &[("code", "123456")])
-            .await;
+        let res = enter_code(&app, "123456").await;
         assert_eq!(res.status, StatusCode::OK);
         assert!(res.body.contains(INVALID_CODE));
     }
-    let locked = app
-        .submit_form(
-            "/login/verify",
-            "/login/verify",
-            &[("code", &authenticator.code(1))],
-        )
-        .await;
+    let locked = enter_code(&app, &authenticator.code(1)).await;
     assert_eq!(
         locked.status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -316,27 +301,17 @@ async fn a_code_is_not_accepted_twice() {
     let code = authenticator.code(1);
 
     alice.login(&app).await;
-    let first = app
-        .submit_form("/login/verify", "/login/verify", &[("code", &code)])
-        .await;
+    let first = enter_code(&app, &code).await;
     assert_eq!(first.location(), Some("/profile"));
 
     let eavesdropper = app.new_browser();
     alice.login(&eavesdropper).await;
-    let replayed = eavesdropper
-        .submit_form("/login/verify", "/login/verify", &[("code", &code)])
-        .await;
+    let replayed = enter_code(&eavesdropper, &code).await;
     assert_eq!(replayed.status, StatusCode::OK);
     assert!(replayed.body.contains(INVALID_CODE));
     // The code of the setup step (older than the last one used) is no good
     // either.
-    let older = eavesdropper
-        .submit_form(
-            "/login/verify",
-            "/login/verify",
-            &[("code", &authenticator.code(0))],
-        )
-        .await;
+    let older = enter_code(&eavesdropper, &authenticator.code(0)).await;
     assert!(older.body.contains(INVALID_CODE));
 }
 
@@ -347,26 +322,20 @@ async fn a_recovery_code_signs_in_once() {
     let (_, codes) = enable_two_factor(&app, &alice).await;
 
     alice.login(&app).await;
-    let res = app
-        .submit_form("/login/verify", "/login/verify", &[("code", &codes[3])])
-        .await;
+    let res = enter_code(&app, &codes[3]).await;
     assert_eq!(res.location(), Some("/profile"));
     assert!(app.get("/security").await.body.contains("9 unused"));
 
     let again = app.new_browser();
     alice.login(&again).await;
-    let reused = again
-        .submit_form("/login/verify", "/login/verify", &[("code", &codes[3])])
-        .await;
+    let reused = enter_code(&again, &codes[3]).await;
     assert!(
         reused.body.contains(INVALID_CODE),
         "a recovery code works once"
     );
     // Typed in capitals without the dash, another one works.
     let typed = codes[4].replace('-', "").to_uppercase();
-    let res = again
-        .submit_form("/login/verify", "/login/verify", &[("code", &typed)])
-        .await;
+    let res = enter_code(&again, &typed).await;
     assert_eq!(res.location(), Some("/profile"));
 }
 
@@ -403,12 +372,7 @@ async fn a_known_browser_still_needs_the_code() {
     let alice = TestUser::create(&app, "alice");
     let (authenticator, _) = enable_two_factor(&app, &alice).await;
     alice.login(&app).await;
-    app.submit_form(
-        "/login/verify",
-        "/login/verify",
-        &[("code", &authenticator.code(1))],
-    )
-    .await;
+    enter_code(&app, &authenticator.code(1)).await;
     assert!(
         app.cookie(porter::auth::device_cookies::DEVICE_COOKIE_NAME)
             .is_some(),
