@@ -170,18 +170,26 @@ impl fmt::Debug for HashingPool {
 /// workers' priority, a page request that wakes while a hash runs may wait
 /// out the hash's time slice, and a signed-in page's slowest responses are
 /// then set by the rate of logins, which a credential-stuffing run
-/// controls. Five steps lower, the scheduler hands a woken page request the
-/// core sooner and gives hashing about a third of the share of each busy
+/// controls. Ten steps lower, the scheduler hands a woken page request the
+/// core sooner and gives hashing about a tenth of the share of each busy
 /// thread. Measured with `bench/run.sh` (32 clients logging in while 32
-/// load `/profile`): the page's p99 went from 4.2× to 2.1× its calm p99,
-/// logins from 40 to 36 a second; at ten steps, 22 a second for the same
-/// p99. With no page load, hashing has the core to itself.
+/// load `/profile`, db engine): the page's p99 is 2.0× its calm p99 at ten
+/// steps, 3.2× at five, 4.2× at none; logins during that page load fall
+/// from 44 to about 36 a second. With no page load, hashing has the core
+/// to itself.
+///
+/// A nice value ranks threads only within their scheduling group. Where
+/// the kernel's autogroup scheduling is on, every session is a group, and
+/// each PostgreSQL backend makes its own session: there the hashing
+/// threads yield to Porter's own threads but not to the database's, and a
+/// page's query can wait tens of milliseconds for a backend to run (see
+/// "Running in production" in the README).
 ///
 /// Whatever else a job does runs at this priority too: the backend's
 /// lookup of the user and, after a cost change, the write of the new hash.
 /// A lock or pooled connection held meanwhile is held a little longer
 /// while page work runs: keep such work in a job short.
-pub const HASHING_NICE: i32 = 5;
+pub const HASHING_NICE: i32 = 10;
 
 /// Lowers the calling thread's priority by [`HASHING_NICE`] (Linux keeps a
 /// nice value per thread). Lowering one's own priority needs no privilege;
