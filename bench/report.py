@@ -45,6 +45,15 @@ MEMORY_COLUMNS = (
 MIN_NOISE = 1.10  # a drop smaller than this ratio is never called a regression
 
 
+def autogroup():
+    """The kernel's autogroup scheduling as the run has it (run.sh turns it off)."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            return "on" if f.read().strip() == "1" else "off"
+    except OSError:
+        return "not in this kernel"
+
+
 def cpu_model():
     try:
         for line in open("/proc/cpuinfo"):
@@ -195,7 +204,7 @@ def main():
         f"SQLite database (PostgreSQL for the engines marked `@postgres`), release build, "
         f"`RUST_LOG=warn`. Pages of {page_bytes.strip()} bytes. wrk waits "
         f"{os.environ.get('LOGIN_TIMEOUT', '5s')} for a login (its default, 2 s, for a page) "
-        "before counting it as an error.\n"
+        f"before counting it as an error. The kernel's autogroup scheduling: {autogroup()}.\n"
     )
     out.append("Figures are from one run on a shared machine: read them as ratios, not absolutes.\n")
     out.append(

@@ -44,6 +44,13 @@
 #               those databases (sslmode=disable: the server is on this
 #               machine, where TLS protects nothing and costs each process
 #               2.8 MiB; see DATABASE_URL in the README)
+#   BENCH_AUTOGROUP  the kernel's autogroup scheduling during the run:
+#               "off" (the default) turns it off for the run, where it is
+#               on and the script may (as root), and back on at the end;
+#               "keep" leaves it as it is. With it on, each PostgreSQL
+#               backend is a scheduling group of its own, and the hashing
+#               threads' lower priority does not count against them (see
+#               "Running in production" in the README)
 #
 # Needs: cargo and valgrind (unless BIN_DIR; see scripts/build-release.sh),
 # curl, python3 (also to clear the login throttle between runs), Linux's
@@ -68,6 +75,7 @@ BASE_PORT=18090
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 BENCH_POSTGRES_URL="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 BENCH_POSTGRES_OPTIONS="${BENCH_POSTGRES_OPTIONS:-sslmode=disable}"
+BENCH_AUTOGROUP="${BENCH_AUTOGROUP:-off}"
 ENGINES="${ENGINES:-db cookie redis cached_db db@postgres cached_db@postgres}"
 RESULTS="${RESULTS:-bench/RESULTS.md}"
 CLK_TCK="$(getconf CLK_TCK)"
@@ -75,8 +83,13 @@ PG_DATABASES=()
 WORK="$(mktemp -d)"
 ROWS="$WORK/rows.tsv"
 SERVER_PID=""
+AUTOGROUP=/proc/sys/kernel/sched_autogroup_enabled
+AUTOGROUP_TURNED_OFF=""
 
 cleanup() {
+    if [ -n "$AUTOGROUP_TURNED_OFF" ]; then
+        echo 1 >"$AUTOGROUP" || true
+    fi
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
     redis-cli -u "$REDIS_URL" --scan --pattern "porter:bench:$$:*" 2>/dev/null \
         | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
@@ -86,6 +99,20 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# The hashing threads' lower priority must count against the database's
+# processes too: with autogroup on, each PostgreSQL backend (it starts a
+# session of its own) is a scheduling group, and a nice value ranks threads
+# only within their group.
+if [ "$BENCH_AUTOGROUP" = off ] && [ "$(cat "$AUTOGROUP" 2>/dev/null)" = 1 ]; then
+    if (echo 0 >"$AUTOGROUP") 2>/dev/null; then
+        AUTOGROUP_TURNED_OFF=1
+        echo "== the kernel's autogroup scheduling is off for this run (BENCH_AUTOGROUP=keep leaves it on)"
+    else
+        echo "bench: the kernel's autogroup scheduling is on and only root can turn it off;" \
+            "the @postgres storm rows will show it (README, Running in production)" >&2
+    fi
+fi
 
 if ! command -v wrk >/dev/null; then
     echo "== installing wrk"
