@@ -64,6 +64,10 @@ pub enum PasskeyError {
     /// The session could not be written.
     #[error("the session could not be updated")]
     Session(#[from] actix_session::SessionInsertError),
+    /// Sign-ins with one passkey kept replacing its stored credential
+    /// while this one tried to record its use.
+    #[error("too many sign-ins with one passkey at once")]
+    Contended,
 }
 
 /// A passkey as stored, with its name and dates.
@@ -484,20 +488,48 @@ fn find_by_credential_id(
 }
 
 /// Stores the counter the authenticator reported, and the time of use.
+///
+/// Two sign-ins with one passkey can check their answers against the same
+/// stored credential at once. Each write therefore replaces only the
+/// credential it read, and one that lost the race reads the winner's and
+/// applies its own result to that: the stored counter only ever rises (a
+/// lower one would let a cloned authenticator's answers pass).
 fn record_use(
     conn: &mut DbConnection,
     stored: &StoredPasskey,
     result: &webauthn_rs::prelude::AuthenticationResult,
 ) -> Result<(), PasskeyError> {
-    let mut passkey = stored.passkey()?;
-    passkey.update_credential(result);
-    diesel::update(passkeys::table.find(stored.id))
+    let mut read = stored.credential.clone();
+    // Each failed try means another sign-in with this passkey wrote in
+    // between; a handful of them at once is already unusual.
+    for _ in 0..8 {
+        let mut passkey: Passkey = serde_json::from_str(&read)?;
+        passkey.update_credential(result);
+        let written = diesel::update(
+            passkeys::table
+                .find(stored.id)
+                .filter(passkeys::credential.eq(&read)),
+        )
         .set((
             passkeys::credential.eq(serde_json::to_string(&passkey)?),
             passkeys::last_used_at.eq(now()),
         ))
         .execute(conn)?;
-    Ok(())
+        if written == 1 {
+            return Ok(());
+        }
+        let Some(current) = passkeys::table
+            .find(stored.id)
+            .select(passkeys::credential)
+            .get_result::<String>(conn)
+            .optional()?
+        else {
+            // Removed meanwhile: nothing to record.
+            return Ok(());
+        };
+        read = current;
+    }
+    Err(PasskeyError::Contended)
 }
 
 /// Signing in with a passkey, as an authentication backend: it reads the
@@ -556,5 +588,94 @@ impl AuthBackend for PasskeyBackend {
     fn get_user(&self, pool: &DbPool, user_id: i32) -> Result<Option<models::User>, AuthError> {
         let user = models::find_by_id(&mut *pool.get()?, user_id)?;
         Ok(user.filter(|user| user.is_active))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use webauthn_authenticator_rs::{WebauthnAuthenticator, softpasskey::SoftPasskey};
+    use webauthn_rs::prelude::AuthenticationResult;
+
+    use super::*;
+    use crate::auth::{hashers::PasswordHasher, user_manager};
+
+    const SITE: &str = "https://porter.example";
+
+    /// A registered passkey, and the results of two sign-ins with it, in
+    /// the order the device signed them (its counter at 1, then 2).
+    fn a_passkey_used_twice(webauthn: &Webauthn) -> (Passkey, [AuthenticationResult; 2]) {
+        let origin = Url::parse(SITE).expect("a URL");
+        let mut device = SoftPasskey::new(true);
+        let (options, state) = webauthn
+            .start_passkey_registration(Uuid::new_v4(), "alice", "alice", None)
+            .expect("a registration");
+        let answer = device
+            .do_registration(origin.clone(), options)
+            .expect("the software key registers");
+        let passkey = webauthn
+            .finish_passkey_registration(&answer, &state)
+            .expect("registered");
+        let mut sign_in = || {
+            let (options, state) = webauthn
+                .start_passkey_authentication(std::slice::from_ref(&passkey))
+                .expect("a sign-in");
+            let answer = device
+                .do_authentication(origin.clone(), options)
+                .expect("the software key signs");
+            webauthn
+                .finish_passkey_authentication(&answer, &state)
+                .expect("checked against the stored credential")
+        };
+        let first = sign_in();
+        let second = sign_in();
+        (passkey, [first, second])
+    }
+
+    fn stored_counter(conn: &mut DbConnection, id: i32) -> u64 {
+        let credential: String = passkeys::table
+            .find(id)
+            .select(passkeys::credential)
+            .get_result(conn)
+            .expect("the passkey's row");
+        let credential: serde_json::Value = serde_json::from_str(&credential).expect("JSON");
+        credential
+            .pointer("/cred/counter")
+            .and_then(serde_json::Value::as_u64)
+            .expect("a counter")
+    }
+
+    #[test]
+    fn a_sign_in_that_read_the_credential_before_another_wrote_never_lowers_its_counter() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let pool = crate::db::connect(&format!("sqlite://{}", dir.path().join("p.db").display()))
+            .expect("a database");
+        let conn = &mut *pool.get().expect("a connection");
+        let hasher = PasswordHasher::new(argon2::Params::new(1024, 1, 1, None).expect("valid"))
+            .expect("a hasher");
+        let alice = user_manager::create_user(conn, &hasher, "alice", "a long passphrase", false)
+            .expect("a user");
+        let passkeys = Passkeys::new(SITE, &SecretKey::generate());
+        let (passkey, [first, second]) = a_passkey_used_twice(passkeys.webauthn().expect("a site"));
+        let credential_id = hex::encode(passkey.cred_id());
+        diesel::insert_into(passkeys::table)
+            .values((
+                passkeys::user_id.eq(alice.id),
+                passkeys::user_handle.eq(Uuid::new_v4().to_string()),
+                passkeys::credential_id.eq(&credential_id),
+                passkeys::credential.eq(serde_json::to_string(&passkey).expect("JSON")),
+                passkeys::name.eq("Laptop"),
+                passkeys::created_at.eq(now()),
+            ))
+            .execute(conn)
+            .expect("stored");
+        // Both sign-ins read the credential (counter 0) before either
+        // wrote; the later signature finishes first.
+        let read_by_both = find_by_credential_id(conn, &credential_id)
+            .expect("a query")
+            .expect("the passkey");
+        record_use(conn, &read_by_both, &second).expect("recorded");
+        assert_eq!(stored_counter(conn, read_by_both.id), 2);
+        record_use(conn, &read_by_both, &first).expect("recorded");
+        assert_eq!(stored_counter(conn, read_by_both.id), 2);
     }
 }
