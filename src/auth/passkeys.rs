@@ -64,10 +64,6 @@ pub enum PasskeyError {
     /// The session could not be written.
     #[error("the session could not be updated")]
     Session(#[from] actix_session::SessionInsertError),
-    /// Sign-ins with one passkey kept replacing its stored credential
-    /// while this one tried to record its use.
-    #[error("too many sign-ins with one passkey at once")]
-    Contended,
 }
 
 /// A passkey as stored, with its name and dates.
@@ -408,8 +404,7 @@ impl Passkeys {
         else {
             return Ok(false);
         };
-        record_use(conn, &stored, &result)?;
-        Ok(true)
+        record_use(conn, &stored, &result)
     }
 
     /// The sign-in ceremony sealed for [`PasskeyBackend`]: it travels in
@@ -471,8 +466,7 @@ impl Passkeys {
                 return Ok(None);
             }
         };
-        record_use(conn, &stored, &result)?;
-        Ok(Some(stored.user_id))
+        Ok(record_use(conn, &stored, &result)?.then_some(stored.user_id))
     }
 }
 
@@ -487,7 +481,9 @@ fn find_by_credential_id(
         .optional()
 }
 
-/// Stores the counter the authenticator reported, and the time of use.
+/// Stores the counter the authenticator reported, and the time of use;
+/// `false` when the use must be refused after all: the passkey was removed
+/// meanwhile, or other sign-ins with it kept writing.
 ///
 /// Two sign-ins with one passkey can check their answers against the same
 /// stored credential at once. Each write therefore replaces only the
@@ -498,7 +494,7 @@ fn record_use(
     conn: &mut DbConnection,
     stored: &StoredPasskey,
     result: &webauthn_rs::prelude::AuthenticationResult,
-) -> Result<(), PasskeyError> {
+) -> Result<bool, PasskeyError> {
     let mut read = stored.credential.clone();
     // Each failed try means another sign-in with this passkey wrote in
     // between; a handful of them at once is already unusual.
@@ -516,7 +512,7 @@ fn record_use(
         ))
         .execute(conn)?;
         if written == 1 {
-            return Ok(());
+            return Ok(true);
         }
         let Some(current) = passkeys::table
             .find(stored.id)
@@ -524,12 +520,15 @@ fn record_use(
             .get_result::<String>(conn)
             .optional()?
         else {
-            // Removed meanwhile: nothing to record.
-            return Ok(());
+            return Ok(false);
         };
         read = current;
     }
-    Err(PasskeyError::Contended)
+    tracing::warn!(
+        passkey = stored.id,
+        "passkey use refused: other sign-ins with it kept writing"
+    );
+    Ok(false)
 }
 
 /// Signing in with a passkey, as an authentication backend: it reads the
@@ -673,9 +672,13 @@ mod tests {
         let read_by_both = find_by_credential_id(conn, &credential_id)
             .expect("a query")
             .expect("the passkey");
-        record_use(conn, &read_by_both, &second).expect("recorded");
+        assert!(record_use(conn, &read_by_both, &second).expect("a query"));
         assert_eq!(stored_counter(conn, read_by_both.id), 2);
-        record_use(conn, &read_by_both, &first).expect("recorded");
+        assert!(record_use(conn, &read_by_both, &first).expect("a query"));
         assert_eq!(stored_counter(conn, read_by_both.id), 2);
+
+        // Removed while a sign-in was being checked: the use is refused.
+        assert!(remove(conn, alice.id, read_by_both.id).expect("removed"));
+        assert!(!record_use(conn, &read_by_both, &first).expect("a query"));
     }
 }
