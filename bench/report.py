@@ -46,7 +46,7 @@ MIN_NOISE = 1.10  # a drop smaller than this ratio is never called a regression
 
 
 def autogroup():
-    """The kernel's autogroup scheduling as the run has it (run.sh turns it off)."""
+    """The kernel's autogroup scheduling as the run had it (run.sh turns it off where it may)."""
     try:
         with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
             return "on" if f.read().strip() == "1" else "off"

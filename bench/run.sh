@@ -46,11 +46,16 @@
 #               2.8 MiB; see DATABASE_URL in the README)
 #   BENCH_AUTOGROUP  the kernel's autogroup scheduling during the run:
 #               "off" (the default) turns it off for the run, where it is
-#               on and the script may (as root), and back on at the end;
-#               "keep" leaves it as it is. With it on, each PostgreSQL
-#               backend is a scheduling group of its own, and the hashing
-#               threads' lower priority does not count against them (see
-#               "Running in production" in the README)
+#               on and the script may (as root, with /proc/sys writable;
+#               it is a setting of the whole machine, or of the host in a
+#               privileged container), and back on at the end; "keep"
+#               leaves it as it is. With it on, each PostgreSQL backend is
+#               a scheduling group of its own, and the hashing threads'
+#               lower priority does not count against them (see
+#               "PostgreSQL on the same machine" in the README). Processes
+#               started before the run (Redis, PostgreSQL's own) keep the
+#               groups they have; the servers and the backends they
+#               connect to are started during it
 #
 # Needs: cargo and valgrind (unless BIN_DIR; see scripts/build-release.sh),
 # curl, python3 (also to clear the login throttle between runs), Linux's
@@ -104,13 +109,20 @@ trap cleanup EXIT
 # processes too: with autogroup on, each PostgreSQL backend (it starts a
 # session of its own) is a scheduling group, and a nice value ranks threads
 # only within their group.
+case "$BENCH_AUTOGROUP" in
+    off | keep) ;;
+    *) echo "BENCH_AUTOGROUP: off or keep, not '$BENCH_AUTOGROUP'" >&2; exit 2 ;;
+esac
 if [ "$BENCH_AUTOGROUP" = off ] && [ "$(cat "$AUTOGROUP" 2>/dev/null)" = 1 ]; then
+    # Set first: the cleanup writes back the 1 read above, whatever happens.
+    AUTOGROUP_TURNED_OFF=1
     if (echo 0 >"$AUTOGROUP") 2>/dev/null; then
-        AUTOGROUP_TURNED_OFF=1
         echo "== the kernel's autogroup scheduling is off for this run (BENCH_AUTOGROUP=keep leaves it on)"
     else
-        echo "bench: the kernel's autogroup scheduling is on and only root can turn it off;" \
-            "the @postgres storm rows will show it (README, Running in production)" >&2
+        AUTOGROUP_TURNED_OFF=""
+        echo "bench: the kernel's autogroup scheduling is on and could not be turned off" \
+            "(not root, or /proc/sys is read-only here); the @postgres storm rows will show it" \
+            "(README, PostgreSQL on the same machine)" >&2
     fi
 fi
 

@@ -173,17 +173,19 @@ impl fmt::Debug for HashingPool {
 /// controls. Ten steps lower, the scheduler hands a woken page request the
 /// core sooner and gives hashing about a tenth of the share of each busy
 /// thread. Measured with `bench/run.sh` (32 clients logging in while 32
-/// load `/profile`, db engine): the page's p99 is 2.0× its calm p99 at ten
-/// steps, 3.2× at five, 4.2× at none; logins during that page load fall
-/// from 44 to about 36 a second. With no page load, hashing has the core
-/// to itself.
+/// load `/profile`, db engine, SQLite, autogroup off, 2 cores): the page's
+/// p99 is 2.0× its calm p99 at ten steps and 3.2× at five, and logins
+/// during that page load fall from 44 to about 36 a second. With no page
+/// load, hashing has the core to itself.
 ///
 /// A nice value ranks threads only within their scheduling group. Where
-/// the kernel's autogroup scheduling is on, every session is a group, and
-/// each PostgreSQL backend makes its own session: there the hashing
-/// threads yield to Porter's own threads but not to the database's, and a
-/// page's query can wait tens of milliseconds for a backend to run (see
-/// "Running in production" in the README).
+/// the kernel's autogroup scheduling applies (it is on by default, for
+/// processes outside a CPU cgroup), every session is a group, and each
+/// PostgreSQL backend starts its own: there the hashing threads yield to
+/// Porter's own threads but not to a database on the same machine, whose
+/// backends then wait to run. Measured so, PostgreSQL's storm p99 was
+/// 6.2× its calm p99 at ten steps and 3.0× at five; with autogroup off,
+/// 2.2× and 2.4×. See "PostgreSQL on the same machine" in the README.
 ///
 /// Whatever else a job does runs at this priority too: the backend's
 /// lookup of the user and, after a cost change, the write of the new hash.
