@@ -600,20 +600,46 @@ mod tests {
 
     const SITE: &str = "https://porter.example";
 
-    /// A registered passkey, and the results of two sign-ins with it, in
-    /// the order the device signed them (its counter at 1, then 2).
-    fn a_passkey_used_twice(webauthn: &Webauthn) -> (Passkey, [AuthenticationResult; 2]) {
+    /// Alice's passkey, added as the security page adds one, and the
+    /// results of two sign-ins with it, in the order the device signed
+    /// them (its counter at 1, then 2).
+    fn a_passkey_used_twice(
+        conn: &mut DbConnection,
+        passkeys: &Passkeys,
+        alice: &models::User,
+    ) -> (StoredPasskey, [AuthenticationResult; 2]) {
         let origin = Url::parse(SITE).expect("a URL");
         let mut device = SoftPasskey::new(true);
-        let (options, state) = webauthn
-            .start_passkey_registration(Uuid::new_v4(), "alice", "alice", None)
+        let (mut options, ceremony) = passkeys
+            .begin_registration(conn, alice)
             .expect("a registration");
+        // The software key keeps no credentials: it cannot make a
+        // discoverable one, and need not for this test.
+        options["publicKey"]["authenticatorSelection"]["residentKey"] = "discouraged".into();
+        options["publicKey"]["authenticatorSelection"]["requireResidentKey"] = false.into();
         let answer = device
-            .do_registration(origin.clone(), options)
+            .do_registration(
+                origin.clone(),
+                serde_json::from_value(options).expect("creation options"),
+            )
             .expect("the software key registers");
-        let passkey = webauthn
-            .finish_passkey_registration(&answer, &state)
+        let id = passkeys
+            .finish_registration(
+                conn,
+                alice.id,
+                "Laptop",
+                &serde_json::to_string(&answer).expect("JSON"),
+                ceremony,
+            )
+            .expect("a query")
             .expect("registered");
+        let stored = list(conn, alice.id)
+            .expect("a query")
+            .into_iter()
+            .find(|stored| stored.id == id)
+            .expect("the passkey");
+        let passkey = stored.passkey().expect("a credential");
+        let webauthn = passkeys.webauthn().expect("a site");
         let mut sign_in = || {
             let (options, state) = webauthn
                 .start_passkey_authentication(std::slice::from_ref(&passkey))
@@ -627,7 +653,7 @@ mod tests {
         };
         let first = sign_in();
         let second = sign_in();
-        (passkey, [first, second])
+        (stored, [first, second])
     }
 
     fn stored_counter(conn: &mut DbConnection, id: i32) -> u64 {
@@ -654,24 +680,9 @@ mod tests {
         let alice = user_manager::create_user(conn, &hasher, "alice", "a long passphrase", false)
             .expect("a user");
         let passkeys = Passkeys::new(SITE, &SecretKey::generate());
-        let (passkey, [first, second]) = a_passkey_used_twice(passkeys.webauthn().expect("a site"));
-        let credential_id = hex::encode(passkey.cred_id());
-        diesel::insert_into(passkeys::table)
-            .values((
-                passkeys::user_id.eq(alice.id),
-                passkeys::user_handle.eq(Uuid::new_v4().to_string()),
-                passkeys::credential_id.eq(&credential_id),
-                passkeys::credential.eq(serde_json::to_string(&passkey).expect("JSON")),
-                passkeys::name.eq("Laptop"),
-                passkeys::created_at.eq(now()),
-            ))
-            .execute(conn)
-            .expect("stored");
         // Both sign-ins read the credential (counter 0) before either
         // wrote; the later signature finishes first.
-        let read_by_both = find_by_credential_id(conn, &credential_id)
-            .expect("a query")
-            .expect("the passkey");
+        let (read_by_both, [first, second]) = a_passkey_used_twice(conn, &passkeys, &alice);
         assert!(record_use(conn, &read_by_both, &second).expect("a query"));
         assert_eq!(stored_counter(conn, read_by_both.id), 2);
         assert!(record_use(conn, &read_by_both, &first).expect("a query"));
