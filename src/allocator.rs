@@ -7,8 +7,9 @@
 //! dummy check that makes unknown usernames cost the same). An allocator
 //! keeps freed memory for reuse; for a block that size, that would leave
 //! 19 MiB resident per thread that ever hashed, for as long as the server
-//! runs. Mapped and unmapped here instead, it is resident only while a hash
-//! runs, and the number of hashes at once is bounded by the hashing threads
+//! runs. Mapped and unmapped here instead, it is resident only while hashes
+//! run (a hashing thread keeps it from one hash of a burst to the next), and
+//! the number of hashes at once is bounded by the hashing threads
 //! (`auth::hashers::HashingPool`).
 
 // The one module with unsafe code: an allocator cannot be written without.

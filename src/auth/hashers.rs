@@ -6,6 +6,7 @@
 //! an async worker.
 
 use std::{
+    cell::{Cell, RefCell},
     fmt,
     sync::{
         Arc, Mutex,
@@ -16,8 +17,11 @@ use std::{
 };
 
 use argon2::{
-    ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _,
-    PasswordVerifier as _, Version,
+    ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, PasswordHash, Version,
+    password_hash::{
+        self,
+        phc::{Output, ParamsString, Salt},
+    },
 };
 use thiserror::Error;
 
@@ -27,6 +31,12 @@ use crate::{db::count_queries, errors::AppError, metrics::RequestMetrics};
 #[derive(Debug, Error)]
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
+
+impl HashError {
+    fn new(err: impl fmt::Display) -> Self {
+        Self(err.to_string())
+    }
+}
 
 /// Hashes and checks passwords with argon2id.
 #[derive(Clone)]
@@ -73,19 +83,47 @@ impl PasswordHasher {
 
     /// Hashes `password` with a fresh salt into a PHC string.
     pub fn hash(&self, password: &str) -> Result<String, HashError> {
-        self.argon2()
-            .hash_password(password.as_bytes())
-            .map(|hash| hash.to_string())
-            .map_err(|err| HashError(err.to_string()))
+        let salt = password_hash::try_generate_salt().map_err(HashError::new)?;
+        let mut output = [0u8; Output::MAX_LENGTH];
+        let output = &mut output[..self
+            .params
+            .output_len()
+            .unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+        argon2_into(&self.argon2(), password.as_bytes(), &salt, output).map_err(HashError::new)?;
+        let hash = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(HashError::new)?,
+            salt: Some(Salt::new(&salt).map_err(HashError::new)?),
+            hash: Some(Output::new(output).map_err(HashError::new)?),
+        };
+        Ok(hash.to_string())
     }
 
     /// Whether `password` matches the PHC string `encoded`. A malformed
     /// stored hash never matches.
     pub fn verify(&self, password: &str, encoded: &str) -> bool {
-        // The hash's own parameters are used, whatever `self.params` says.
-        self.argon2()
-            .verify_password(password.as_bytes(), encoded)
-            .is_ok()
+        let Ok(hash) = PasswordHash::new(encoded) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+            return false;
+        };
+        // The hash's own algorithm and parameters, whatever `self.params` says.
+        let (Ok(algorithm), Ok(version), Ok(params)) = (
+            Algorithm::try_from(hash.algorithm.as_str()),
+            hash.version
+                .map_or(Ok(Version::default()), Version::try_from),
+            Params::try_from(&hash),
+        ) else {
+            return false;
+        };
+        let mut output = [0u8; Output::MAX_LENGTH];
+        let output = &mut output[..expected.len()];
+        let argon2 = Argon2::new(algorithm, version, params);
+        // `Output`'s comparison takes the same time wherever the two differ.
+        argon2_into(&argon2, password.as_bytes(), salt, output).is_ok()
+            && Output::new(output).is_ok_and(|computed| computed == *expected)
     }
 
     /// Whether a stored hash was made with other settings than the current
@@ -111,6 +149,46 @@ impl PasswordHasher {
         let _ = self.verify(password, &self.dummy_hash);
         false
     }
+}
+
+thread_local! {
+    /// argon2's working memory (19 MiB at the default costs), kept by a
+    /// hashing thread from one hash to the next while more password work
+    /// waits, and given back once none does ([`HashingPool`]).
+    static WORKING_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+    /// Whether this thread keeps [`WORKING_MEMORY`] after a hash: only the
+    /// hashing threads do, and they give it back themselves.
+    static KEEPS_WORKING_MEMORY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// argon2 of `password` and `salt` into `output`, in this thread's working
+/// memory.
+///
+/// argon2's own `hash_password` asks for fresh zeroed memory for every hash,
+/// which the system maps and zeroes (`porter::allocator`): about a
+/// millisecond of kernel time a hash, a tenth of a login storm's throughput.
+/// A burst of logins reuses one block instead; argon2 writes every block
+/// before it reads it, so what the last hash left there does not matter.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    output: &mut [u8],
+) -> argon2::Result<()> {
+    WORKING_MEMORY.with_borrow_mut(|memory| {
+        let blocks = argon2.params().block_count();
+        if memory.len() < blocks {
+            // The old block goes before the new one comes: one at a time.
+            *memory = Vec::new();
+            *memory = vec![Block::default(); blocks];
+        }
+        let hashed =
+            argon2.hash_password_into_with_memory(password, salt, output, &mut memory[..blocks]);
+        if !KEEPS_WORKING_MEMORY.get() {
+            *memory = Vec::new();
+        }
+        hashed
+    })
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -146,8 +224,9 @@ pub const QUEUE_PER_THREAD: usize = 16;
 /// Argon2 is slow on purpose and takes 19 MiB a go. On threads of their own,
 /// a burst of logins queues here while a core stays free for every other
 /// request, and no more hashes run at once than there are threads, so no
-/// more than that many 19 MiB blocks are resident (each is given back when
-/// its hash is done: see `porter::allocator`). The queue is
+/// more than that many 19 MiB blocks are resident. A thread keeps its block
+/// for the next hash while more work waits and gives it back once none does
+/// (see `porter::allocator`). The queue is
 /// bounded: past it, work is refused at once ([`HashingPoolError::Busy`],
 /// a `503` with `Retry-After`) rather than left to wait without end.
 pub struct HashingPool {
@@ -224,21 +303,27 @@ impl HashingPool {
     pub fn new(threads: usize, capacity: usize) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
+        let waiting = Arc::new(AtomicUsize::new(0));
         for n in 0..threads {
             let queue = Arc::clone(&queue);
+            let waiting = Arc::clone(&waiting);
             thread::Builder::new()
                 .name(format!("porter-hashing-{n}"))
                 .spawn(move || {
                     yield_to_page_requests();
+                    KEEPS_WORKING_MEMORY.set(true);
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match queue.lock() {
                             Ok(queue) => queue.recv(),
                             Err(_) => return,
                         };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
+                        let Ok(job) = job else { return };
+                        job();
+                        // The next job, if one waits, reuses argon2's memory;
+                        // with none waiting, it goes back to the system.
+                        if waiting.load(Ordering::Acquire) == 0 {
+                            WORKING_MEMORY.with_borrow_mut(|memory| *memory = Vec::new());
                         }
                     }
                 })
@@ -246,7 +331,7 @@ impl HashingPool {
         }
         Self {
             jobs,
-            waiting: Arc::new(AtomicUsize::new(0)),
+            waiting,
             capacity,
         }
     }
@@ -313,6 +398,72 @@ mod tests {
         assert!(!old.needs_rehash(&hash));
         assert!(fast().needs_rehash(&hash));
         assert!(fast().needs_rehash("not a hash"));
+    }
+
+    #[test]
+    fn hashes_read_and_write_as_argon2s_own_do() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+
+        let hasher = fast();
+        let ours = hasher.hash("correct horse").expect("hash");
+        let stock = Argon2::new(Algorithm::Argon2id, Version::V0x13, hasher.params.clone());
+        let parsed = PasswordHash::new(&ours).expect("a PHC string");
+        assert!(stock.verify_password(b"correct horse", &parsed).is_ok());
+        assert!(stock.verify_password(b"Correct horse", &parsed).is_err());
+
+        // Made by argon2 itself with another algorithm, version and costs:
+        // checked with the hash's own.
+        let other = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x10,
+            Params::new(256, 3, 2, Some(24)).expect("valid"),
+        );
+        let theirs = other
+            .hash_password(b"battery staple")
+            .expect("hash")
+            .to_string();
+        assert!(hasher.verify("battery staple", &theirs));
+        assert!(!hasher.verify("battery stapler", &theirs));
+    }
+
+    /// Reads the hashing thread's working memory, in blocks.
+    fn working_memory() -> usize {
+        WORKING_MEMORY.with_borrow(Vec::len)
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_hashes_shares_one_working_memory_and_gives_it_back() {
+        let pool = HashingPool::new(1, 4);
+        let hasher = fast();
+        let first = {
+            let hasher = hasher.clone();
+            pool.run(move || {
+                let hash = hasher.hash("first").expect("hash");
+                // Long enough for the next job to be queued meanwhile.
+                thread::sleep(std::time::Duration::from_millis(200));
+                hash
+            })
+        };
+        let (first, queued) = tokio::join!(first, pool.run(working_memory));
+        assert!(hasher.verify("first", &first.expect("the job runs")));
+        assert_eq!(
+            queued.expect("the job runs"),
+            1024,
+            "the queued job found no memory"
+        );
+
+        // Once the thread has seen no work waiting after its last job (it
+        // looks just after answering), the next job finds nothing kept.
+        let mut kept = usize::MAX;
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            kept = pool.run(working_memory).await.expect("the job runs");
+            if kept == 0 {
+                break;
+            }
+        }
+        assert_eq!(kept, 0, "the memory was kept with no work waiting");
+        assert_eq!(working_memory(), 0, "a thread of the caller's kept memory");
     }
 
     #[test]
