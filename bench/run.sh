@@ -28,10 +28,24 @@
 #               GET /profile measured during it; the table shows the
 #               median of each column (3)
 #   ENGINES     engines to serve, ENGINE@postgres for PostgreSQL
-#               ("db cookie redis cached_db db@postgres cached_db@postgres")
+#               ("db cookie redis cached_db db@postgres cached_db@postgres";
+#               empty for none)
 #   RESULTS     the results file (bench/RESULTS.md). Only the part between
-#               the two `bench/run.sh: generated` marker lines is replaced;
-#               its previous table is the reference for the regression check
+#               the two `bench/run.sh: generated` marker lines is replaced
+#   REFERENCE_DIR  a folder whose `porter` is the code to compare with, for
+#               the regression check ("no scenario slower than before"):
+#               each of REFERENCE_ENGINES is served by it and by this build
+#               in turn, REFERENCE_ROUNDS times each, and the rounds' spread
+#               is the noise a slower row must exceed. Without it the check
+#               is not run. The results before round two of the
+#               performance work came from commit ac998bc:
+#                 git worktree add /tmp/porter-before ac998bc
+#                 (cd /tmp/porter-before && cargo build --release --bin porter)
+#                 REFERENCE_DIR=/tmp/porter-before/target/release bench/run.sh
+#   REFERENCE_ENGINES  the engines of the regression check ("db cookie
+#               redis", the engines of those results)
+#   REFERENCE_ROUNDS   how many times each binary serves each of them (3)
+#   REFERENCE_NAME     what the results call the reference binary (its path)
 #   LOGIN_TIMEOUT  how long wrk waits for a login before counting it as
 #               an error (5s; wrk's own default, 2s, is shorter than a
 #               login's wait in a storm of 32 on 2 cores: 32 hashes queue
@@ -65,9 +79,15 @@
 # PostgreSQL at BENCH_POSTGRES_URL (for the @postgres rows, skipped without
 # them); installs wrk from the system's packages when it is missing.
 set -euo pipefail
-# BIN_DIR may be relative to where the script was started from.
+# BIN_DIR and REFERENCE_DIR may be relative to where the script was
+# started from.
 if [ -n "${BIN_DIR:-}" ]; then
     BIN_DIR="$(cd "$BIN_DIR" && pwd)"
+fi
+REFERENCE=""
+if [ -n "${REFERENCE_DIR:-}" ]; then
+    REFERENCE="$(cd "$REFERENCE_DIR" && pwd)/porter"
+    [ -x "$REFERENCE" ] || { echo "REFERENCE_DIR: $REFERENCE is missing or not executable" >&2; exit 1; }
 fi
 cd "$(dirname "$0")/.."
 
@@ -82,7 +102,9 @@ REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 BENCH_POSTGRES_URL="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 BENCH_POSTGRES_OPTIONS="${BENCH_POSTGRES_OPTIONS:-sslmode=disable}"
 BENCH_AUTOGROUP="${BENCH_AUTOGROUP:-off}"
-ENGINES="${ENGINES:-db cookie redis cached_db db@postgres cached_db@postgres}"
+ENGINES="${ENGINES-db cookie redis cached_db db@postgres cached_db@postgres}"
+REFERENCE_ENGINES="${REFERENCE_ENGINES-db cookie redis}"
+REFERENCE_ROUNDS="${REFERENCE_ROUNDS:-3}"
 RESULTS="${RESULTS:-bench/RESULTS.md}"
 CLK_TCK="$(getconf CLK_TCK)"
 PG_DATABASES=()
@@ -286,66 +308,82 @@ response = function(status, headers, body)
 end
 EOF
 
+# missing_database ENGINE: true, and says so, when ENGINE is an @postgres
+# engine and there is no PostgreSQL to serve it from.
+missing_database() {
+    if [ "${1#*@}" = postgres ] && ! psql -q "$BENCH_POSTGRES_URL" -c "SELECT 1" >/dev/null 2>&1; then
+        echo "== $1 skipped (no psql, or no PostgreSQL at BENCH_POSTGRES_URL)"
+        return 0
+    fi
+    return 1
+}
+
+# bench ENGINE LABEL BINARY PROFILE_RUNS STORM_RUNS: serves ENGINE with
+# BINARY on a fresh database, runs every scenario (the calm `GET /profile`
+# PROFILE_RUNS times, the storm STORM_RUNS times) and records them under
+# LABEL.
 PAGE_BYTES=""
-for engine in $ENGINES; do
+PASSES=0
+bench() {
+    local engine="$1" label="$2" porter="$3" profile_runs="$4" storm_runs="$5"
+    local database_url db
+    PASSES=$((PASSES + 1))
     # ENGINE@postgres: the same engine on a fresh PostgreSQL database.
-    database_url="sqlite://$WORK/$engine.db"
+    database_url="sqlite://$WORK/pass-$PASSES.db"
     if [ "${engine#*@}" = postgres ]; then
-        if ! psql -q "$BENCH_POSTGRES_URL" -c "SELECT 1" >/dev/null 2>&1; then
-            echo "== engine: $engine skipped (no psql, or no PostgreSQL at BENCH_POSTGRES_URL)"
-            continue
-        fi
-        db="porter_bench_$$_${engine%@*}"
+        db="porter_bench_$$_$PASSES"
         psql -q "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $db" >/dev/null
         PG_DATABASES+=("$db")
         database_url="${BENCH_POSTGRES_URL%/*}/$db${BENCH_POSTGRES_OPTIONS:+?$BENCH_POSTGRES_OPTIONS}"
     fi
-    echo "== engine: $engine"
+    echo "== $label"
     export SESSION_ENGINE="${engine%@*}" DATABASE_URL="$database_url" \
-        REDIS_URL REDIS_KEY_PREFIX="porter:bench:$$:$engine:" BIND="127.0.0.1:$PORT" \
+        REDIS_URL REDIS_KEY_PREFIX="porter:bench:$$:$PASSES:" BIND="127.0.0.1:$PORT" \
         SITE_URL="http://127.0.0.1:$PORT"
     for n in $(seq 0 $((BENCH_USERS - 1))); do
-        echo "$BENCH_PASSWORD" | "$PORTER" createuser "$BENCH_USER$n" --password-stdin >/dev/null
+        echo "$BENCH_PASSWORD" | "$porter" createuser "$BENCH_USER$n" --password-stdin >/dev/null
     done
-    "$PORTER" serve >"$WORK/server-$engine.log" 2>&1 &
+    "$porter" serve >"$WORK/server-$PASSES.log" 2>&1 &
     SERVER_PID=$!
     wait_for "http://127.0.0.1:$PORT/healthz"
-    memory "$engine" "after start-up" VmRSS
+    memory "$label" "after start-up" VmRSS
     sign_in
     export BENCH_CSRF_COOKIE="$CSRF_COOKIE" BENCH_CSRF_TOKEN="$CSRF_TOKEN"
-    if [ -z "$PAGE_BYTES" ]; then
+    # The page the baseline serves is as large as this binary's own.
+    if [ -z "$PAGE_BYTES" ] && [ "$porter" = "$PORTER" ]; then
         PAGE_BYTES="$(curl -fs -H "Cookie: sessionid=$SID" "http://127.0.0.1:$PORT/profile" | wc -c)"
     fi
-    session="Cookie: sessionid=$SID"
+    local session="Cookie: sessionid=$SID"
 
     # Page load: the GET scenarios, at 32 connections, then signed-in pages
     # at 256 (the peak then covers both). The peak is reset after the
     # sign-in, whose password hash would otherwise set it.
     reset_peak
-    run "$engine" "GET /login (anonymous)" 32 "http://127.0.0.1:$PORT/login"
-    for _ in $(seq 1 "$NOISE_RUNS"); do
-        run "$engine" "GET /profile" 32 "http://127.0.0.1:$PORT/profile" "" "$session"
+    run "$label" "GET /login (anonymous)" 32 "http://127.0.0.1:$PORT/login"
+    for _ in $(seq 1 "$profile_runs"); do
+        run "$label" "GET /profile" 32 "http://127.0.0.1:$PORT/profile" "" "$session"
     done
-    run "$engine" "GET /healthz" 32 "http://127.0.0.1:$PORT/healthz"
-    memory "$engine" "page load, 32 connections" VmHWM
-    run "$engine" "GET /profile" 256 "http://127.0.0.1:$PORT/profile" "" "$session"
-    memory "$engine" "page load, 256 connections" VmHWM
+    run "$label" "GET /healthz" 32 "http://127.0.0.1:$PORT/healthz"
+    memory "$label" "page load, 32 connections" VmHWM
+    run "$label" "GET /profile" 256 "http://127.0.0.1:$PORT/profile" "" "$session"
+    memory "$label" "page load, 256 connections" VmHWM
 
     # Logins: POST /login alone, then GET /profile while 32 clients log in
     # continuously.
     reset_peak
-    LOGINS=1 run "$engine" "POST /login" 32 "http://127.0.0.1:$PORT/login" bench/login.lua
-    # The storm runs STORM_RUNS times: its p99 swings more from one
-    # window to the next than any other figure, and the table shows the
-    # median (every window's p99 is in the noise table).
+    LOGINS=1 run "$label" "POST /login" 32 "http://127.0.0.1:$PORT/login" bench/login.lua
+    # The storm runs several times: its p99 swings more from one window to
+    # the next than any other figure, and the table shows the median (every
+    # window's p99 is in the noise table).
+    local profile_script tally storm_pid logins_before logins window_requests storm_line
     profile_script="$(script_for "")"
-    for _ in $(seq 1 "$STORM_RUNS"); do
-        tally="$WORK/storm-$engine.tally"
+    tally="$WORK/storm-$PASSES.tally"
+    for _ in $(seq 1 "$storm_runs"); do
         : >"$tally"
         forget_login_attempts
         BENCH_TALLY="$tally" wrk -t1 -c32 -d"$((DURATION + WARMUP + 2))s" --timeout "$LOGIN_TIMEOUT" \
             -s "$(script_for bench/login.lua "$WORK/tally.lua")" "http://127.0.0.1:$PORT/login" \
-            >"$WORK/storm-$engine.txt" &
+            >"$WORK/storm.txt" &
         storm_pid=$!
         sleep 1
         wrk -t1 -c32 -d"${WARMUP}s" -s "$profile_script" -H "$session" "http://127.0.0.1:$PORT/profile" >/dev/null
@@ -354,21 +392,45 @@ for engine in $ENGINES; do
         logins=$(($(stat -c %s "$tally") - logins_before))
         # Both loads share the window's CPU: per request of either load.
         window_requests=$(($(awk '{ print $5 }' <<<"$RESULT") + logins))
-        record "$engine" "GET /profile during login storm" 32 "$RESULT" "$TICKS" "$window_requests" 1
+        record "$label" "GET /profile during login storm" 32 "$RESULT" "$TICKS" "$window_requests" 1
         wait "$storm_pid"
-        show_errors "$WORK/storm-$engine.txt"
-        storm_line="$(grep '^RESULT' "$WORK/storm-$engine.txt")"
-        record "$engine" "POST /login (the storm)" 32 "${storm_line#RESULT }" "$TICKS" "$window_requests" 1
+        show_errors "$WORK/storm.txt"
+        storm_line="$(grep '^RESULT' "$WORK/storm.txt")"
+        record "$label" "POST /login (the storm)" 32 "${storm_line#RESULT }" "$TICKS" "$window_requests" 1
     done
-    memory "$engine" "login storm peak" VmHWM
+    memory "$label" "login storm peak" VmHWM
     sleep 3
-    memory "$engine" "3 s after the storm" VmRSS
+    memory "$label" "3 s after the storm" VmRSS
 
     kill "$SERVER_PID"
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
+}
+
+for engine in $ENGINES; do
+    missing_database "$engine" || bench "$engine" "$engine" "$PORTER" "$NOISE_RUNS" "$STORM_RUNS"
 done
 
+# The regression check: the same scenarios served by the reference binary
+# and by this one, taking turns (who goes first alternates from round to
+# round), so that a busy machine slows both alike. Each round is a fresh
+# server and database, and the rounds' spread is the run-to-run noise.
+if [ -n "$REFERENCE" ]; then
+    for round in $(seq 1 "$REFERENCE_ROUNDS"); do
+        for engine in $REFERENCE_ENGINES; do
+            missing_database "$engine" && continue
+            if [ $((round % 2)) = 1 ]; then
+                bench "$engine" "before:$engine" "$REFERENCE" 1 1
+                bench "$engine" "now:$engine" "$PORTER" 1 1
+            else
+                bench "$engine" "now:$engine" "$PORTER" 1 1
+                bench "$engine" "before:$engine" "$REFERENCE" 1 1
+            fi
+        done
+    done
+fi
+
+[ -n "$PAGE_BYTES" ] || { echo "bench: no engine was served, so there is no page size for the baseline" >&2; exit 1; }
 echo "== baseline: a bare actix-web handler, $PAGE_BYTES bytes"
 "$BASELINE" "127.0.0.1:$BASE_PORT" "$PAGE_BYTES" &
 SERVER_PID=$!
@@ -386,6 +448,6 @@ kill "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=""
 
-LOGIN_TIMEOUT="$LOGIN_TIMEOUT" python3 bench/report.py "$ROWS" "$DURATION" "$WARMUP" "$PAGE_BYTES" "$RESULTS"
+LOGIN_TIMEOUT="$LOGIN_TIMEOUT" REFERENCE_NAME="${REFERENCE_NAME:-$REFERENCE}" python3 bench/report.py "$ROWS" "$DURATION" "$WARMUP" "$PAGE_BYTES" "$RESULTS"
 echo "== wrote $RESULTS"
 sed -n '/^## Memory/,/^<!-- bench\/run.sh: generated up to here -->/p' "$RESULTS"
