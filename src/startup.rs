@@ -124,8 +124,8 @@ impl AppState {
         if synced > 0 {
             tracing::info!(synced, "declared permissions written to the database");
         }
-        // The dummy hash is made on the hashing thread, whose memory every
-        // later hash reuses.
+        // The dummy hash is made on a hashing thread, as every later hash
+        // is: the memory it needs goes back when it is done.
         let hashing = HashingPool::for_this_machine(settings.hashing_queue);
         let params = settings.argon2.clone();
         let hasher = Arc::new(hashing.run(move || PasswordHasher::new(params)).await??);
