@@ -21,7 +21,6 @@ import sys
 START = "<!-- bench/run.sh: generated from here -->"
 END = "<!-- bench/run.sh: generated up to here -->"
 TITLE = "# Porter benchmark results"
-HEADER = "| engine | scenario | connections | req/s |"
 
 # Targets.
 PROFILE_SHARE = 0.35  # db engine's GET /profile req/s, share of the baseline's
@@ -171,13 +170,22 @@ def main():
 
     rows = {key: r for key, r in every_row.items() if not compared(key[0])}
     memory = {label: m for label, m in every_memory.items() if not compared(label)}
-    # (engine, scenario, connections) -> (before, now), in the order they ran.
-    pairs = {}
-    for (label, scenario, conns), r in every_row.items():
+
+    def counterpart(label):
         if label.startswith(BEFORE):
-            key = (label[len(BEFORE) :], scenario, conns)
-            pairs[key] = (r, every_row.get((NOW + key[0], scenario, conns)))
-    pairs = {key: pair for key, pair in pairs.items() if pair[1] is not None}
+            return NOW + label[len(BEFORE) :]
+        return BEFORE + label[len(NOW) :]
+
+    # (engine, scenario, connections) -> (before, now), in the order they ran.
+    pairs, unpaired = {}, []
+    for (label, scenario, conns), r in every_row.items():
+        if not compared(label):
+            continue
+        other = every_row.get((counterpart(label), scenario, conns))
+        if other is None:
+            unpaired.append(f"{label} {scenario} ({conns})")
+        elif label.startswith(BEFORE):
+            pairs[(label[len(BEFORE) :], scenario, conns)] = (r, other)
 
     def row(engine, scenario, conns=32):
         return rows.get((engine, scenario, str(conns)))
@@ -194,7 +202,9 @@ def main():
         for side in pair
         if len(side.runs) > 1 and "storm" not in side.scenario
     ]
-    noise = max([spread for spread, _ in spreads] + [MIN_NOISE])
+    # A round that served nothing has no spread to speak of: the check fails
+    # on it below rather than taking an infinite noise.
+    noise = max([spread for spread, _ in spreads if math.isfinite(spread)] + [MIN_NOISE])
 
     out = []
     out.append(
@@ -344,51 +354,72 @@ def main():
     errors = sum(r.errors for r in rows.values())
     check(errors == 0, f"errors across every scenario: {errors} (target: 0)")
 
+    reference = os.environ.get("REFERENCE_NAME", "")
     if pairs:
-        reference = os.environ.get("REFERENCE_NAME", "the reference binary")
+        reference = reference or "the reference binary"
         rounds = max(len(side.runs) for pair in pairs.values() for side in pair)
         out.append("## Against the code before\n")
         out.append(
             f"The regression check: the scenarios of the engines below served by {reference} "
             f"(before) and by this build (now) in turn, each on a fresh server and database, "
             f"{rounds} rounds, who goes first alternating from round to round. req/s and p99 "
-            f"are the medians of the rounds; spread is the larger max/min of the two sides' "
-            f"rounds. A row is slower when now falls short of before by more than the noise: "
-            f"the largest spread of any row but the storm's, at least {MIN_NOISE:.2f}× "
-            f"(this run: {noise:.2f}×). The storm's own logins are shown but not judged: they "
-            f"yield the cores to pages by design, the price of the storm's p99 target.\n"
+            f"are the medians of the rounds; errors are summed over them; spread is the larger "
+            f"max/min of the two sides' rounds. The run-to-run noise is the largest spread of "
+            f"any row but the storm's (whose req/s depends on how the two loads shared the "
+            f"cores), at least {MIN_NOISE:.2f}×: this run, {noise:.2f}×. A row is slower when "
+            f"now falls short of before by more than that noise, or than its own spread where "
+            f"that is larger; a round that served nothing, or an error on the now side, fails "
+            f"the check. The storm's own logins are shown but not judged: they yield the cores "
+            f"to pages by design, the price of the storm's p99 target.\n"
         )
         out.append(
             "| engine | scenario | connections | req/s before | req/s now | now/before "
-            "| spread | p99 ms before | p99 ms now |"
+            "| spread | p99 ms before | p99 ms now | errors before / now |"
         )
-        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        slower = []
+        out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        failed = []
         for (engine, scenario, conns), (before, now) in pairs.items():
             ratio = now.rps / before.rps if before.rps > 0 else math.inf
             spread = max(before.noise, now.noise)
             judged = scenario != TRADED
-            if judged and now.rps * noise < before.rps:
-                slower.append(f"{engine} {scenario} ({conns} connections): {ratio:.2f}×")
+            where = f"{engine} {scenario} ({conns} connections)"
+            if judged and not math.isfinite(spread):
+                failed.append(f"a round served nothing: {where}")
+            elif judged and now.rps * max(noise, spread) < before.rps:
+                failed.append(f"slower: {where}: {ratio:.2f}×")
+            if now.errors:
+                failed.append(f"errors: {where}: {now.errors}")
             out.append(
                 f"| {engine} | {scenario} | {conns} | {before.rps:,.0f} | {now.rps:,.0f} | "
                 f"{ratio:.2f}×{'' if judged else ' (not judged)'} | {spread:.2f} | "
-                f"{before.p99:.2f} | {now.p99:.2f} |"
+                f"{before.p99:.2f} | {now.p99:.2f} | {before.errors} / {now.errors} |"
             )
         out.append("")
         judged = sum(1 for key in pairs if key[1] != TRADED)
-        widest = max(spreads, key=lambda spread: spread[0], default=None)
+        widest = max(
+            (spread for spread in spreads if math.isfinite(spread[0])),
+            key=lambda spread: spread[0],
+            default=None,
+        )
         source = (
             f"{widest[1].engine} {widest[1].scenario}, {widest[1].conns} connections"
             if widest and widest[0] >= MIN_NOISE
             else "the floor"
         )
         check(
-            not slower,
+            not failed,
             f"no scenario slower than with {reference} by more than the run-to-run noise, "
             f"measured by repeating each scenario {rounds} times with each binary "
-            f"({noise:.2f}×, from {source}): {judged} rows compared, {len(slower)} slower",
-            [f"slower: {text}" for text in slower],
+            f"({noise:.2f}×, from {source}): {judged} rows compared, "
+            f"{sum(1 for text in failed if text.startswith('slower'))} slower",
+            failed + ([f"not paired: {'; '.join(unpaired)}"] if unpaired else []),
+        )
+    elif reference:
+        check(
+            False,
+            f"no scenario slower than with {reference}: not measured, no scenario ran on both "
+            f"binaries (REFERENCE_ENGINES, REFERENCE_ROUNDS)",
+            [f"not paired: {'; '.join(unpaired)}"] if unpaired else [],
         )
     else:
         check(

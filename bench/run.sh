@@ -448,6 +448,6 @@ kill "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=""
 
-LOGIN_TIMEOUT="$LOGIN_TIMEOUT" REFERENCE_NAME="${REFERENCE_NAME:-$REFERENCE}" python3 bench/report.py "$ROWS" "$DURATION" "$WARMUP" "$PAGE_BYTES" "$RESULTS"
+LOGIN_TIMEOUT="$LOGIN_TIMEOUT" REFERENCE_NAME="${REFERENCE_NAME:-${REFERENCE:+the binary $REFERENCE}}" python3 bench/report.py "$ROWS" "$DURATION" "$WARMUP" "$PAGE_BYTES" "$RESULTS"
 echo "== wrote $RESULTS"
 sed -n '/^## Memory/,/^<!-- bench\/run.sh: generated up to here -->/p' "$RESULTS"
