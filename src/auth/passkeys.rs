@@ -481,6 +481,15 @@ fn find_by_credential_id(
         .optional()
 }
 
+/// The credential (JSON) stored for passkey `id`, if it is still there.
+fn stored_credential(conn: &mut DbConnection, id: i32) -> QueryResult<Option<String>> {
+    passkeys::table
+        .find(id)
+        .select(passkeys::credential)
+        .get_result(conn)
+        .optional()
+}
+
 /// Stores the counter the authenticator reported, and the time of use;
 /// `false` when the use must be refused after all: the passkey was removed
 /// meanwhile, or other sign-ins with it kept writing.
@@ -514,12 +523,7 @@ fn record_use(
         if written == 1 {
             return Ok(true);
         }
-        let Some(current) = passkeys::table
-            .find(stored.id)
-            .select(passkeys::credential)
-            .get_result::<String>(conn)
-            .optional()?
-        else {
+        let Some(current) = stored_credential(conn, stored.id)? else {
             return Ok(false);
         };
         read = current;
@@ -657,10 +661,8 @@ mod tests {
     }
 
     fn stored_counter(conn: &mut DbConnection, id: i32) -> u64 {
-        let credential: String = passkeys::table
-            .find(id)
-            .select(passkeys::credential)
-            .get_result(conn)
+        let credential = stored_credential(conn, id)
+            .expect("a query")
             .expect("the passkey's row");
         let credential: serde_json::Value = serde_json::from_str(&credential).expect("JSON");
         credential
