@@ -17,11 +17,11 @@
 # How: pass 1 builds. Then the binary runs under valgrind's callgrind on a
 # scratch SQLite database with the db and cookie engines (and on Redis and
 # PostgreSQL where they answer, at REDIS_URL and BENCH_POSTGRES_URL as for
-# bench/run.sh): start-up, a sign-in, the signed-in and anonymous pages. The
-# names of the functions that ran go to `target/release/porter.symbol-order`,
-# and pass 2 builds again (the link-time optimisation, a few minutes) with
-# lld laying them out in that order (PORTER_SYMBOL_ORDER, read by
-# build.rs). Names from another build do not match, hence both passes every
+# bench/run.sh): once start-up alone, then start-up, a sign-in, the
+# signed-in and anonymous pages. The names of the functions that ran go to
+# `target/release/porter.symbol-order`, start-up's first, and pass 2 builds
+# again (the link-time optimisation, a few minutes) with lld laying them out
+# in that order (PORTER_SYMBOL_ORDER, read by build.rs). Names from another build do not match, hence both passes every
 # time; a function the runs missed only stays where the compiler put it.
 #
 # Needs curl, readelf, valgrind and the lld linker (Rust's default on x86-64
@@ -80,26 +80,38 @@ if ! readelf -p .comment "$BINARY" 2>/dev/null | grep -q 'Linker: LLD'; then
     exit 0
 fi
 
-# profile ENGINE DATABASE_URL: one run of the server under callgrind.
+# profile ENGINE DATABASE_URL PHASE: one run of the server under callgrind,
+# written to callgrind.PHASE.ENGINE.out. PHASE `start-up` stops once the
+# server answers /healthz; `pages` goes on to sign in and load pages.
 profile() {
-    local engine="$1" url="http://127.0.0.1:$PORT" form token
+    local engine="$1" phase="$3" url="http://127.0.0.1:$PORT" form token
     if curl -s -o /dev/null "$url/healthz"; then
         fail "port $PORT is taken (set ORDER_PORT)"
     fi
-    export DEBUG=false COOKIE_SECURE=false RUST_LOG=error SESSION_ENGINE="$engine" \
-        DATABASE_URL="$2" REDIS_URL REDIS_KEY_PREFIX="porter:order:$$:" \
-        BIND="127.0.0.1:$PORT" SITE_URL="$url"
+    # The settings bench/run.sh serves with: a setting read, or a warning
+    # logged, runs code that should be laid out with the rest.
+    export DEBUG=false COOKIE_SECURE=false RUST_LOG=warn HASHING_QUEUE=64 \
+        SESSION_ENGINE="$engine" DATABASE_URL="$2" REDIS_URL \
+        REDIS_KEY_PREFIX="porter:order:$$:" BIND="127.0.0.1:$PORT" SITE_URL="$url"
     SECRET_KEY="$("$BINARY" secret generate)"
     export SECRET_KEY
-    echo "order-passphrase-2026" | "$BINARY" createuser order --password-stdin >/dev/null
+    # Before the first run, as bench/run.sh does: the server then starts on
+    # a database whose migrations have run.
+    if [ "$phase" = start-up ]; then
+        echo "order-passphrase-2026" | "$BINARY" createuser order --password-stdin >/dev/null
+    fi
+    local out="$WORK/callgrind.$phase.$engine.out"
     valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no \
-        --callgrind-out-file="$WORK/callgrind.$engine.out" "$BINARY" serve \
-        >"$WORK/server.log" 2>&1 &
+        --callgrind-out-file="$out" "$BINARY" serve >"$WORK/server.log" 2>&1 &
     SERVER=$!
     until curl -fs -o /dev/null "$url/healthz"; do
         kill -0 "$SERVER" 2>/dev/null || fail "the $engine server did not start"
         sleep 0.2
     done
+    if [ "$phase" = start-up ]; then
+        stop_profile "$out"
+        return
+    fi
     local jar="$WORK/jar"
     rm -f "$jar"
     form="$(curl -fs -c "$jar" "$url/login")" || fail "GET /login failed"
@@ -114,29 +126,42 @@ profile() {
     for page in /login /profile /healthz; do
         curl -s -o /dev/null "$url$page"
     done
+    stop_profile "$out"
+}
+
+stop_profile() {
     kill -INT "$SERVER"
     wait "$SERVER" || true
     SERVER=""
-    [ -s "$WORK/callgrind.$engine.out" ] || fail "callgrind wrote nothing for $engine"
+    [ -s "$1" ] || fail "callgrind wrote nothing to $(basename "$1")"
 }
 
 echo "== profiling start-up and pages under callgrind"
-profile db "sqlite://$WORK/order.db"
-profile cookie "sqlite://$WORK/order-cookie.db"
+ENGINES=(db cookie)
+URLS=("sqlite://$WORK/order.db" "sqlite://$WORK/order-cookie.db")
 if redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
-    profile redis "sqlite://$WORK/order-redis.db"
+    ENGINES+=(redis)
+    URLS+=("sqlite://$WORK/order-redis.db")
 fi
 if psql -q "$BENCH_POSTGRES_URL" -c "SELECT 1" >/dev/null 2>&1; then
     PG_DATABASE="porter_order_$$"
     psql -q "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $PG_DATABASE" >/dev/null
-    profile cached_db "${BENCH_POSTGRES_URL%/*}/$PG_DATABASE"
+    ENGINES+=(cached_db)
+    URLS+=("${BENCH_POSTGRES_URL%/*}/$PG_DATABASE")
 fi
+for phase in start-up pages; do
+    for i in "${!ENGINES[@]}"; do
+        profile "${ENGINES[$i]}" "${URLS[$i]}" "$phase"
+    done
+done
 
-# Each function once, the SQLite runs' first: what one engine alone runs
-# stays together, after what they share. callgrind marks recursion levels
-# with 'N and names what it has no symbol for 0x….
-for engine in db cookie redis cached_db; do
-    if [ -f "$WORK/callgrind.$engine.out" ]; then cat "$WORK/callgrind.$engine.out"; fi
+# Each function once: first what start-up runs, then what pages run; in
+# each, the SQLite runs' first, so that what one engine alone runs stays
+# together, after what they share. Start-up touches its code once and is
+# measured right after; pages keep theirs warm. callgrind marks recursion
+# levels with 'N and names what it has no symbol for 0x….
+for phase in start-up pages; do
+    for engine in "${ENGINES[@]}"; do cat "$WORK/callgrind.$phase.$engine.out"; done
 done | sed -n 's/^fn=\(([0-9]*) \)\{0,1\}//p' | sed "s/'[0-9]*$//" \
     | grep -v '^0x' | awk '!seen[$0]++' >"$ORDER"
 echo "== pass 2: building again with $(wc -l <"$ORDER") functions laid out together"
