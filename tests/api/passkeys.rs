@@ -24,7 +24,7 @@ use webauthn_authenticator_rs::{
 use webauthn_rs::prelude::WebauthnBuilder;
 
 use crate::{
-    helpers::{Request, TEST_SITE_URL, TestApp, TestResponse, TestUser, spawn_app},
+    helpers::{Request, TEST_SITE_URL, TestApp, TestResponse, TestUser, spawn_app, spawn_sibling},
     two_factor::enable_two_factor,
 };
 
@@ -424,6 +424,87 @@ async fn a_passkey_answers_sudo() {
         .await;
     assert_eq!(res.location(), Some("/email"));
     assert_eq!(app.get("/email").await.status, StatusCode::OK);
+}
+
+/// Sign-ins with one passkey at once on several instances: each checks the
+/// answer against the credential it read, and the stored counter ends at
+/// the highest answered, never lowered by a sign-in that read it earlier
+/// and wrote later (a lower counter would let a cloned authenticator's
+/// answers pass).
+#[actix_web::test]
+async fn sign_ins_with_one_passkey_at_once_keep_its_highest_counter() {
+    let app = spawn_app().await;
+    let alice = TestUser::create(&app, "alice");
+    alice.login(&app).await;
+    let mut device = add_passkey(&app, "Laptop").await;
+    let ids = stored_ids(&app, &alice);
+
+    // Four instances on the one database, a browser on each: within one
+    // instance sign-ins are checked on its password threads, one at a time
+    // on a small machine, so overlapping checks need several. Each browser
+    // begins a sign-in and gets the device's answer, which counts up: the
+    // last carries the highest counter, 4. Then all four are sent at once,
+    // the highest first, so that a lower counter may be written after it.
+    let mut instances = Vec::new();
+    for _ in 0..4 {
+        instances.push(spawn_sibling(&app, &[]).await);
+    }
+    let mut answers = Vec::new();
+    for instance in &instances {
+        let answer = answer_sign_in(
+            instance,
+            &mut device,
+            ("/login", "/login/passkey/begin"),
+            &ids,
+        )
+        .await;
+        answers.push((answer, instance.get("/login").await.csrf_token()));
+    }
+    let forms: Vec<[(&str, &str); 2]> = answers
+        .iter()
+        .map(|(answer, token)| {
+            [
+                ("passkey_credential", answer.as_str()),
+                ("csrf_token", token.as_str()),
+            ]
+        })
+        .collect();
+    let attempts = instances
+        .iter()
+        .zip(&forms)
+        .rev()
+        .map(|(instance, form)| instance.post_form("/login/passkey", form));
+    let results = futures_util::future::join_all(attempts).await;
+
+    for res in &results {
+        assert!(
+            !res.status.is_server_error(),
+            "{}: {}",
+            res.status,
+            res.body
+        );
+    }
+    // An earlier counter may be refused once a later one is stored (a
+    // cloned authenticator looks the same), never the latest.
+    assert_eq!(
+        results[0].location(),
+        Some("/profile"),
+        "{}",
+        results[0].body
+    );
+    let credential: String = passkeys::table
+        .filter(passkeys::user_id.eq(alice.id))
+        .select(passkeys::credential)
+        .first(&mut *app.db())
+        .expect("the passkey");
+    let credential: serde_json::Value = serde_json::from_str(&credential).expect("JSON");
+    assert_eq!(
+        credential
+            .pointer("/cred/counter")
+            .and_then(serde_json::Value::as_u64),
+        Some(4),
+        "the highest counter stays, however the sign-ins raced"
+    );
 }
 
 #[actix_web::test]
