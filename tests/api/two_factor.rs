@@ -177,6 +177,51 @@ async fn a_code_checked_against_a_replaced_secret_does_not_turn_on_the_new_one()
     assert_eq!(alice.login(&phone).await.location(), Some("/profile"));
 }
 
+/// The same, as it happens: a code sent while set-up begins again in the
+/// same browser, both at once. However they race, two-factor sign-in ends
+/// up on with the secret the code proved, or still off; never on with the
+/// new, unproven one.
+#[actix_web::test]
+async fn a_code_sent_while_set_up_begins_again_turns_on_only_the_secret_it_proves() {
+    let app = spawn_app().await;
+    for round in 0..6 {
+        let user = TestUser::create(&app, &format!("user{round}"));
+        let browser = app.new_browser();
+        user.login(&browser).await;
+        let authenticator = start_setup(&browser).await;
+        let code = authenticator.code(0);
+        let confirm_token = browser.get("/security/totp").await.csrf_token();
+        let setup_token = browser.get("/security").await.csrf_token();
+        let confirm = [
+            ("code", code.as_str()),
+            ("csrf_token", confirm_token.as_str()),
+        ];
+        let setup = [("csrf_token", setup_token.as_str())];
+        let both = futures_util::future::join_all([
+            browser.post_form("/security/totp", &confirm),
+            browser.post_form("/security/totp/setup", &setup),
+        ]);
+        for res in both.await {
+            assert!(!res.status.is_server_error(), "round {round}: {}", res.body);
+        }
+
+        let phone = app.new_browser();
+        match user.login(&phone).await.location() {
+            Some("/profile") => {}
+            Some("/login/verify") => {
+                // The code of set-up's step is spent; the next one is good.
+                let res = enter_code(&phone, &authenticator.code(1)).await;
+                assert_eq!(
+                    res.location(),
+                    Some("/profile"),
+                    "round {round}: on, but not with the secret the code proved"
+                );
+            }
+            other => panic!("round {round}: the password led to {other:?}"),
+        }
+    }
+}
+
 /// Set-up begun in several tabs at once: each answers with the set-up page
 /// (never an error), and one secret, unconfirmed, is left to scan.
 #[actix_web::test]
