@@ -9,23 +9,27 @@
 # Why: the kernel maps a binary's code into memory 64 KiB around each page
 # first run (fault-around). Start-up and a page request run about 3 MiB of
 # functions spread over the whole 15 MiB of code, so 9 MiB of it became
-# resident. Laid out together, they take about 3.5 MiB. With the packed
-# relocations (DT_RELR: 15 KiB for the loader to read at start instead of
-# 1.2 MiB), the server starts in about 11 MiB instead of 16
-# (bench/RESULTS.md, "Memory, looked at again").
+# resident. Laid out together, start-up's first, start-up keeps 2.5 to
+# 3.5 MiB of it. With the packed relocations (DT_RELR: 15 KiB for the
+# loader to read at start instead of 1.2 MiB), the server starts in 9.5 to
+# 11 MiB instead of 17 (bench/RESULTS.md, "Memory, looked at again" and the
+# sixth pass).
 #
 # How: pass 1 builds. Then the binary runs under valgrind's callgrind on a
-# scratch SQLite database with the db and cookie engines (and on Redis and
-# PostgreSQL where they answer, at REDIS_URL and BENCH_POSTGRES_URL as for
-# bench/run.sh): once start-up alone, then start-up, a sign-in, the
-# signed-in and anonymous pages. The names of the functions that ran go to
-# `target/release/porter.symbol-order`, start-up's first, and pass 2 builds
-# again (the link-time optimisation, a few minutes) with lld laying them out
-# in that order (PORTER_SYMBOL_ORDER, read by build.rs). Names from another build do not match, hence both passes every
-# time; a function the runs missed only stays where the compiler put it.
+# scratch SQLite database with the db and cookie engines (and the redis
+# engine, and db and cached_db on PostgreSQL, where those answer at
+# REDIS_URL and BENCH_POSTGRES_URL, as for bench/run.sh): once start-up
+# alone, then start-up, a sign-in, the signed-in and anonymous pages. The
+# names of the functions that ran go to `target/release/porter.symbol-order`,
+# start-up's first, and pass 2 builds again (the link-time optimisation, a
+# few minutes) with lld laying them out in that order (PORTER_SYMBOL_ORDER,
+# read by build.rs). Names from another build do not match, hence both
+# passes every time; a function the runs missed only stays where the
+# compiler put it.
 #
-# Needs curl, readelf, valgrind and the lld linker (Rust's default on x86-64
-# Linux); without valgrind or lld it keeps pass 1's binary, with a warning.
+# Needs curl, readelf, valgrind (with its callgrind_control) and the lld
+# linker (Rust's default on x86-64 Linux); without valgrind or lld it keeps
+# pass 1's binary, with a warning.
 # Relocations are packed only where this machine's glibc is 2.36 or later
 # (Debian 12, Ubuntu 24.04): the binary then needs as much where it runs.
 set -euo pipefail
@@ -36,19 +40,20 @@ BINARY="$TARGET_DIR/release/porter"
 ORDER="$BINARY.symbol-order"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 BENCH_POSTGRES_URL="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+BENCH_POSTGRES_OPTIONS="${BENCH_POSTGRES_OPTIONS-sslmode=disable}"
 PORT="${ORDER_PORT:-18290}"
 WORK="$(mktemp -d)"
-PG_DATABASE=""
+PG_DATABASES=()
 SERVER=""
 cleanup() {
     if [ -n "$SERVER" ]; then
         kill "$SERVER" 2>/dev/null || true
         wait "$SERVER" 2>/dev/null || true
     fi
-    if [ -n "$PG_DATABASE" ]; then
-        psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $PG_DATABASE WITH (FORCE)" \
+    for db in "${PG_DATABASES[@]}"; do
+        psql -q "$BENCH_POSTGRES_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
             >/dev/null 2>&1 || true
-    fi
+    done
     redis-cli -u "$REDIS_URL" --scan --pattern "porter:order:$$:*" 2>/dev/null \
         | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
     rm -rf "$WORK"
@@ -81,8 +86,9 @@ if ! readelf -p .comment "$BINARY" 2>/dev/null | grep -q 'Linker: LLD'; then
 fi
 
 # profile ENGINE DATABASE_URL PHASE: one run of the server under callgrind,
-# written to callgrind.PHASE.ENGINE.out. PHASE `start-up` stops once the
-# server answers /healthz; `pages` goes on to sign in and load pages.
+# written to callgrind.PHASE.ENGINE.out (ENGINE@postgres: the engine, on
+# PostgreSQL). PHASE `start-up` records until the server answers /healthz;
+# `pages` goes on to sign in and load pages.
 profile() {
     local engine="$1" phase="$3" url="http://127.0.0.1:$PORT" form token
     if curl -s -o /dev/null "$url/healthz"; then
@@ -91,7 +97,7 @@ profile() {
     # The settings bench/run.sh serves with: a setting read, or a warning
     # logged, runs code that should be laid out with the rest.
     export DEBUG=false COOKIE_SECURE=false RUST_LOG=warn HASHING_QUEUE=64 \
-        SESSION_ENGINE="$engine" DATABASE_URL="$2" REDIS_URL \
+        SESSION_ENGINE="${engine%@*}" DATABASE_URL="$2" REDIS_URL \
         REDIS_KEY_PREFIX="porter:order:$$:" BIND="127.0.0.1:$PORT" SITE_URL="$url"
     SECRET_KEY="$("$BINARY" secret generate)"
     export SECRET_KEY
@@ -109,6 +115,9 @@ profile() {
         sleep 0.2
     done
     if [ "$phase" = start-up ]; then
+        # Not the shutdown that follows: its code would sit among start-up's.
+        timeout 30 callgrind_control --instr=off "$SERVER" >/dev/null 2>&1 \
+            || fail "callgrind_control could not stop the $engine run's recording"
         stop_profile "$out"
         return
     fi
@@ -139,15 +148,22 @@ stop_profile() {
 echo "== profiling start-up and pages under callgrind"
 ENGINES=(db cookie)
 URLS=("sqlite://$WORK/order.db" "sqlite://$WORK/order-cookie.db")
+REDIS_UP=""
 if redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
+    REDIS_UP=1
     ENGINES+=(redis)
     URLS+=("sqlite://$WORK/order-redis.db")
 fi
 if psql -q "$BENCH_POSTGRES_URL" -c "SELECT 1" >/dev/null 2>&1; then
-    PG_DATABASE="porter_order_$$"
-    psql -q "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $PG_DATABASE" >/dev/null
-    ENGINES+=(cached_db)
-    URLS+=("${BENCH_POSTGRES_URL%/*}/$PG_DATABASE")
+    for engine in db cached_db; do
+        # cached_db keeps its sessions in Redis too.
+        [ "$engine" = cached_db ] && [ -z "$REDIS_UP" ] && continue
+        db="porter_order_$$_$engine"
+        psql -q "$BENCH_POSTGRES_URL" -c "CREATE DATABASE $db" >/dev/null
+        PG_DATABASES+=("$db")
+        ENGINES+=("$engine@postgres")
+        URLS+=("${BENCH_POSTGRES_URL%/*}/$db${BENCH_POSTGRES_OPTIONS:+?$BENCH_POSTGRES_OPTIONS}")
+    done
 fi
 for phase in start-up pages; do
     for i in "${!ENGINES[@]}"; do
