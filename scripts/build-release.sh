@@ -11,7 +11,7 @@
 # functions spread over the whole 15 MiB of code, so 9 MiB of it became
 # resident. Laid out together, start-up's first, start-up keeps 2.5 to
 # 3.5 MiB of it. With the packed relocations (DT_RELR: 15 KiB for the
-# loader to read at start instead of 1.2 MiB), the server starts in 9.5 to
+# loader to read at start instead of 1.2 MiB), the server starts in 9.2 to
 # 11 MiB instead of 17 (bench/RESULTS.md, "Memory, looked at again" and the
 # sixth pass).
 #
