@@ -34,6 +34,9 @@ pub struct RequestMetrics {
     user: Cell<Option<Duration>>,
     queries: Cell<u64>,
     db_time: Cell<Duration>,
+    /// Trips off the worker thread (to the blocking or hashing threads):
+    /// each costs two thread switches.
+    hand_offs: Cell<u64>,
     /// Keep the SQL text (the trace page, in debug): an allocation per query.
     record_sql: bool,
     /// This response must not carry `Server-Timing` (see [`Self::withhold_server_timing`]).
@@ -73,9 +76,11 @@ impl RequestMetrics {
         Self::with_current(|m| m.user.set(Some(took)));
     }
 
-    /// Records database work done on the request's behalf.
+    /// Records database work done on the request's behalf, in one trip to
+    /// another thread.
     pub fn record_queries(queries: Queries) {
         Self::with_current(|m| {
+            m.hand_offs.set(m.hand_offs.get() + 1);
             m.queries.set(m.queries.get() + queries.count);
             m.db_time.set(m.db_time.get() + queries.time);
             m.sql.borrow_mut().extend(queries.sql);
@@ -118,8 +123,14 @@ impl RequestMetrics {
         }
         let queries = self.queries.get();
         let noun = if queries == 1 { "query" } else { "queries" };
+        let hand_offs = self.hand_offs.get();
+        let trips = if hand_offs == 1 {
+            "hand-off"
+        } else {
+            "hand-offs"
+        };
         entries.push(format!(
-            "db;dur={:.2};desc=\"{queries} {noun}\"",
+            "db;dur={:.2};desc=\"{queries} {noun}, {hand_offs} {trips}\"",
             ms(self.db_time.get())
         ));
         entries.join(", ")

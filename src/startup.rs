@@ -23,6 +23,7 @@ use crate::{
         self, AuthBackend, AuthContext, PasswordHasher, SessionKeys,
         device_cookies::DeviceCookies,
         hashers::HashingPool,
+        middleware::UserPrefetch,
         signals::AuthListener,
         throttle::{self, Throttle, ThrottlePolicy},
         tokens::{Clock, TokenGenerator},
@@ -34,7 +35,10 @@ use crate::{
     flash::FlashCookieStore,
     mail::{Letters, Mailer, Outbox, RetryPolicy},
     security_headers::{self, SecurityHeadersConfig},
-    sessions::{self, LoginMarks, RedisSettings, SessionBackend, SessionCookieSettings},
+    sessions::{
+        self, LoginMarks, RedisSettings, SessionBackend, SessionCookieSettings,
+        prefetch::SessionPrefetch,
+    },
     settings::Settings,
     telemetry, urls,
 };
@@ -258,6 +262,14 @@ pub fn build_app(
     > + use<>,
 > {
     let routes = [urls::table(), urls::debug_table(state.settings.debug)].concat();
+    let public_routes = web::Data::new(urls::public_routes(&routes));
+    // On the database engines a non-public page's user rides on the
+    // session's load (`sessions::prefetch`); other engines load the session
+    // without the blocking pool, and the user as usual.
+    let user_prefetch = state.session_backend.database().map(|_| {
+        let prefetch = UserPrefetch::new(state.auth.clone(), public_routes.clone());
+        web::Data::from(Arc::new(prefetch) as Arc<dyn SessionPrefetch>)
+    });
     let flash_store = FlashCookieStore::new(
         state.session_cookie.key.clone(),
         state.settings.cookie_secure,
@@ -281,6 +293,11 @@ pub fn build_app(
             strict_transport_security: state.settings.cookie_secure,
         }))
         .app_data(state.auth.clone())
+        .configure(|cfg| {
+            if let Some(prefetch) = user_prefetch {
+                cfg.app_data(prefetch);
+            }
+        })
         .app_data(web::Data::new(CsrfConfig {
             cookie_secure: state.settings.cookie_secure,
             site_url: state.settings.site_url.clone(),
@@ -295,7 +312,7 @@ pub fn build_app(
         .app_data(
             web::QueryConfig::default().error_handler(|err, _| errors::query_error(err).into()),
         )
-        .app_data(web::Data::new(urls::public_routes(&routes)))
+        .app_data(public_routes.clone())
         .configure(|cfg| urls::register(cfg, &routes))
         .default_service(urls::not_found())
         // The request's journey, in the order it meets the layers (actix

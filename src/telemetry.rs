@@ -2,12 +2,13 @@
 //! request's [`metrics`](crate::metrics) reported in a `Server-Timing` header.
 //!
 //! The header is sent when `SERVER_TIMING` is on (by default only with
-//! `DEBUG`), never on `POST /login`. It says how long the session took to load (`session`), how long
-//! the user took to load (`user`, present only when the lazy user was
-//! actually loaded), and how many database queries the request ran (`db`):
+//! `DEBUG`), never on `POST /login`. It says how long the session took to
+//! load (`session`), how long the user took to load (`user`, present only
+//! when the lazy user was actually loaded), how many database queries the
+//! request ran, and in how many trips to another thread (`db`):
 //!
 //! ```text
-//! Server-Timing: session;dur=0.41, user;dur=0.38, db;dur=0.62;desc="2 queries"
+//! Server-Timing: session;dur=0.41, user;dur=0.38, db;dur=0.62;desc="2 queries, 1 hand-off"
 //! ```
 
 use std::rc::Rc;

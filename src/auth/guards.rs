@@ -166,6 +166,16 @@ impl PublicRoutes {
     pub fn contains(&self, pattern: &str) -> bool {
         self.0.contains(pattern)
     }
+
+    /// Whether [`login_required_by_default`] lets `req` through without a
+    /// user: its route is public, or no route matches (its `404` is the
+    /// same for everyone). Any other request's user is loaded before its
+    /// view runs.
+    pub fn is_open(&self, req: &HttpRequest) -> bool {
+        // The router is not run yet, but its map is: the pattern this path will match.
+        req.match_pattern()
+            .is_none_or(|pattern| self.contains(&pattern))
+    }
 }
 
 /// Middleware, Django 5.1's `LoginRequiredMiddleware`: every route needs a
@@ -178,11 +188,7 @@ pub async fn login_required_by_default(
     let public = req
         .app_data::<web::Data<PublicRoutes>>()
         .ok_or_else(|| AppError::unexpected("PublicRoutes is not registered as app data"))?;
-    // The router is not run yet, but its map is: the pattern this path will match.
-    let open = req
-        .match_pattern()
-        .is_none_or(|pattern| public.contains(&pattern));
-    if open {
+    if public.is_open(req.request()) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
     guard(Rule::SignedIn, req, next).await

@@ -15,9 +15,11 @@
 use std::time::Duration;
 
 use actix_session::Session;
+use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 
 use super::{AuthContext, AuthError, HashCheck, User};
+use crate::sessions::SessionState;
 
 /// The session keys of the dance, spelled as Django spells them.
 #[derive(Debug)]
@@ -60,7 +62,7 @@ pub fn update_session_auth_hash(
 }
 
 /// What the session says about who is signed in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionClaim {
     user_id: i32,
     backend: String,
@@ -78,6 +80,21 @@ impl SessionClaim {
             backend: session.get(SessionKeys::BACKEND).ok()??,
             hash: session.get(SessionKeys::HASH).ok()??,
             login_time: session.get(SessionKeys::LOGIN_TIME).ok().flatten(),
+        })
+    }
+
+    /// Reads the claim from a session's stored entries (JSON texts), as a
+    /// store loaded them: for work that runs before the request has its
+    /// [`Session`] ([`UserPrefetch`](super::middleware::UserPrefetch)).
+    pub fn from_state(state: &SessionState) -> Option<Self> {
+        fn entry<T: DeserializeOwned>(state: &SessionState, key: &str) -> Option<T> {
+            serde_json::from_str(state.get(key)?).ok()
+        }
+        Some(Self {
+            user_id: entry::<String>(state, SessionKeys::USER_ID)?.parse().ok()?,
+            backend: entry(state, SessionKeys::BACKEND)?,
+            hash: entry(state, SessionKeys::HASH)?,
+            login_time: entry(state, SessionKeys::LOGIN_TIME),
         })
     }
 

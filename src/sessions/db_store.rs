@@ -17,9 +17,9 @@ use serde_json::{Map, Value};
 
 use super::{
     models::{self, NewStoredSession},
-    outcome,
+    outcome, prefetch,
 };
-use crate::db::{DbPool, with_conn};
+use crate::db::{DbError, DbPool, run_blocking, with_conn};
 
 /// The session state actix-session works with: keys to JSON texts.
 pub type SessionState = HashMap<String, String>;
@@ -129,20 +129,36 @@ fn expiry_after(ttl: &Duration) -> time::PrimitiveDateTime {
 }
 
 impl DbSessionStore {
-    /// The live session whose key hashes to `key_hash`, and its expiry.
+    /// The live session whose key hashes to `key_hash`, and its expiry;
+    /// with the request's [`prefetch`] on the same trip to the blocking pool.
     pub(crate) async fn load_live(
         &self,
         key_hash: String,
     ) -> Result<Option<(SessionState, time::PrimitiveDateTime)>, LoadError> {
-        let row = with_conn(&self.pool, move |conn| {
-            models::find_live_by_key_hash(conn, &key_hash).map_err(anyhow::Error::from)
+        let pool = self.pool.clone();
+        let prefetch = prefetch::wanted();
+        let (loaded, answer) = run_blocking(move || {
+            let row = {
+                let mut conn = pool
+                    .get()
+                    .map_err(|err| LoadError::Other(DbError::from(err).into()))?;
+                models::find_live_by_key_hash(&mut conn, &key_hash)
+                    .map_err(|err| LoadError::Other(err.into()))?
+            };
+            let Some(row) = row else {
+                return Ok((None, None));
+            };
+            let state = decode_state(&row.data)
+                .context("the stored session data is not a JSON object")
+                .map_err(LoadError::Deserialization)?;
+            // The connection is back in the pool: the prefetch takes its own.
+            let answer = prefetch.and_then(|prefetch| prefetch.load(&state));
+            Ok((Some((state, row.expires_at)), answer))
         })
         .await
-        .map_err(LoadError::Other)?;
-        row.map(|row| decode_state(&row.data).map(|state| (state, row.expires_at)))
-            .transpose()
-            .context("the stored session data is not a JSON object")
-            .map_err(LoadError::Deserialization)
+        .map_err(|err| LoadError::Other(err.into()))??;
+        prefetch::deliver(answer);
+        Ok(loaded)
     }
 
     /// Replaces the data of the live session whose key hashes to

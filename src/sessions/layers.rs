@@ -10,7 +10,9 @@
 //!   ([`cookies`]), and on the way out answers what the
 //!   store reported ([`outcome`]): a session gone at save
 //!   time loses its cookie, a store out of reach gives the 503 page; it also
-//!   gives a "remember me" session's cookie its `Max-Age`.
+//!   gives a "remember me" session's cookie its `Max-Age`. Before the
+//!   session loads, it asks the registered [`prefetch`] whether this request
+//!   wants its work to ride on the load.
 //! * [`before_save`], inside: touches the session just before it is saved:
 //!   "last seen" ([`activity`]), and notes its own expiry
 //!   ([`expiry`]) for the cookie, cut to what is left of the session's
@@ -28,6 +30,7 @@ use actix_web::{
 
 use super::{
     SESSION_COOKIE_NAME, SessionBackend, SessionCookieSettings, activity, cookies, expiry, outcome,
+    prefetch::{self, SessionPrefetch},
 };
 use crate::errors::AppError;
 
@@ -48,7 +51,12 @@ pub async fn around_session(
     let insecure_transport =
         settings.debug && settings.secure && req.connection_info().scheme() != "https";
 
-    let (res, outcome) = outcome::track(next.call(req)).await;
+    // What the request will certainly ask for rides on its session's load.
+    let prefetch = req
+        .app_data::<web::Data<dyn SessionPrefetch>>()
+        .filter(|prefetch| prefetch.wanted(&req))
+        .map(|prefetch| prefetch.clone().into_inner());
+    let (res, outcome) = prefetch::scope(prefetch, outcome::track(next.call(req))).await;
     let mut res = res?;
     if outcome.unreachable {
         // The request ran without its session and stored nothing: answer

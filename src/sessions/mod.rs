@@ -31,6 +31,7 @@ pub mod faults;
 pub mod layers;
 pub mod models;
 pub mod outcome;
+pub mod prefetch;
 pub mod redis_store;
 
 pub use self::{

@@ -241,6 +241,20 @@ impl TestResponse {
             .expect("a query count")
     }
 
+    /// How many times the request handed work to another thread (the
+    /// blocking pool, the hashing threads), from `Server-Timing`.
+    pub fn hand_offs(&self) -> u64 {
+        let timing = self.server_timing();
+        // The db entry is the last, and its description holds a ", ".
+        timing
+            .rsplit_once("db;")
+            .and_then(|(_, entry)| entry.split("desc=\"").nth(1))
+            .and_then(|desc| desc.split(", ").nth(1))
+            .and_then(|trips| trips.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no hand-off count in Server-Timing: {timing:?}"))
+    }
+
     /// Whether the request loaded the user, from `Server-Timing`.
     pub fn loaded_user(&self) -> bool {
         self.server_timing()

@@ -224,3 +224,29 @@ async fn force_login_signs_in_without_the_form() {
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.query_count(), 2);
 }
+
+#[actix_web::test]
+async fn a_signed_in_page_reads_its_session_and_user_in_one_hand_off() {
+    let app = spawn_app().await;
+    TestUser::create(&app, "alice").login(&app).await;
+
+    // A page that is not public always loads its user: on the database
+    // engines the user is read on the session's own trip.
+    let profile = app.get("/profile").await;
+    assert_eq!(profile.status, StatusCode::OK);
+    assert!(profile.body.contains("alice"), "alice's own profile");
+    assert_eq!(profile.query_count(), 2, "the session, then the user");
+    assert!(profile.loaded_user());
+    assert_eq!(profile.hand_offs(), 1);
+
+    // A public page that asks for the user (it greets them) loads it on a
+    // second trip, only once it asks.
+    let home = app.get("/").await;
+    assert!(home.body.contains("alice"), "the greeting names alice");
+    assert_eq!(home.query_count(), 2);
+    assert_eq!(home.hand_offs(), 2);
+
+    // A stylesheet behind no guard never asks: one trip, for the session.
+    let css = app.get("/static/porter.css").await;
+    assert_eq!((css.query_count(), css.hand_offs()), (1, 1));
+}

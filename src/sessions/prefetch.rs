@@ -1,0 +1,77 @@
+//! Work that rides on the session's load: what a request is certain to ask
+//! for next, read on the same trip to the blocking pool as its session.
+//! (Django loads the session and then the user with two queries on one
+//! thread; here each trip to the blocking pool is two thread switches, the
+//! largest cost of a signed-in page.)
+//!
+//! The session framework knows nothing of users: start-up registers a
+//! [`SessionPrefetch`] (auth's, which reads the user the session claims)
+//! and the session layer asks it, before the session loads, whether this
+//! request wants it. If so, the database stores run it on the blocking
+//! thread right after reading the session, and leave its answer here for
+//! the request ([`take`]). Nothing is read that the request would not read
+//! anyway, and in the same order: the session, then what it points to.
+//! Engines that load the session without the blocking pool (`redis`,
+//! `cookie`, `cached_db` from its cache) do not run it; the request then
+//! loads what it needs the usual way.
+
+use std::{any::Any, cell::RefCell, future::Future, sync::Arc};
+
+use actix_web::dev::ServiceRequest;
+
+use super::SessionState;
+
+/// What rides on the session's load.
+pub trait SessionPrefetch: Send + Sync + 'static {
+    /// Whether this request will certainly ask for [`Self::load`]'s answer:
+    /// decided before the session loads, from the request alone.
+    fn wanted(&self, req: &ServiceRequest) -> bool;
+
+    /// Runs on the blocking thread right after the session was read (only
+    /// when there is one); `None` when there is nothing to read.
+    fn load(&self, state: &SessionState) -> Option<Box<dyn Any + Send>>;
+}
+
+/// The prefetch for the current request, and its answer once loaded.
+#[derive(Default)]
+struct Slot {
+    wanted: Option<Arc<dyn SessionPrefetch>>,
+    answer: Option<Box<dyn Any + Send>>,
+}
+
+tokio::task_local! {
+    static SLOT: RefCell<Slot>;
+}
+
+/// Runs `request` (the session middleware and everything inside it) with
+/// `wanted` riding on its session's load.
+pub async fn scope<F: Future>(wanted: Option<Arc<dyn SessionPrefetch>>, request: F) -> F::Output {
+    let slot = Slot {
+        wanted,
+        answer: None,
+    };
+    SLOT.scope(RefCell::new(slot), request).await
+}
+
+/// The prefetch the current request wants, for a store about to load its
+/// session; `None` outside a request.
+pub(crate) fn wanted() -> Option<Arc<dyn SessionPrefetch>> {
+    SLOT.try_with(|slot| slot.borrow().wanted.clone())
+        .ok()
+        .flatten()
+}
+
+/// Leaves the prefetch's answer for the request.
+pub(crate) fn deliver(answer: Option<Box<dyn Any + Send>>) {
+    let _ = SLOT.try_with(|slot| slot.borrow_mut().answer = answer);
+}
+
+/// The prefetched answer, if the session's load left one of type `T`:
+/// taken, so it is used once.
+pub fn take<T: 'static>() -> Option<T> {
+    let answer = SLOT
+        .try_with(|slot| slot.borrow_mut().answer.take())
+        .ok()
+        .flatten()?;
+    answer.downcast::<T>().ok().map(|answer| *answer)
+}
