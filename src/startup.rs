@@ -266,7 +266,7 @@ pub fn build_app(
     // On the database engines a non-public page's user rides on the
     // session's load (`sessions::prefetch`); other engines load the session
     // without the blocking pool, and the user as usual.
-    let user_prefetch = state.session_backend.database().map(|_| {
+    let user_prefetch = state.session_backend.database().is_some().then(|| {
         let prefetch = UserPrefetch::new(state.auth.clone(), public_routes.clone());
         web::Data::from(Arc::new(prefetch) as Arc<dyn SessionPrefetch>)
     });
@@ -329,7 +329,9 @@ pub fn build_app(
         //   session (1, 6)    actix-session: load, and save when changed
         //   session           before_save: last seen, remember me
         //   identity          which user id the session claims
-        //   lazy user (2)     the user, loaded when first asked for
+        //   lazy user (2)     the user, loaded when first asked for (on a
+        //                     page that is not public, with the session:
+        //                     sessions::prefetch, chosen by around_session)
         //   login required (5) every route not marked public needs a user
         //   the view          authenticate (3), login (4); staff and
         //                     permission guards around their routes

@@ -141,8 +141,9 @@ impl LazyUser {
         let lacks_login_time = claim.lacks_login_time();
         let lookup = match prefetch::take::<PrefetchedUser>().filter(|found| found.claim == claim) {
             Some(prefetched) => {
+                let lookup = prefetched.lookup?;
                 RequestMetrics::record_user_load(prefetched.took);
-                prefetched.lookup?
+                lookup
             }
             None => {
                 let started = Instant::now();
@@ -224,6 +225,7 @@ pub struct UserPrefetch {
 struct PrefetchedUser {
     claim: SessionClaim,
     lookup: Result<UserLookup, AuthError>,
+    /// The time on the blocking thread (the trip itself is the session's).
     took: Duration,
 }
 

@@ -136,7 +136,7 @@ impl DbSessionStore {
         key_hash: String,
     ) -> Result<Option<(SessionState, time::PrimitiveDateTime)>, LoadError> {
         let pool = self.pool.clone();
-        let prefetch = prefetch::wanted();
+        let prefetch = prefetch::pending();
         let (loaded, answer) = run_blocking(move || {
             let row = {
                 let mut conn = pool
@@ -146,13 +146,13 @@ impl DbSessionStore {
                     .map_err(|err| LoadError::Other(err.into()))?
             };
             let Some(row) = row else {
-                return Ok((None, None));
+                return Ok((None, (None, std::time::Duration::ZERO)));
             };
             let state = decode_state(&row.data)
                 .context("the stored session data is not a JSON object")
                 .map_err(LoadError::Deserialization)?;
             // The connection is back in the pool: the prefetch takes its own.
-            let answer = prefetch.and_then(|prefetch| prefetch.load(&state));
+            let answer = prefetch::run(prefetch, &state);
             Ok((Some((state, row.expires_at)), answer))
         })
         .await

@@ -20,7 +20,7 @@ use actix_web::cookie::time::Duration;
 
 use super::{
     CachedDbSessionStore, DbSessionStore, RedisSessionStore, SessionState, expiry, faults, models,
-    outcome, unix_now,
+    outcome, prefetch, unix_now,
 };
 use crate::{
     db::{DbError, DbPool, with_conn},
@@ -243,7 +243,10 @@ impl SessionStore for SessionBackend {
                     })
                 }),
         };
-        RequestMetrics::record_session_load(started.elapsed());
+        // What rode on the load is the user's time, recorded as such.
+        RequestMetrics::record_session_load(
+            started.elapsed().saturating_sub(prefetch::time_taken()),
+        );
         if let Err(LoadError::Other(err)) = &state
             && self.note_fault(err)
         {

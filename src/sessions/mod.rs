@@ -18,7 +18,9 @@
 //! Like Django's, this framework knows nothing of users: where a store
 //! needs the user's id (to find a user's sessions) or the login time (for
 //! the absolute lifetime), start-up tells it which session keys hold them
-//! ([`LoginMarks`]).
+//! ([`LoginMarks`]); what should be read on the session's own trip to the
+//! database (the user of a page that is not public), start-up registers
+//! too ([`prefetch`]).
 
 pub mod activity;
 pub mod by_user;

@@ -1,5 +1,6 @@
-//! Work that rides on the session's load: what a request is certain to ask
-//! for next, read on the same trip to the blocking pool as its session.
+//! Steps 1 and 2 on one trip: work that rides on the session's load, what
+//! a request is certain to ask for next (its user), read on the same trip
+//! to the blocking pool as its session. Django has no such piece.
 //! (Django loads the session and then the user with two queries on one
 //! thread; here each trip to the blocking pool is two thread switches, the
 //! largest cost of a signed-in page.)
@@ -15,7 +16,7 @@
 //! `cookie`, `cached_db` from its cache) do not run it; the request then
 //! loads what it needs the usual way.
 
-use std::{any::Any, cell::RefCell, future::Future, sync::Arc};
+use std::{any::Any, cell::RefCell, future::Future, sync::Arc, time::Duration};
 
 use actix_web::dev::ServiceRequest;
 
@@ -35,8 +36,10 @@ pub trait SessionPrefetch: Send + Sync + 'static {
 /// The prefetch for the current request, and its answer once loaded.
 #[derive(Default)]
 struct Slot {
-    wanted: Option<Arc<dyn SessionPrefetch>>,
+    pending: Option<Arc<dyn SessionPrefetch>>,
     answer: Option<Box<dyn Any + Send>>,
+    /// How long the prefetch took: not the session's own load time.
+    took: Duration,
 }
 
 tokio::task_local! {
@@ -47,31 +50,61 @@ tokio::task_local! {
 /// `wanted` riding on its session's load.
 pub async fn scope<F: Future>(wanted: Option<Arc<dyn SessionPrefetch>>, request: F) -> F::Output {
     let slot = Slot {
-        wanted,
-        answer: None,
+        pending: wanted,
+        ..Slot::default()
     };
     SLOT.scope(RefCell::new(slot), request).await
 }
 
 /// The prefetch the current request wants, for a store about to load its
-/// session; `None` outside a request.
-pub(crate) fn wanted() -> Option<Arc<dyn SessionPrefetch>> {
-    SLOT.try_with(|slot| slot.borrow().wanted.clone())
+/// session: taken, so it runs at most once; `None` outside a request.
+pub(crate) fn pending() -> Option<Arc<dyn SessionPrefetch>> {
+    SLOT.try_with(|slot| slot.borrow_mut().pending.take())
         .ok()
         .flatten()
 }
 
+/// Runs `prefetch` on `state`, timed: on the blocking thread, after the
+/// session was read.
+pub(crate) fn run(
+    prefetch: Option<Arc<dyn SessionPrefetch>>,
+    state: &SessionState,
+) -> (Option<Box<dyn Any + Send>>, Duration) {
+    let Some(prefetch) = prefetch else {
+        return (None, Duration::ZERO);
+    };
+    let started = std::time::Instant::now();
+    let answer = prefetch.load(state);
+    (answer, started.elapsed())
+}
+
 /// Leaves the prefetch's answer for the request.
-pub(crate) fn deliver(answer: Option<Box<dyn Any + Send>>) {
-    let _ = SLOT.try_with(|slot| slot.borrow_mut().answer = answer);
+pub(crate) fn deliver((answer, took): (Option<Box<dyn Any + Send>>, Duration)) {
+    let _ = SLOT.try_with(|slot| {
+        let mut slot = slot.borrow_mut();
+        slot.took = took;
+        if answer.is_some() {
+            slot.answer = answer;
+        }
+    });
+}
+
+/// How long the request's prefetch took, for the session's own load time.
+pub(crate) fn time_taken() -> Duration {
+    SLOT.try_with(|slot| slot.borrow().took).unwrap_or_default()
 }
 
 /// The prefetched answer, if the session's load left one of type `T`:
 /// taken, so it is used once.
 pub fn take<T: 'static>() -> Option<T> {
-    let answer = SLOT
-        .try_with(|slot| slot.borrow_mut().answer.take())
-        .ok()
-        .flatten()?;
-    answer.downcast::<T>().ok().map(|answer| *answer)
+    SLOT.try_with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if !slot.answer.as_ref().is_some_and(|answer| answer.is::<T>()) {
+            return None;
+        }
+        let answer = slot.answer.take()?;
+        answer.downcast::<T>().ok().map(|answer| *answer)
+    })
+    .ok()
+    .flatten()
 }

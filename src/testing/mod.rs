@@ -230,10 +230,10 @@ impl TestResponse {
     /// The number of queries the request ran, from `Server-Timing`.
     pub fn query_count(&self) -> u64 {
         let timing = self.server_timing();
+        // The db entry is the last, and its description holds a ", ".
         let desc = timing
-            .split(", ")
-            .find(|entry| entry.starts_with("db;"))
-            .and_then(|entry| entry.split("desc=\"").nth(1))
+            .rsplit_once("db;")
+            .and_then(|(_, entry)| entry.split("desc=\"").nth(1))
             .unwrap_or_else(|| panic!("no db entry in Server-Timing: {timing:?}"));
         desc.split(' ')
             .next()
