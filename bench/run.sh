@@ -281,7 +281,9 @@ wait_for() {
     exit 1
 }
 
-# Signs in with curl; sets SID, CSRF_COOKIE and CSRF_TOKEN.
+# Signs in with curl; sets SID, CSRF_COOKIE and CSRF_TOKEN (the login
+# form's), and BROWSER_COOKIES: what the signed-in browser sends with each
+# page (its session, and the CSRF cookie that login rotated).
 sign_in() {
     local jar="$WORK/jar"
     rm -f "$jar"
@@ -294,6 +296,7 @@ sign_in() {
         "http://127.0.0.1:$PORT/login"
     SID="$(awk '$6 == "sessionid" { print $7 }' "$jar")"
     [ -n "$SID" ] || { echo "could not sign in" >&2; exit 1; }
+    BROWSER_COOKIES="sessionid=$SID; csrftoken=$(awk '$6 == "csrftoken" { print $7 }' "$jar")"
 }
 
 # Appended to the storm's wrk script: one byte in BENCH_TALLY per response,
@@ -353,7 +356,9 @@ bench() {
     if [ -z "$PAGE_BYTES" ] && [ "$porter" = "$PORTER" ]; then
         PAGE_BYTES="$(curl -fs -H "Cookie: sessionid=$SID" "http://127.0.0.1:$PORT/profile" | wc -c)"
     fi
-    local session="Cookie: sessionid=$SID"
+    # As a browser: without its CSRF cookie, every page would mint a new
+    # token and set it (a browser keeps the first).
+    local session="Cookie: $BROWSER_COOKIES"
 
     # Page load: the GET scenarios, at 32 connections, then signed-in pages
     # at 256 (the peak then covers both). The peak is reset after the

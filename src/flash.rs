@@ -4,8 +4,11 @@
 //!
 //! * a `messages` cookie that fails its signature check or does not decode
 //!   is no message (and a rate-limited security event), never a `400`; the
-//!   store's answer to every request already removes the cookie when there
-//!   is nothing new to say;
+//!   store's answer already removes the cookie when there is nothing new
+//!   to say;
+//! * a response with nothing to say to a browser that holds no messages
+//!   sets no cookie (the crate sends a removal `Set-Cookie` with every
+//!   response, work and bytes for nothing on every page);
 //! * the cookie is `Secure` only when `COOKIE_SECURE` is on. The crate
 //!   always marks it `Secure`, so over plain http (development,
 //!   `COOKIE_SECURE=false`) browsers other than on `localhost` dropped
@@ -23,7 +26,7 @@ use actix_web_flash_messages::{
     storage::{CookieMessageStore, FlashMessageStore, LoadError, StoreError},
 };
 
-use crate::security_log::security_event;
+use crate::{cookie_header, security_log::security_event};
 
 /// The name of the cookie that carries flash messages.
 pub const FLASH_COOKIE_NAME: &str = "messages";
@@ -62,6 +65,10 @@ impl FlashMessageStore for FlashCookieStore {
         request: HttpRequest,
         response: &mut ResponseHead,
     ) -> Result<(), StoreError> {
+        // Sent at all, even unreadable: a bad cookie is cleared too.
+        if messages.is_empty() && !cookie_header::sent(request.headers(), FLASH_COOKIE_NAME) {
+            return Ok(());
+        }
         self.inner.store(messages, request, response)?;
         if !self.secure {
             drop_secure_flag(response);
@@ -75,7 +82,12 @@ fn drop_secure_flag(response: &mut ResponseHead) {
     let headers = response.headers_mut();
     let mut values: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).cloned().collect();
     let mut changed = false;
+    let prefix = format!("{FLASH_COOKIE_NAME}=");
     for value in &mut values {
+        if !value.as_bytes().starts_with(prefix.as_bytes()) {
+            // Another cookie (the CSRF token's): left as it is, unparsed.
+            continue;
+        }
         let Some(mut cookie) = value
             .to_str()
             .ok()

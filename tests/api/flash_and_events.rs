@@ -22,6 +22,26 @@ async fn signing_out_says_so_once() {
     assert!(!again.body.contains("You have been signed out."));
 }
 
+#[actix_web::test]
+async fn the_messages_cookie_is_cleared_once_and_then_left_alone() {
+    let app = spawn_app().await;
+    TestUser::create(&app, "alice").login(&app).await;
+    app.logout().await;
+
+    // The message is shown, and its cookie removed.
+    let shown = app.get("/").await;
+    assert!(shown.body.contains("You have been signed out."));
+    let removal = shown.set_cookie("messages").expect("the cookie removed");
+    assert_eq!(removal.value(), "");
+    assert_eq!(removal.max_age(), Some(time::Duration::ZERO));
+
+    // A browser without the cookie is not told to remove it again.
+    for path in ["/", "/login", "/healthz"] {
+        let page = app.get(path).await;
+        assert_eq!(page.set_cookie("messages"), None, "{path}");
+    }
+}
+
 /// Records every event, as a fork's audit log would.
 #[derive(Default)]
 struct Recorder(Mutex<Vec<String>>);
