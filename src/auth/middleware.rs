@@ -16,11 +16,7 @@
 //!
 //! [`login_required_by_default`]: super::guards::login_required_by_default
 
-use std::{
-    any::Any,
-    rc::Rc,
-    time::{Duration, Instant},
-};
+use std::{any::Any, rc::Rc, time::Instant};
 
 use actix_identity::IdentityExt;
 use actix_session::{Session, SessionExt};
@@ -142,7 +138,7 @@ impl LazyUser {
         let lookup = match prefetch::take::<PrefetchedUser>().filter(|found| found.claim == claim) {
             Some(prefetched) => {
                 let lookup = prefetched.lookup?;
-                RequestMetrics::record_user_load(prefetched.took);
+                RequestMetrics::record_user_load(prefetch::time_taken());
                 lookup
             }
             None => {
@@ -225,8 +221,6 @@ pub struct UserPrefetch {
 struct PrefetchedUser {
     claim: SessionClaim,
     lookup: Result<UserLookup, AuthError>,
-    /// The time on the blocking thread (the trip itself is the session's).
-    took: Duration,
 }
 
 impl UserPrefetch {
@@ -243,12 +237,7 @@ impl SessionPrefetch for UserPrefetch {
 
     fn load(&self, state: &SessionState) -> Option<Box<dyn Any + Send>> {
         let claim = SessionClaim::from_state(state)?;
-        let started = Instant::now();
         let lookup = get_user(&self.auth, &claim);
-        Some(Box::new(PrefetchedUser {
-            claim,
-            lookup,
-            took: started.elapsed(),
-        }))
+        Some(Box::new(PrefetchedUser { claim, lookup }))
     }
 }

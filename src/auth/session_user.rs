@@ -75,12 +75,8 @@ impl SessionClaim {
     /// Reads the claim from the session; `None` for anonymous sessions or
     /// entries that do not parse.
     pub fn read(session: &Session, identity: Option<&str>) -> Option<Self> {
-        Some(Self {
-            user_id: identity?.parse().ok()?,
-            backend: session.get(SessionKeys::BACKEND).ok()??,
-            hash: session.get(SessionKeys::HASH).ok()??,
-            login_time: session.get(SessionKeys::LOGIN_TIME).ok().flatten(),
-        })
+        let user_id: i32 = identity?.parse().ok()?;
+        Self::from_state(&session.entries()).filter(|claim| claim.user_id == user_id)
     }
 
     /// Reads the claim from a session's stored entries (JSON texts), as a

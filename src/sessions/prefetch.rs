@@ -89,7 +89,8 @@ pub(crate) fn deliver((answer, took): (Option<Box<dyn Any + Send>>, Duration)) {
     });
 }
 
-/// How long the request's prefetch took, for the session's own load time.
+/// How long the request's prefetch took: kept out of the session's load
+/// time, and the load time of what it read (the user's).
 pub(crate) fn time_taken() -> Duration {
     SLOT.try_with(|slot| slot.borrow().took).unwrap_or_default()
 }

@@ -227,15 +227,21 @@ impl TestResponse {
             .unwrap_or_default()
     }
 
-    /// The number of queries the request ran, from `Server-Timing`.
-    pub fn query_count(&self) -> u64 {
+    /// The `db` entry's description in `Server-Timing`: "2 queries, 1 hand-off".
+    fn db_description(&self) -> String {
         let timing = self.server_timing();
         // The db entry is the last, and its description holds a ", ".
-        let desc = timing
+        timing
             .rsplit_once("db;")
             .and_then(|(_, entry)| entry.split("desc=\"").nth(1))
-            .unwrap_or_else(|| panic!("no db entry in Server-Timing: {timing:?}"));
-        desc.split(' ')
+            .map(|desc| desc.trim_end_matches('"').to_owned())
+            .unwrap_or_else(|| panic!("no db entry in Server-Timing: {timing:?}"))
+    }
+
+    /// The number of queries the request ran, from `Server-Timing`.
+    pub fn query_count(&self) -> u64 {
+        self.db_description()
+            .split(' ')
             .next()
             .and_then(|n| n.parse().ok())
             .expect("a query count")
@@ -244,15 +250,12 @@ impl TestResponse {
     /// How many times the request handed work to another thread (the
     /// blocking pool, the hashing threads), from `Server-Timing`.
     pub fn hand_offs(&self) -> u64 {
-        let timing = self.server_timing();
-        // The db entry is the last, and its description holds a ", ".
-        timing
-            .rsplit_once("db;")
-            .and_then(|(_, entry)| entry.split("desc=\"").nth(1))
-            .and_then(|desc| desc.split(", ").nth(1))
+        let desc = self.db_description();
+        desc.split(", ")
+            .nth(1)
             .and_then(|trips| trips.split(' ').next())
             .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no hand-off count in Server-Timing: {timing:?}"))
+            .unwrap_or_else(|| panic!("no hand-off count in Server-Timing: {desc:?}"))
     }
 
     /// Whether the request loaded the user, from `Server-Timing`.
