@@ -5,15 +5,20 @@
 #
 #   bench/ab.sh BEFORE_BINARY AFTER_BINARY [ROUNDS]
 #   DATABASE=postgres bench/ab.sh …     # on a fresh PostgreSQL database each run
+#   COOKIES=browser bench/ab.sh …        # send the CSRF cookie too, as bench/run.sh
 #
 # Prints one RESULT line per run (req/s, p50 ms, p99 ms, errors, requests)
-# and the median req/s of each binary.
+# with the server's CPU per request, and the median req/s of each binary.
+# By default the pages carry only the session cookie, so each one also
+# mints a CSRF secret; a signed-in browser (and bench/run.sh) sends the
+# `csrftoken` cookie its login set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BEFORE="$1" AFTER="$2" ROUNDS="${3:-5}"
 DURATION="${DURATION:-10}" WARMUP="${WARMUP:-2}"
 DATABASE="${DATABASE:-sqlite}"
+COOKIES="${COOKIES:-session}"
 PG_ADMIN="${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}"
 PORT=18180
 WORK="$(mktemp -d)"
@@ -51,8 +56,17 @@ run() {
         "http://127.0.0.1:$PORT/login"
     sid="$(awk '$6 == "sessionid" { print $7 }' "$jar")"
     local url="http://127.0.0.1:$PORT/profile" header="Cookie: sessionid=$sid"
+    if [ "$COOKIES" = browser ]; then
+        header="$header; csrftoken=$(awk '$6 == "csrftoken" { print $7 }' "$jar")"
+    fi
     wrk -t1 -c32 -d"${WARMUP}s" -s bench/report.lua -H "$header" "$url" >/dev/null
+    local ticks_before ticks_after
+    ticks_before="$(awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat")"
     line="$(wrk -t1 -c32 -d"${DURATION}s" --latency -s bench/report.lua -H "$header" "$url" | grep '^RESULT')"
+    ticks_after="$(awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat")"
+    # utime + stime in clock ticks, over the requests wrk completed.
+    line="$line $(awk -v t="$((ticks_after - ticks_before))" -v hz="$(getconf CLK_TCK)" \
+        -v n="$(awk '{ print $6 }' <<<"$line")" 'BEGIN { printf "cpu_ms_per_req=%.4f", t * 1000 / hz / n }')"
     echo "$label $line" | tee -a "$WORK/results"
     kill "$SERVER_PID"
     wait "$SERVER_PID" 2>/dev/null || true
