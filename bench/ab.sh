@@ -14,6 +14,8 @@
 # `csrftoken` cookie its login set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/proc.sh
+source bench/proc.sh
 
 BEFORE="$1" AFTER="$2" ROUNDS="${3:-5}"
 DURATION="${DURATION:-10}" WARMUP="${WARMUP:-2}"
@@ -61,10 +63,10 @@ run() {
     fi
     wrk -t1 -c32 -d"${WARMUP}s" -s bench/report.lua -H "$header" "$url" >/dev/null
     local ticks_before ticks_after
-    ticks_before="$(awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat")"
+    ticks_before="$(cpu_ticks)"
     line="$(wrk -t1 -c32 -d"${DURATION}s" --latency -s bench/report.lua -H "$header" "$url" | grep '^RESULT')"
-    ticks_after="$(awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat")"
-    # utime + stime in clock ticks, over the requests wrk completed.
+    ticks_after="$(cpu_ticks)"
+    # The server's CPU time over the requests wrk completed.
     line="$line $(awk -v t="$((ticks_after - ticks_before))" -v hz="$(getconf CLK_TCK)" \
         -v n="$(awk '{ print $6 }' <<<"$line")" 'BEGIN { printf "cpu_ms_per_req=%.4f", t * 1000 / hz / n }')"
     echo "$label $line" | tee -a "$WORK/results"

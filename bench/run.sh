@@ -192,11 +192,9 @@ script_for() {
     echo "$out"
 }
 
-# The server's user+system CPU time so far, in clock ticks: fields 14 and 15
-# of /proc/PID/stat, counted after the command name (which may hold spaces).
-cpu_ticks() {
-    sed 's/.*) //' "/proc/$SERVER_PID/stat" | awk '{ print $12 + $13 }'
-}
+# cpu_ticks: the server's CPU time so far.
+# shellcheck source=bench/proc.sh
+source bench/proc.sh
 
 # memory ENGINE WHAT FIELD: records the server's VmRSS or VmHWM, in kB.
 memory() {
